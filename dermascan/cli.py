@@ -1,0 +1,206 @@
+"""``python -m dermascan``: analyze, batch and evaluate from the command line.
+
+Exit codes: 0 success, 2 usage errors and unreadable inputs (one-line message on
+stderr, never a traceback), 1 an unexpected internal failure (also one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .errors import DermascanError
+from .preprocessing import RESIZE_POLICIES, SCALINGS
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's default prints usage + message; keep it to one line
+        self.exit(EXIT_USAGE, f"error: {message} (see --help)\n")
+
+
+def _csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _thresholds(text: str) -> dict[str, float]:
+    try:
+        medium, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected MEDIUM,HIGH, e.g. 0.2,0.5") from None
+    return {"medium": medium, "high": high}
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (each flag overrides the model card)")
+    g.add_argument("--model", help="a .keras or .h5 file (default: $DERMASCAN_MODEL, else the bundled model)")
+    g.add_argument("--card", help="model card JSON (default: <model stem>.card.json beside the model)")
+    g.add_argument("--labels", type=_csv_list, help="class labels in output order, comma-separated")
+    g.add_argument("--malignant", type=_csv_list, help="labels that count as malignant, comma-separated")
+    g.add_argument("--preprocessing", choices=sorted(SCALINGS), help="pixel scaling")
+    g.add_argument("--resize", choices=sorted(RESIZE_POLICIES), help="resize policy")
+    g.add_argument("--layer", help="Grad-CAM layer name (default: the last spatial layer)")
+    g.add_argument("--temperature", type=float, help="softmax calibration temperature")
+    g.add_argument("--thresholds", type=_thresholds, help="triage thresholds MEDIUM,HIGH")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser (subcommands analyze, batch, evaluate, info)."""
+    parser = _Parser(prog="python -m dermascan", description="DermaScan Review engine: skin-lesion AI second opinion.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("analyze", help="differential, malignancy score and Grad-CAM for images")
+    p.add_argument("images", nargs="+", help="image files")
+    _add_model_flags(p)
+    p.add_argument("--class", dest="class_label", help="explain this class instead of the top one")
+    p.add_argument("--alpha", type=float, default=0.4, help="overlay opacity in [0, 1] (default 0.4)")
+    p.add_argument("--overlay-dir", help="also write <image>.gradcam.png overlays here")
+    p.add_argument("--json", action="store_true", help="print the full JSON record(s)")
+
+    p = sub.add_parser("batch", help="score a folder or list of images into a CSV")
+    p.add_argument("inputs", nargs="+", help="a folder, or image files")
+    p.add_argument("--csv", required=True, help="output CSV path")
+    _add_model_flags(p)
+
+    p = sub.add_parser("evaluate", help="metrics on a labelled image set")
+    p.add_argument("images_dir", help="folder with the images")
+    p.add_argument("labels_csv", help="CSV with columns image_id,dx")
+    _add_model_flags(p)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    p = sub.add_parser("info", help="what the engine detects about a model")
+    _add_model_flags(p)
+    return parser
+
+
+def _load(args):
+    from .model import load_model
+
+    overrides = dict(labels=args.labels, malignant_labels=args.malignant, preprocessing=args.preprocessing,
+                     resize=args.resize, cam_layer=args.layer, temperature=args.temperature,
+                     thresholds=args.thresholds)
+    if args.labels is not None and args.malignant is None:
+        # Default malignant labels may not exist in a custom label set.
+        overrides["malignant_labels"] = [m for m in ("mel", "bcc", "akiec") if m in args.labels]
+    return load_model(args.model, card=args.card, **overrides)
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        print(f"\r{done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+    elif done == total or done % max(1, total // 10) == 0:
+        print(f"{done}/{total} images", file=sys.stderr, flush=True)
+
+
+def _cmd_analyze(args) -> int:
+    from .intake import read_image_file
+
+    model = _load(args)
+    class_label = args.class_label
+    if class_label is not None:
+        model.class_index(class_label)  # validate before reading files
+    records, failed = [], 0
+    for path in map(Path, args.images):
+        try:
+            image = read_image_file(path)
+            data_hash_source = path.read_bytes()
+            analysis = model.analyze(data_hash_source, class_label=class_label, name=path.name)
+            del image
+        except DermascanError as exc:
+            failed += 1
+            print(f"error: {path.name}: {exc}", file=sys.stderr)
+            records.append({"file": path.name, "error": str(exc)})
+            continue
+        if args.overlay_dir:
+            from .overlay import png_bytes
+
+            out_dir = Path(args.overlay_dir)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / f"{path.stem}.gradcam.png").write_bytes(png_bytes(analysis.overlay(args.alpha)))
+        records.append(analysis.to_dict(args.alpha) if args.json else analysis)
+    if args.json:
+        print(json.dumps(records[0] if len(records) == 1 else records, indent=2))
+    else:
+        for rec in records:
+            if isinstance(rec, dict):
+                continue
+            top = rec.predictions[:3]
+            diff = ", ".join(f"{p['label']} {p['probability']:.1%}" for p in top)
+            print(f"{rec.name}: {diff} | malignancy {rec.malignant_score:.1%} ({rec.triage})")
+            print(f"  {rec.explanation}")
+            for w in rec.warnings:
+                print(f"  warning: {w}")
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+def _expand_inputs(inputs: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            paths.extend(sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith(".")))
+        else:
+            paths.append(item)
+    return paths
+
+
+def _cmd_batch(args) -> int:
+    from .batch import batch_columns, batch_row, file_sources, run_batch
+    from .csvsafe import safe_row
+
+    paths = _expand_inputs(args.inputs)
+    if not paths:
+        raise DermascanError("No input files were found.")
+    model = _load(args)
+    out = Path(args.csv)
+    errors = 0
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=batch_columns(model.labels))
+        writer.writeheader()
+        for done, item in enumerate(run_batch(model, file_sources(paths), with_cam=False), start=1):
+            errors += item.error is not None
+            writer.writerow(safe_row(batch_row(item, model.labels)))
+            _progress(done, len(paths))
+    print(f"Wrote {len(paths)} rows to {out.name} ({errors} with errors).", file=sys.stderr)
+    return EXIT_OK
+
+
+def _cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_folder, format_report
+
+    model = _load(args)
+    report = evaluate_folder(model, args.images_dir, args.labels_csv, progress=_progress)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return EXIT_OK
+
+
+def _cmd_info(args) -> int:
+    model = _load(args)
+    print(json.dumps(model.describe(), indent=2))
+    return EXIT_OK
+
+
+COMMANDS = {"analyze": _cmd_analyze, "batch": _cmd_batch, "evaluate": _cmd_evaluate, "info": _cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except DermascanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as exc:  # the CLI never shows a traceback
+        print(f"error: unexpected failure ({type(exc).__name__}); rerun with -v for details", file=sys.stderr)
+        logging.getLogger(__name__).info("unexpected failure", exc_info=True)
+        return EXIT_FAILURE
