@@ -19,7 +19,7 @@ import numpy as np
 
 from .analysis import Analysis
 from .errors import DermascanError
-from .intake import read_image, sha256_hex
+from .intake import read_file_bytes, read_image, sha256_hex
 from .preprocessing import prepare
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class _Decoded:
 
 def file_sources(paths: Iterable[str | Path]) -> list[Source]:
     """Sources reading each path when its turn comes."""
-    return [(Path(p).name, (lambda p=p: Path(p).read_bytes())) for p in paths]
+    return [(Path(p).name, (lambda p=p: read_file_bytes(p))) for p in paths]
 
 
 def bytes_sources(items: Iterable[tuple[str, bytes]]) -> list[Source]:

@@ -99,7 +99,7 @@ def _progress(done: int, total: int) -> None:
 
 
 def _cmd_analyze(args) -> int:
-    from .intake import read_image_file
+    from .intake import read_file_bytes
 
     model = _load(args)
     class_label = args.class_label
@@ -108,10 +108,7 @@ def _cmd_analyze(args) -> int:
     records, failed = [], 0
     for path in map(Path, args.images):
         try:
-            image = read_image_file(path)
-            data_hash_source = path.read_bytes()
-            analysis = model.analyze(data_hash_source, class_label=class_label, name=path.name)
-            del image
+            analysis = model.analyze(read_file_bytes(path), class_label=class_label, name=path.name)
         except DermascanError as exc:
             failed += 1
             print(f"error: {path.name}: {exc}", file=sys.stderr)

@@ -76,7 +76,15 @@ def read_image_file(
     The size is checked with ``stat`` before anything is read. Error messages name only the
     file's base name, never its directory.
     """
-    _check_limits(max_bytes, max_pixels)
+    data = read_file_bytes(path, max_bytes=max_bytes)
+    return _decode(data, subject=_file_subject(path), max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def read_file_bytes(
+    path: str | os.PathLike[str] | os.PathLike[bytes] | bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> bytes:
+    """The bytes of a regular file no larger than ``max_bytes``, or :class:`InvalidImage`."""
+    _check_limits(max_bytes, 1)
     subject = _file_subject(path)
     unreadable = InvalidImage(f"{subject} could not be read.")
     try:
@@ -94,7 +102,9 @@ def read_image_file(
             data = fh.read(max_bytes + 1)
     except (OSError, ValueError):
         raise unreadable from None
-    return _decode(data, subject=subject, max_bytes=max_bytes, max_pixels=max_pixels)
+    if len(data) > max_bytes:
+        raise InvalidImage(_too_many_bytes(subject, len(data), max_bytes))
+    return data
 
 
 def _decode(data: bytes, *, subject: str, max_bytes: int, max_pixels: int) -> np.ndarray:

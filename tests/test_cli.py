@@ -1,0 +1,130 @@
+"""``python -m dermascan``: analyze, batch, evaluate, info and their error handling."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import HAM, HAM_LABELS, REPO, USER_MODELS, ham_labels, ham_sample, keras_lib, save_model, tiny_cnn
+
+from dermascan.cli import main
+
+RECORD_FIELDS = {"model_version", "predictions", "malignant_score", "grad_cam", "explanation", "processing_time_ms",
+                 "image_sha256", "triage", "preprocessing", "cam_layer", "warnings"}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    path = save_model(tiny_cnn(keras_lib("keras"), "functional", size=48), folder / "tiny.keras")
+    (folder / "tiny.card.json").write_text(json.dumps({"labels": HAM_LABELS, "preprocessing": "unit",
+                                                       "version": "cli-test"}))
+    return path
+
+
+def test_analyze_json_has_every_field(tiny_model, ham_paths, capsys):
+    assert main(["analyze", str(ham_paths[0]), "--model", str(tiny_model), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert RECORD_FIELDS <= set(record)
+    assert record["model_version"] == "cli-test"
+    probs = [p["probability"] for p in record["predictions"]]
+    assert probs == sorted(probs, reverse=True) and len(probs) == 7
+    assert record["grad_cam"].startswith("data:image/png;base64,")
+
+
+def test_analyze_several_images_gives_an_array_and_overlays(tiny_model, ham_paths, tmp_path, capsys):
+    args = ["analyze", *map(str, ham_paths[:2]), "--model", str(tiny_model), "--json", "--overlay-dir", str(tmp_path)]
+    assert main(args) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert isinstance(records, list) and len(records) == 2
+    assert sorted(p.name for p in tmp_path.glob("*.gradcam.png")) == sorted(f"{p.stem}.gradcam.png"
+                                                                           for p in ham_paths[:2])
+
+
+def test_analyze_human_summary_and_unreadable_file(tiny_model, ham_paths, tmp_path, capsys):
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("this is text, not a JPEG")
+    code = main(["analyze", str(ham_paths[0]), str(fake), "--model", str(tiny_model)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "malignancy" in out and ham_paths[0].name in out
+    assert err.count("\n") == 1 and "notes.jpg" in err and "Traceback" not in err
+
+
+def test_batch_writes_every_row_with_a_bad_file(tiny_model, ham_paths, tmp_path, capsys):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for p in ham_paths[:5]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.jpg").write_bytes(ham_paths[0].read_bytes()[:300])
+    (folder / "=cmd.png").write_bytes(b"not an image")
+    out = tmp_path / "rows.csv"
+    assert main(["batch", str(folder), "--csv", str(out), "--model", str(tiny_model)]) == 0
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 7
+    assert list(rows[0]) == ["file", "sha256", "top_label", *[f"p_{x}" for x in HAM_LABELS], "malignant_score",
+                             "triage", "error"]
+    bad = {r["file"]: r for r in rows if r["error"]}
+    assert set(bad) == {"broken.jpg", "'=cmd.png"}  # the formula-like name is neutralised
+    good = [r for r in rows if not r["error"]]
+    assert all(r["top_label"] in HAM_LABELS and 0 <= float(r["malignant_score"]) <= 1 for r in good)
+    assert "7 rows" in capsys.readouterr().err
+
+
+def test_evaluate_reports_metrics(tiny_model, tmp_path, capsys):
+    if not HAM.is_dir():
+        pytest.skip("../shared/data is not present")
+    paths = ham_sample(14, per_class=True)
+    labels = ham_labels()
+    labels_csv = tmp_path / "labels.csv"
+    labels_csv.write_text("image_id,dx\n" + "".join(f"{p.stem},{labels[p.stem]}\n" for p in paths)
+                          + "ISIC_missing,nv\n")
+    assert main(["evaluate", str(HAM / "images"), str(labels_csv), "--model", str(tiny_model), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 14 and report["missing_images"] == ["ISIC_missing"]
+    for key in ("accuracy", "balanced_accuracy", "per_class", "macro_auc", "melanoma_auc", "ece", "confusion_matrix",
+                "malignant"):
+        assert key in report
+    assert main(["evaluate", str(HAM / "images"), str(labels_csv), "--model", str(tiny_model)]) == 0
+    assert "balanced accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [(["analyze"], "the following arguments are required"),
+     (["analyze", "x.jpg", "--preprocessing", "magic"], "invalid choice"),
+     (["analyze", "x.jpg", "--model", "/nonexistent/model.h5"], "was not found"),
+     (["frobnicate"], "invalid choice")],
+)
+def test_usage_errors_exit_2_with_one_line(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_info_describes_the_model(tiny_model, capsys):
+    assert main(["info", "--model", str(tiny_model)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["cam_layer"] == "conv_b" and info["loader"] == "keras" and info["input_size"] == [48, 48]
+
+
+@pytest.mark.skipif(not USER_MODELS.is_dir(), reason="../shared/data/user-models is not present")
+def test_done_when_command_runs_as_a_subprocess(ham_paths):
+    """The issue's acceptance command, exactly as a user types it (tf_keras fallback, EfficientNet)."""
+    model = USER_MODELS / "keras2.15_efficientnetb0" / "model.h5"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "dermascan", "analyze", str(ham_paths[0]), "--model", str(model),
+                           "--json"], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    record = json.loads(proc.stdout)
+    assert RECORD_FIELDS <= set(record) and record["cam_layer"] == "top_activation"
+    assert "Traceback" not in proc.stderr
