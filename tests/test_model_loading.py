@@ -41,7 +41,7 @@ def test_tiny_models_load_predict_and_explain(tmp_path, rgb_images, lib, kind, s
     for a, image in zip(analyses, rgb_images):
         assert a.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
         assert a.heatmap.shape == (16, 16)
-        assert 0.0 <= a.heatmap.min() and a.heatmap.max() <= 1.0
+        assert a.heatmap.min() >= 0.0 and a.heatmap.max() <= 1.0
         assert a.overlay(0.5).shape == image.shape
     # Same weights through our loader as through the library that saved them.
     ours = model.predict([np.resize(rgb_images[0], (32, 32, 3))], calibrated=False)
