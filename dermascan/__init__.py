@@ -3,15 +3,19 @@
 Load any user's Keras skin-lesion model (``.keras`` or legacy ``.h5``), read images
 safely, and get a ranked differential, a malignancy score with a triage band and a
 Grad-CAM heatmap from one compiled pass.
+
+TensorFlow takes seconds to import, so the names that need it (``load_model``,
+``LesionModel``) are imported on first use: ``import dermascan.reviews`` or
+``dermascan.intake`` stays fast.
 """
 
-from .analysis import Analysis
 from .card import ModelCard, read_card, write_card
 from .errors import CardError, DermascanError, InvalidImage, ModelLoadError
 from .intake import read_image, read_image_file
-from .model import LesionModel, load_model
 
 __version__ = "0.1.0"
+
+_LAZY = {"load_model": "model", "LesionModel": "model", "Analysis": "analysis"}
 
 __all__ = [
     "Analysis",
@@ -27,3 +31,13 @@ __all__ = [
     "read_image_file",
     "write_card",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

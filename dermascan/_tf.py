@@ -1,14 +1,41 @@
 """Import TensorFlow and Keras once, quietly.
 
-TensorFlow prints C++ start-up chatter to stderr unless told otherwise before import;
-keeping that out of the CLI and the app logs is why this module exists.
+TensorFlow's native code writes start-up chatter (oneDNN notes, "could not find cuda
+drivers", cuInit failures on a CPU-only machine) straight to file descriptor 2 before
+its logging is configured, so neither ``TF_CPP_MIN_LOG_LEVEL`` nor Python's logging can
+stop it. We point fd 2 at /dev/null while TensorFlow imports and finds its devices, so
+the CLI and the app logs show only what concerns the user.
 """
 
+import contextlib
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # stderr replaced (pytest capture): nothing to do
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+with _native_stderr_silenced():
+    import keras
+    import tensorflow as tf
+
+    tf.config.list_physical_devices()  # device discovery prints its own notes; do it now
 
 __all__ = ["keras", "tf"]

@@ -12,16 +12,22 @@ import numbers
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _looks_like_formula(text: str) -> bool:
+    # Quotes are skipped so that text which already starts with an escape quote ("'=x", typed
+    # by a user) is escaped once more and round-trips exactly.
+    return text.lstrip("'").startswith(FORMULA_PREFIXES)
+
+
 def safe_cell(value):
-    """``value`` unchanged unless it is text a spreadsheet would run as a formula."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    """``value`` unchanged unless it is text a spreadsheet would run as a formula (then ``'`` + text)."""
+    if isinstance(value, str) and _looks_like_formula(value):
         return "'" + value
     return value
 
 
 def unsafe_cell(value):
     """Undo ``safe_cell`` on a cell read back from our own export."""
-    if isinstance(value, str) and len(value) > 1 and value[0] == "'" and value[1:].startswith(FORMULA_PREFIXES):
+    if isinstance(value, str) and value.startswith("'") and _looks_like_formula(value[1:]):
         return value[1:]
     return value
 

@@ -1,0 +1,406 @@
+"""CSV export and import of reviewed cases (resume on another machine, hand over to a registry, audit).
+
+Export: UTF-8 *with* a byte-order mark. Excel opens a BOM-less CSV as the local ANSI code page and
+mangles accented names and notes; with the BOM it reads UTF-8. ``csv``/pandas readers opened with
+``utf-8-sig`` (or pandas' default) ignore it. Text cells a spreadsheet would run as formulas are
+neutralised with ``dermascan.csvsafe.safe_cell``; numbers are written as plain numbers.
+
+Import: our own export, with or without BOM, also after a round trip through Excel (``;`` or tab
+separators, Windows-1252 / Latin-1 text, decimal commas). Bad rows become lines in
+``ImportResult.errors`` and never stop the good rows; a file whose header is not ours imports nothing.
+Timestamps must survive the round trip unchanged: they identify cases (reformatting them in a
+spreadsheet makes them look like new cases).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from dermascan.csvsafe import safe_cell, unsafe_cell
+
+from .records import MAX_TEXT_CHARS, CaseRecord, Decision
+
+log = logging.getLogger(__name__)
+
+PROBABILITY_PREFIX = "p_"
+
+COLUMN_DESCRIPTIONS: dict[str, str] = {
+    "case_id": "Id of the case in the database it was exported from (ignored on import).",
+    "created_at": "When the image was analysed (ISO 8601, UTC); identifies the case with image_sha256, model_version.",
+    "session_id": "Review session the case was analysed in.",
+    "source": "Where the image came from (e.g. upload, camera, import).",
+    "file_name": "Name of the uploaded image file.",
+    "image_sha256": "SHA-256 of the image bytes (required).",
+    "patient_id": "Patient identifier entered by the reviewer.",
+    "lesion_id": "Lesion identifier entered by the reviewer.",
+    "body_site": "Anatomical site of the lesion.",
+    "fitzpatrick": "Fitzpatrick skin type, 1 to 6.",
+    "age": "Patient age in years.",
+    "sex": "Patient sex as entered.",
+    "model_name": "Name of the model from its card.",
+    "model_version": "Version of the model from its card.",
+    "preprocessing": "Pixel scaling the model was fed with.",
+    "resize": "How the image was resized to the model input.",
+    "cam_layer": "Layer the Grad-CAM heatmap was computed on.",
+    "top_label": "The model's most probable label (required).",
+    "top_probability": "Probability of top_label, 0 to 1.",
+    "malignant_score": "Summed probability of the malignant labels, 0 to 1.",
+    "triage": "Triage band derived from malignant_score.",
+    "explanation": "The model's one-paragraph explanation.",
+    "p_<label>": "Probability of that label, 0 to 1 (one column per label seen in the exported cases, sorted).",
+    "reviewer_agrees": "yes / no: whether the reviewer agrees with top_label (empty: not said).",
+    "reviewer_diagnosis": "The reviewer's diagnosis.",
+    "management": "Planned management: reassure, monitor, biopsy, excise, refer or other.",
+    "note": "Free-text note of the reviewer.",
+    "reviewer": "Who made the decision.",
+    "decided_at": "When the decision was saved (ISO 8601, UTC); the newer decision wins on import.",
+}
+"""One-line meaning of every column (``p_<label>`` stands for the probability columns)."""
+
+CASE_COLUMNS = (
+    "case_id", "created_at", "session_id", "source", "file_name", "image_sha256", "patient_id", "lesion_id",
+    "body_site", "fitzpatrick", "age", "sex", "model_name", "model_version", "preprocessing", "resize",
+    "cam_layer", "top_label", "top_probability", "malignant_score", "triage", "explanation",
+)
+DECISION_COLUMNS = ("reviewer_agrees", "reviewer_diagnosis", "management", "note", "reviewer", "decided_at")
+CSV_COLUMNS = CASE_COLUMNS + DECISION_COLUMNS
+"""The fixed columns in file order; the ``p_<label>`` columns go between ``explanation`` and ``reviewer_agrees``."""
+
+MAX_IMPORT_ROWS = 100_000
+MAX_IMPORT_BYTES = 256 * 1024 * 1024
+MAX_ERROR_LINES = 50
+
+_YES = {"yes", "y", "true", "1"}
+_NO = {"no", "n", "false", "0"}
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
+
+
+def csv_header(labels: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The header of an export holding these labels' probabilities."""
+    return [*CASE_COLUMNS, *(PROBABILITY_PREFIX + label for label in sorted(labels)), *DECISION_COLUMNS]
+
+
+@dataclass
+class ImportResult:
+    """What an import did. ``errors``: one line per rejected row (or one for a rejected file), capped at 50."""
+
+    added: int = 0
+    updated: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was rejected."""
+        return not self.errors
+
+    def summary(self) -> str:
+        """One sentence for the UI."""
+        text = (f"{self.added} new case(s) imported, {self.updated} decision(s) updated, "
+                f"{self.skipped} already up to date")
+        if self.rejected:
+            text += f", {self.rejected} row(s) rejected"
+        return text + "."
+
+    def _error(self, line: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_ERROR_LINES:
+            self.errors.append(line)
+
+
+# -- cells -------------------------------------------------------------------------------------------------
+
+def format_cell(value: Any) -> str:
+    """One value as CSV text: numbers as numbers, booleans as yes/no, formula-like text neutralised."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    return safe_cell(str(value))
+
+
+def parse_cell(text: str) -> str:
+    """Undo ``format_cell`` on text read back from an export."""
+    return unsafe_cell(text)
+
+
+# -- export ------------------------------------------------------------------------------------------------
+
+def to_csv_bytes(records: list[CaseRecord]) -> bytes:
+    """The records as an export file (UTF-8 with BOM, CRLF line ends), one row per case."""
+    labels = sorted({label for record in records for label in record.probabilities})
+    header = csv_header(labels)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    for record in records:
+        row = record.to_row()
+        writer.writerow([format_cell(row.get(column)) for column in header])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def export_csv(store: Any, dest: str | os.PathLike[str] | BinaryIO | None = None, *,
+               session_id: str | None = None) -> bytes:
+    """Export a store's cases (oldest first) as CSV bytes; also write them to ``dest`` (path or binary file)."""
+    records = store.list_cases(session_id=session_id, with_thumbnails=False)
+    records.sort(key=lambda r: (r.created_at, r.case_id or 0))
+    data = to_csv_bytes(records)
+    if dest is not None:
+        if hasattr(dest, "write"):
+            dest.write(data)
+        else:
+            _write_private(Path(dest), data)
+    log.info("review export: %d cases", len(records))
+    return data
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    # Temp file + rename: a crash mid-export never leaves a truncated file where a good one was.
+    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".csv", dir=path.parent)  # mkstemp creates it 0600
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- import ------------------------------------------------------------------------------------------------
+
+def import_csv(store: Any, source: Any, *, max_rows: int = MAX_IMPORT_ROWS) -> ImportResult:
+    """Read an export and merge it into ``store`` (see ``ReviewStore.merge_cases``).
+
+    ``source``: bytes, text, a path (``str``/``PathLike``) or a binary file-like (Streamlit's
+    UploadedFile). Problems with the file or its rows are reported in the result, never raised; a
+    database failure raises ``ReviewStoreError`` and nothing from the file is kept.
+    """
+    result = ImportResult()
+    data = _read_source(source, result)
+    if data is None:
+        return result
+    records = parse_csv(data, result, max_rows=max_rows)
+    if records:
+        counts = store.merge_cases(records)
+        result.added, result.updated, result.skipped = counts.added, counts.updated, counts.skipped
+        if counts.kept_in_history:
+            result.warnings.append(
+                f"{counts.kept_in_history} decision(s) in the file were older than the current ones and "
+                "differed from them; they were kept in the decision history only.")
+    log.info("review import: %d added, %d updated, %d skipped, %d rejected",
+             result.added, result.updated, result.skipped, result.rejected)
+    return result
+
+
+def _read_source(source: Any, result: ImportResult) -> bytes | str | None:
+    too_big = f"The file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB; split it and import the parts."
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data: bytes | str = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            if path.stat().st_size > MAX_IMPORT_BYTES:
+                result._error(too_big)
+                return None
+            data = path.read_bytes()
+        except OSError:
+            result._error(f"Could not read {path.name}; check that the file exists and is readable.")
+            return None
+    elif hasattr(source, "getvalue"):  # Streamlit's UploadedFile: whole content, whatever was read before
+        data = source.getvalue()
+    elif hasattr(source, "read"):
+        data = source.read(MAX_IMPORT_BYTES + 1)
+    else:
+        raise TypeError("source must be bytes, a path or a binary file")
+    if len(data) > MAX_IMPORT_BYTES:
+        result._error(too_big)
+        return None
+    return data
+
+
+def _decode(data: bytes, result: ImportResult) -> str | None:
+    if data.startswith(b"PK\x03\x04") or data.startswith(b"\xd0\xcf\x11\xe0"):
+        result._error("This is an Excel workbook, not a CSV file; save it as 'CSV UTF-8' and import that file.")
+        return None
+    # A UTF-16 byte-order mark: Excel's "Unicode text" export.
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    encodings = ["utf-16"] if utf16 else ["utf-8-sig", "cp1252", "latin-1"]
+    for encoding in encodings:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if encoding in ("cp1252", "latin-1"):
+            result.warnings.append("The file is not UTF-8 and was read as Windows-1252/Latin-1; "
+                                   "check accented characters in names and notes.")
+        if "\x00" in text:
+            break
+        return text.removeprefix("\ufeff")
+    result._error("The file is not a readable text CSV file; export the reviews again as CSV and import that file.")
+    return None
+
+
+def _sniff_delimiter(first_line: str) -> str:
+    # Our export uses commas; Excel re-saves with ';' in many European locales and tabs as "Unicode text".
+    for delimiter in (",", ";", "\t"):
+        names = next(csv.reader([first_line], delimiter=delimiter), [])
+        if "image_sha256" in (name.strip() for name in names):
+            return delimiter
+    return ","
+
+
+def parse_csv(data: bytes | str, result: ImportResult | None = None, *,
+              max_rows: int = MAX_IMPORT_ROWS) -> list[CaseRecord]:
+    """The valid rows of an export as records; problems are added to ``result`` (never raised)."""
+    result = result if result is not None else ImportResult()
+    text = data if isinstance(data, str) else _decode(data, result)
+    if text is None:
+        return []
+    text = text.removeprefix("\ufeff")
+    delimiter = _sniff_delimiter(text.split("\n", 1)[0])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [name.strip() for name in next(reader)]
+    except (StopIteration, csv.Error):
+        result._error("The file is empty or not a CSV file; nothing was imported.")
+        return []
+    if not _check_header(header, result):
+        return []
+    records: list[CaseRecord] = []
+    row_number = 1  # spreadsheet numbering: the header is row 1
+    rows_read = 0
+    while True:
+        row_number += 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            result._error(f"Row {row_number}: not valid CSV (a cell is too large or badly quoted).")
+            continue
+        if not any(cell.strip() for cell in cells):
+            continue  # spreadsheets leave empty rows at the end
+        rows_read += 1
+        if rows_read > max_rows:
+            result._error(f"Only the first {max_rows:,} rows were imported; split the file and import the rest "
+                          "(rows already imported are recognised and skipped).")
+            break
+        if len(cells) > len(header):
+            result._error(f"Row {row_number}: more cells than the header has columns.")
+            continue
+        cells += [""] * (len(header) - len(cells))
+        try:
+            records.append(_record_from_cells(dict(zip(header, cells, strict=True)), delimiter == ";"))
+        except ValueError as exc:
+            result._error(f"Row {row_number}: {exc}.")
+    return records
+
+
+def _check_header(header: list[str], result: ImportResult) -> bool:
+    missing = [column for column in CSV_COLUMNS if column not in header]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        result._error(f"This is not a DermaScan review export (missing columns: {shown}); nothing was imported.")
+        return False
+    if len(set(header)) != len(header):
+        result._error("The header repeats a column name; nothing was imported.")
+        return False
+    unknown = [name for name in header if name not in CSV_COLUMNS and not name.startswith(PROBABILITY_PREFIX)]
+    if unknown:
+        result.warnings.append(f"{len(unknown)} unknown column(s) were ignored.")
+    return True
+
+
+def _record_from_cells(raw: dict[str, str], decimal_comma: bool) -> CaseRecord:
+    for name, value in raw.items():
+        if len(value) > MAX_TEXT_CHARS:
+            raise ValueError(f"{name} is longer than {MAX_TEXT_CHARS:,} characters")
+    cell = {name: parse_cell(value) for name, value in raw.items() if name}
+    text = {name: (cell.get(name) or None) for name in CSV_COLUMNS}
+    probabilities = {
+        name[len(PROBABILITY_PREFIX):]: _number(name, value, decimal_comma)
+        for name, value in cell.items()
+        if name.startswith(PROBABILITY_PREFIX) and len(name) > len(PROBABILITY_PREFIX) and value.strip()
+    }
+    decision = None
+    if any(text[name] for name in DECISION_COLUMNS):
+        if not text["decided_at"]:
+            raise ValueError("decided_at is empty but the row has a decision")
+        decision = Decision(
+            reviewer_agrees=_yes_no(text["reviewer_agrees"]), reviewer_diagnosis=text["reviewer_diagnosis"],
+            management=text["management"], note=cell.get("note", ""), reviewer=text["reviewer"],
+            decided_at=text["decided_at"])
+    return _build_case(text, probabilities, decision, decimal_comma)
+
+
+def _build_case(text: dict[str, str | None], probabilities: dict[str, float], decision: Decision | None,
+                decimal_comma: bool) -> CaseRecord:
+    return CaseRecord(
+        image_sha256=(text["image_sha256"] or "").strip(), top_label=text["top_label"] or "",
+        created_at=text["created_at"] or "", session_id=text["session_id"], source=text["source"],
+        file_name=text["file_name"], patient_id=text["patient_id"], lesion_id=text["lesion_id"],
+        body_site=text["body_site"], fitzpatrick=_fitzpatrick(text["fitzpatrick"], decimal_comma),
+        age=_whole("age", text["age"], decimal_comma), sex=text["sex"], model_name=text["model_name"],
+        model_version=text["model_version"] or "", preprocessing=text["preprocessing"], resize=text["resize"],
+        cam_layer=text["cam_layer"],
+        top_probability=_maybe_number("top_probability", text["top_probability"], decimal_comma),
+        malignant_score=_maybe_number("malignant_score", text["malignant_score"], decimal_comma),
+        triage=text["triage"], explanation=text["explanation"], probabilities=probabilities, decision=decision,
+    )
+
+
+def _number(name: str, value: str, decimal_comma: bool) -> float:
+    value = value.strip()
+    if decimal_comma and "," in value and "." not in value:
+        value = value.replace(",", ".")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{name} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} is not a finite number")
+    return number
+
+
+def _maybe_number(name: str, value: str | None, decimal_comma: bool) -> float | None:
+    return None if value is None or not value.strip() else _number(name, value, decimal_comma)
+
+
+def _whole(name: str, value: str | None, decimal_comma: bool) -> int | None:
+    number = _maybe_number(name, value, decimal_comma)
+    if number is None:
+        return None
+    if not number.is_integer():
+        raise ValueError(f"{name} must be a whole number")
+    return int(number)
+
+
+def _fitzpatrick(value: str | None, decimal_comma: bool) -> int | None:
+    if value is not None and value.strip().lower() in _ROMAN:
+        return _ROMAN[value.strip().lower()]
+    return _whole("fitzpatrick", value, decimal_comma)
+
+
+def _yes_no(value: str | None) -> bool | None:
+    if value is None or not value.strip():
+        return None
+    word = value.strip().lower()
+    if word in _YES:
+        return True
+    if word in _NO:
+        return False
+    raise ValueError("reviewer_agrees must be yes, no or empty")

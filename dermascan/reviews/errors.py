@@ -1,0 +1,143 @@
+"""``ReviewStoreError`` and the translation of SQLite / OS failures into one-line user messages.
+
+Messages name the database file but never its folder (the full path can reveal a user name or a
+clinic's share layout) and always say what to do next, so the dashboard can show them as they are.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import sqlite3
+
+from dermascan.errors import DermascanError
+
+log = logging.getLogger(__name__)
+
+DB_ENV_VAR = "DERMASCAN_REVIEW_DB"
+
+# Primary SQLite result codes (the low byte of an extended code).
+_SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8
+_SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN = 10, 11, 13, 14
+_SQLITE_AUTH, _SQLITE_NOTADB = 23, 26
+
+
+class ReviewStoreError(DermascanError):
+    """The review database cannot be used right now; the message says why and what to do."""
+
+
+def busy(name: str) -> ReviewStoreError:
+    """Another connection kept the write lock longer than the busy timeout."""
+    return ReviewStoreError(
+        f"The review database ({name}) is busy because another user or process is saving; "
+        "wait a few seconds and try again."
+    )
+
+
+def read_only(name: str) -> ReviewStoreError:
+    """The file or its folder cannot be written."""
+    return ReviewStoreError(
+        f"The review database ({name}) cannot be written because the file or its folder is read-only; "
+        f"make it writable or set {DB_ENV_VAR} to a writable location, then restart the app."
+    )
+
+
+def cannot_open(name: str) -> ReviewStoreError:
+    """SQLite could not open (or create) the file at all."""
+    return ReviewStoreError(
+        f"The review database ({name}) cannot be opened; check that it and its folder exist and are accessible, "
+        f"or set {DB_ENV_VAR} to another location, then restart the app."
+    )
+
+
+def corrupt(name: str) -> ReviewStoreError:
+    """Not an SQLite database, or a damaged one. The file is never touched."""
+    return ReviewStoreError(
+        f"{name} is not a readable review database (damaged, or another kind of file) and was left untouched; "
+        "move it aside or restore a backup, restart the app, then import your latest CSV export."
+    )
+
+
+def disk_full(name: str) -> ReviewStoreError:
+    """No space left (or the database hit its size limit); the transaction was rolled back."""
+    return ReviewStoreError(
+        f"The disk holding the review database ({name}) is full, so the last change was not saved; "
+        "free some space and try again."
+    )
+
+
+def io_error(name: str) -> ReviewStoreError:
+    """A low-level read or write failed."""
+    return ReviewStoreError(
+        f"The review database ({name}) could not be read or written because of a disk error; "
+        "check the disk and try again."
+    )
+
+
+def newer_schema(name: str, version: int) -> ReviewStoreError:
+    """The file was written by a newer release; refusing to guess how to read it."""
+    return ReviewStoreError(
+        f"{name} was written by a newer version of DermaScan Review (schema {version}); "
+        "upgrade the app to open it."
+    )
+
+
+def foreign_database(name: str) -> ReviewStoreError:
+    """An SQLite file that belongs to something else."""
+    return ReviewStoreError(
+        f"{name} is a database of another application, not a review database; "
+        f"set {DB_ENV_VAR} to another file name and restart the app."
+    )
+
+
+def needs_upgrade(name: str) -> ReviewStoreError:
+    """A read-only store cannot run the migrations an older file needs."""
+    return ReviewStoreError(
+        f"{name} was written by an older version of DermaScan Review; open it once with write access to upgrade it."
+    )
+
+
+def no_such_case(case_id: int) -> ReviewStoreError:
+    """A decision was saved for a case id that is not (or no longer) in the database."""
+    return ReviewStoreError(f"Case {case_id} is not in the review database; reload the page and try again.")
+
+
+def closed() -> ReviewStoreError:
+    """The store was used after ``close()``."""
+    return ReviewStoreError("The review store has been closed; reload the page.")
+
+
+def from_sqlite(exc: sqlite3.Error, name: str) -> ReviewStoreError:
+    """Translate an ``sqlite3`` exception into a ``ReviewStoreError`` (logs the SQLite code, not the data)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    label = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    log.warning("review database error: %s", label)
+    primary = None if code is None else code & 0xFF
+    if primary in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return busy(name)
+    if primary in (_SQLITE_READONLY, _SQLITE_PERM, _SQLITE_AUTH):
+        return read_only(name)
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return corrupt(name)
+    if primary == _SQLITE_FULL:
+        return disk_full(name)
+    if primary == _SQLITE_IOERR:
+        return io_error(name)
+    if primary == _SQLITE_CANTOPEN:
+        return cannot_open(name)
+    if isinstance(exc, sqlite3.ProgrammingError) and "closed" in str(exc).lower():
+        return closed()
+    return ReviewStoreError(
+        f"The review database ({name}) reported an unexpected error ({label}); "
+        "try again, and if it persists export your reviews to CSV and contact support."
+    )
+
+
+def from_os(exc: OSError, name: str) -> ReviewStoreError:
+    """Translate a file-system error met while creating the database file or its folder."""
+    log.warning("review database file error: %s", errno.errorcode.get(exc.errno or 0, type(exc).__name__))
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return read_only(name)
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return disk_full(name)
+    return cannot_open(name)

@@ -1,0 +1,300 @@
+"""Review records: one analysed image (``CaseRecord``) and a clinician's decision on it (``Decision``).
+
+Both validate and normalise themselves on construction (and again when the store writes them), so
+the database and the CSV export only ever hold values the dashboard can show and re-import.
+Validation messages name the field, never its value: they may end up in a log.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # type-only: importing the engine would pull in TensorFlow
+    from dermascan.analysis import Analysis
+
+MANAGEMENT_OPTIONS = ("reassure", "monitor", "biopsy", "excise", "refer", "other")
+"""Allowed ``Decision.management`` values (stored and exported as these exact words)."""
+
+MANAGEMENT_LABELS = {
+    "reassure": "Reassure / no action",
+    "monitor": "Monitor (follow-up, dermoscopy)",
+    "biopsy": "Biopsy",
+    "excise": "Excise",
+    "refer": "Refer",
+    "other": "Other (see note)",
+}
+"""Human wording of each management option, for select boxes."""
+
+MAX_TEXT_CHARS = 10_000
+MAX_THUMBNAIL_BYTES = 1_000_000
+MAX_LABELS = 1_000
+# A float32 softmax can round a certainty just above 1 once widened to float64.
+_PROB_TOLERANCE = 1e-6
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+CASE_TEXT_FIELDS = (
+    "session_id", "source", "file_name", "patient_id", "lesion_id", "body_site", "sex", "model_name",
+    "preprocessing", "resize", "cam_layer", "triage", "explanation", "explained_label",
+)
+DECISION_TEXT_FIELDS = ("reviewer_diagnosis", "reviewer")
+
+
+def utc_now() -> str:
+    """Current time as the canonical timestamp: ISO 8601, UTC, microseconds."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def new_session_id() -> str:
+    """A random id for one review session (group the cases a reviewer analysed together)."""
+    return uuid.uuid4().hex
+
+
+def normalize_timestamp(value: Any, name: str = "timestamp") -> str:
+    """``value`` (ISO 8601 text or ``datetime``) as the canonical UTC string; naive times count as UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value.strip():
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"{name} is not an ISO 8601 date and time") from None
+    else:
+        raise ValueError(f"{name} is missing")
+    if moment.tzinfo is None:
+        # We only ever write UTC, so a zone-less value is one of ours with the offset stripped.
+        moment = moment.replace(tzinfo=UTC)
+    # Canonical form matters: cases are matched and decisions ordered by comparing these strings.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _text(name: str, value: Any, *, required: bool = False) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise ValueError(f"{name} is empty")
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text")
+    if len(value) > MAX_TEXT_CHARS:
+        raise ValueError(f"{name} is longer than {MAX_TEXT_CHARS:,} characters")
+    if "\x00" in value:
+        raise ValueError(f"{name} contains a NUL character")
+    return value
+
+
+def _probability(name: str, value: Any, *, required: bool = False) -> float | None:
+    if value is None:
+        if required:
+            raise ValueError(f"{name} is empty")
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number")
+    number = float(value)
+    if not math.isfinite(number) or not -_PROB_TOLERANCE <= number <= 1 + _PROB_TOLERANCE:
+        raise ValueError(f"{name} must be between 0 and 1")
+    return number
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a whole number")
+    if isinstance(value, numbers.Integral):
+        number = int(value)
+    else:
+        as_float = float(value)
+        if not as_float.is_integer():
+            raise ValueError(f"{name} must be a whole number")
+        number = int(as_float)
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+    return number
+
+
+@dataclass(kw_only=True)
+class Decision:
+    """A clinician's review of one case. ``decided_at`` defaults to now (UTC)."""
+
+    reviewer_agrees: bool | None = None
+    reviewer_diagnosis: str | None = None
+    management: str | None = None
+    note: str = ""
+    reviewer: str | None = None
+    decided_at: str = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> Decision:
+        """Check and normalise every field in place (``ValueError`` naming the field); returns ``self``."""
+        if self.reviewer_agrees is not None and not isinstance(self.reviewer_agrees, bool):
+            raise ValueError("reviewer_agrees must be yes, no or empty")
+        for name in DECISION_TEXT_FIELDS:
+            setattr(self, name, _text(name, getattr(self, name)))
+        self.note = _text("note", self.note) or ""
+        if self.management is not None:
+            if not isinstance(self.management, str):
+                raise ValueError("management must be text")
+            management = self.management.strip().lower()
+            if management == "":
+                self.management = None
+            elif management not in MANAGEMENT_OPTIONS:
+                raise ValueError(f"management must be one of: {', '.join(MANAGEMENT_OPTIONS)}")
+            else:
+                self.management = management
+        self.decided_at = normalize_timestamp(self.decided_at, "decided_at")
+        return self
+
+    def same_content(self, other: Decision | None) -> bool:
+        """True if ``other`` says the same thing (``decided_at`` ignored)."""
+        return other is not None and all(
+            getattr(self, name) == getattr(other, name)
+            for name in ("reviewer_agrees", "reviewer_diagnosis", "management", "note", "reviewer")
+        )
+
+
+@dataclass(kw_only=True)
+class CaseRecord:
+    """One analysed image with its context, the model's output and (optionally) the current decision.
+
+    ``case_id`` is assigned by the store. ``probabilities`` maps every label to its probability.
+    ``thumbnail`` is optional encoded image bytes (PNG/JPEG, at most 1 MB); it is never exported.
+    ``explained_label`` is the class the stored explanation/heatmap was computed for (not exported either).
+    """
+
+    image_sha256: str
+    top_label: str
+    case_id: int | None = None
+    created_at: str = field(default_factory=utc_now)
+    session_id: str | None = None
+    source: str | None = None
+    file_name: str | None = None
+    patient_id: str | None = None
+    lesion_id: str | None = None
+    body_site: str | None = None
+    fitzpatrick: int | None = None
+    age: int | None = None
+    sex: str | None = None
+    model_name: str | None = None
+    model_version: str = ""
+    preprocessing: str | None = None
+    resize: str | None = None
+    cam_layer: str | None = None
+    top_probability: float | None = None
+    malignant_score: float | None = None
+    triage: str | None = None
+    explanation: str | None = None
+    explained_label: str | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    thumbnail: bytes | None = field(default=None, repr=False)
+    decision: Decision | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> CaseRecord:
+        """Check and normalise every field in place (``ValueError`` naming the field); returns ``self``."""
+        if self.case_id is not None and (isinstance(self.case_id, bool) or not isinstance(self.case_id, int)):
+            raise ValueError("case_id must be a whole number")
+        sha = _text("image_sha256", self.image_sha256, required=True).lower()
+        if not _SHA256.fullmatch(sha):
+            raise ValueError("image_sha256 must be 64 hexadecimal characters")
+        self.image_sha256 = sha
+        self.top_label = _text("top_label", self.top_label, required=True)
+        self.created_at = normalize_timestamp(self.created_at, "created_at")
+        for name in CASE_TEXT_FIELDS:
+            setattr(self, name, _text(name, getattr(self, name)))
+        # Part of the duplicate-detection key, so never NULL (NULLs never compare equal in SQL).
+        self.model_version = _text("model_version", self.model_version) or ""
+        self.fitzpatrick = _whole("fitzpatrick", self.fitzpatrick, 1, 6)
+        self.age = _whole("age", self.age, 0, 150)
+        self.top_probability = _probability("top_probability", self.top_probability)
+        self.malignant_score = _probability("malignant_score", self.malignant_score)
+        if not isinstance(self.probabilities, dict):
+            raise ValueError("probabilities must map labels to numbers")
+        if len(self.probabilities) > MAX_LABELS:
+            raise ValueError(f"probabilities has more than {MAX_LABELS} labels")
+        # Labels come from the model card, not from the patient, so naming them in a message is fine.
+        self.probabilities = {
+            _text("label", label, required=True): _probability(f"p_{str(label)[:40]}", p, required=True)
+            for label, p in self.probabilities.items()
+        }
+        if self.thumbnail is not None:
+            if not isinstance(self.thumbnail, (bytes, bytearray, memoryview)):
+                raise ValueError("thumbnail must be encoded image bytes")
+            self.thumbnail = bytes(self.thumbnail)
+            if len(self.thumbnail) > MAX_THUMBNAIL_BYTES:
+                raise ValueError(f"thumbnail is larger than {MAX_THUMBNAIL_BYTES:,} bytes")
+        if self.decision is not None:
+            if not isinstance(self.decision, Decision):
+                raise ValueError("decision must be a Decision")
+            self.decision.validate()
+        return self
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What identifies the same analysis across databases: (image_sha256, created_at, model_version)."""
+        return self.image_sha256, self.created_at, self.model_version
+
+    @classmethod
+    def from_analysis(cls, analysis: Analysis, *, session_id: str | None = None, source: str | None = "upload",
+                      patient_id: str | None = None, lesion_id: str | None = None, body_site: str | None = None,
+                      fitzpatrick: int | None = None, age: int | None = None, sex: str | None = None,
+                      thumbnail: bytes | None = None, created_at: str | datetime | None = None,
+                      decision: Decision | None = None) -> CaseRecord:
+        """Build a record from an ``Analysis`` (duck-typed) plus the context the reviewer entered.
+
+        Reads ``sha256, name, labels, probabilities, top_label, malignant_score, triage, model_name,
+        model_version, preprocessing, resize, cam_layer, explanation`` (and ``explained_label`` if present);
+        the image and heatmap are not kept.
+        """
+        labels = [str(label) for label in analysis.labels]
+        probs = [float(p) for p in analysis.probabilities]
+        if len(labels) != len(probs):
+            raise ValueError("the analysis has a different number of labels and probabilities")
+        probabilities = dict(zip(labels, probs, strict=True))
+        top_label = str(analysis.top_label)
+        return cls(
+            image_sha256=analysis.sha256, top_label=top_label, created_at=created_at or utc_now(),
+            session_id=session_id, source=source, file_name=analysis.name, patient_id=patient_id,
+            lesion_id=lesion_id, body_site=body_site, fitzpatrick=fitzpatrick, age=age, sex=sex,
+            model_name=analysis.model_name, model_version=analysis.model_version or "",
+            preprocessing=analysis.preprocessing, resize=analysis.resize, cam_layer=analysis.cam_layer,
+            top_probability=probabilities.get(top_label), malignant_score=analysis.malignant_score,
+            triage=analysis.triage, explanation=analysis.explanation,
+            explained_label=getattr(analysis, "explained_label", None), probabilities=probabilities,
+            thumbnail=thumbnail, decision=decision,
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """The export columns as a flat dict (unsanitised, ``None`` for empty) for tables such as st.dataframe.
+
+        Keys follow ``CSV_COLUMNS`` with this record's ``p_<label>`` columns (sorted) after ``explanation``.
+        """
+        row: dict[str, Any] = {
+            "case_id": self.case_id, "created_at": self.created_at, "session_id": self.session_id,
+            "source": self.source, "file_name": self.file_name, "image_sha256": self.image_sha256,
+            "patient_id": self.patient_id, "lesion_id": self.lesion_id, "body_site": self.body_site,
+            "fitzpatrick": self.fitzpatrick, "age": self.age, "sex": self.sex, "model_name": self.model_name,
+            "model_version": self.model_version, "preprocessing": self.preprocessing, "resize": self.resize,
+            "cam_layer": self.cam_layer, "top_label": self.top_label, "top_probability": self.top_probability,
+            "malignant_score": self.malignant_score, "triage": self.triage, "explanation": self.explanation,
+        }
+        for label in sorted(self.probabilities):
+            row[f"p_{label}"] = self.probabilities[label]
+        decision = self.decision
+        row.update({
+            "reviewer_agrees": decision.reviewer_agrees if decision else None,
+            "reviewer_diagnosis": decision.reviewer_diagnosis if decision else None,
+            "management": decision.management if decision else None,
+            "note": decision.note if decision else None,
+            "reviewer": decision.reviewer if decision else None,
+            "decided_at": decision.decided_at if decision else None,
+        })
+        return row

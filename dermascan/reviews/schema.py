@@ -1,0 +1,125 @@
+"""The review database's tables and their migrations (``PRAGMA user_version`` holds the version).
+
+To change the schema: append a step to ``MIGRATIONS`` (SQL statements, or a callable taking the
+connection) and bump nothing else; ``SCHEMA_VERSION`` follows. Each step runs in its own
+``BEGIN IMMEDIATE`` transaction together with the version bump, so a crash never leaves a half-migrated file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+
+from . import errors
+
+_DECISION_COLUMNS = """
+    reviewer_agrees    INTEGER CHECK (reviewer_agrees IN (0, 1)),
+    reviewer_diagnosis TEXT,
+    management         TEXT,
+    note               TEXT NOT NULL DEFAULT '',
+    reviewer           TEXT,
+    decided_at         TEXT NOT NULL
+"""
+
+_V1 = (
+    """
+    CREATE TABLE cases (
+        case_id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at      TEXT NOT NULL,
+        session_id      TEXT,
+        source          TEXT,
+        file_name       TEXT,
+        image_sha256    TEXT NOT NULL,
+        patient_id      TEXT,
+        lesion_id       TEXT,
+        body_site       TEXT,
+        fitzpatrick     INTEGER,
+        age             INTEGER,
+        sex             TEXT,
+        model_name      TEXT,
+        model_version   TEXT NOT NULL DEFAULT '',
+        preprocessing   TEXT,
+        resize          TEXT,
+        cam_layer       TEXT,
+        top_label       TEXT NOT NULL,
+        top_probability REAL,
+        malignant_score REAL,
+        triage          TEXT,
+        explanation     TEXT,
+        probabilities   TEXT NOT NULL DEFAULT '{}',
+        thumbnail       BLOB,
+        UNIQUE (image_sha256, created_at, model_version)
+    )
+    """,
+    "CREATE INDEX cases_by_session ON cases (session_id, created_at)",
+    # No ON DELETE CASCADE on purpose: deleting a reviewed case must fail rather than take its decisions along.
+    f"""
+    CREATE TABLE decisions (
+        case_id INTEGER PRIMARY KEY REFERENCES cases (case_id),
+        {_DECISION_COLUMNS}
+    )
+    """,
+    f"""
+    CREATE TABLE decision_history (
+        history_id INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id    INTEGER NOT NULL REFERENCES cases (case_id),
+        {_DECISION_COLUMNS},
+        saved_at   TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX decision_history_by_case ON decision_history (case_id, decided_at)",
+)
+
+Step = Sequence[str] | Callable[[sqlite3.Connection], None]
+
+# v2: the class the case's heatmap explained, so the review log can find the same map again.
+_V2 = ("ALTER TABLE cases ADD COLUMN explained_label TEXT",)
+
+MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2}
+"""``MIGRATIONS[n]`` upgrades a version ``n - 1`` database to version ``n``."""
+
+SCHEMA_VERSION = max(MIGRATIONS)
+
+
+def user_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the file (0 for a new, empty database)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, name: str) -> int:
+    """Bring the database to ``SCHEMA_VERSION``; returns the version found before. Needs autocommit mode.
+
+    Raises ``ReviewStoreError`` for a file from a newer release or an SQLite file of another application.
+    """
+    found = user_version(conn)
+    if found > SCHEMA_VERSION:
+        raise errors.newer_schema(name, found)
+    for target in range(found + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated while we waited for it.
+            current = user_version(conn)
+            if current < target:
+                if current == 0 and _has_tables(conn):
+                    raise errors.foreign_database(name)
+                _run(conn, MIGRATIONS[target])
+                conn.execute(f"PRAGMA user_version = {int(target)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return found
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchone()
+    return row[0] > 0
+
+
+def _run(conn: sqlite3.Connection, step: Step) -> None:
+    if callable(step):
+        step(conn)
+    else:
+        for statement in step:
+            conn.execute(statement)

@@ -1,0 +1,392 @@
+"""``ReviewStore``: the SQLite file where reviewed cases and decisions live.
+
+Durability: WAL journal with ``synchronous=FULL`` (a committed decision survives a crash or power cut),
+every write in one ``BEGIN IMMEDIATE`` transaction, a busy timeout so several users on one server (or
+several server processes on one file) wait for each other instead of failing.
+
+Threading: ONE connection per store, opened with ``check_same_thread=False`` and guarded by a lock.
+Streamlit runs every rerun of every session on a fresh thread, so per-thread connections would be
+opened on nearly every click and only closed when the garbage collector gets to them; one shared,
+serialised connection is simpler and fast enough for a review workload. Other processes (or other
+``ReviewStore`` objects) on the same file coordinate through SQLite's own locking and the busy timeout.
+
+Permissions: a new database file is created 0600 and missing folders 0700. An existing file keeps its
+mode (an administrator may have opened it to a group on purpose); a warning is logged if others can read it.
+A database that cannot be read is reported, never deleted or overwritten.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import stat
+import threading
+import urllib.parse
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
+
+from . import csvio, errors, schema
+from .errors import DB_ENV_VAR
+from .records import CaseRecord, Decision, utc_now
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DB_PATH = Path(".dermascan") / "reviews.sqlite3"
+DEFAULT_BUSY_TIMEOUT = 5.0
+
+_CASE_COLUMNS = (
+    "case_id", "created_at", "session_id", "source", "file_name", "image_sha256", "patient_id", "lesion_id",
+    "body_site", "fitzpatrick", "age", "sex", "model_name", "model_version", "preprocessing", "resize",
+    "cam_layer", "top_label", "top_probability", "malignant_score", "triage", "explanation", "explained_label",
+    "probabilities", "thumbnail",
+)
+_DECISION_FIELDS = ("reviewer_agrees", "reviewer_diagnosis", "management", "note", "reviewer", "decided_at")
+
+
+class MergeCounts(NamedTuple):
+    """What ``ReviewStore.merge_cases`` did with the incoming records."""
+
+    added: int
+    updated: int
+    skipped: int
+    kept_in_history: int
+
+
+def default_db_path() -> Path:
+    """``$DERMASCAN_REVIEW_DB`` if set, else ``.dermascan/reviews.sqlite3`` under the current directory."""
+    configured = os.environ.get(DB_ENV_VAR, "").strip()
+    return Path(configured).expanduser() if configured else DEFAULT_DB_PATH
+
+
+class ReviewStore:
+    """Reviewed cases and decisions in one SQLite file; safe to share between threads (one per process is enough).
+
+    ``path``: the database file (default: ``default_db_path()``). ``busy_timeout``: seconds to wait for
+    another writer before giving up with ``ReviewStoreError``. ``read_only``: open without write access
+    (every write then fails with ``ReviewStoreError``). Every failure is a ``ReviewStoreError``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+                 read_only: bool = False):
+        # Absolute now, so a later chdir (some tools do) cannot split one store across two files.
+        self.path = Path(path).expanduser().absolute() if path is not None else default_db_path().absolute()
+        self.read_only = read_only
+        self.busy_timeout = float(busy_timeout)
+        self._name = self.path.name
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = self._open()
+
+    # -- opening -------------------------------------------------------------------------------------------
+
+    def _open(self) -> sqlite3.Connection:
+        if not self.read_only:
+            try:
+                self._create_private_file()
+            except OSError as exc:
+                raise errors.from_os(exc, self._name) from None
+        target = f"file:{urllib.parse.quote(str(self.path))}?mode=ro" if self.read_only else str(self.path)
+        try:
+            # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (see _write).
+            conn = sqlite3.connect(target, timeout=self.busy_timeout, isolation_level=None,
+                                   check_same_thread=False, uri=self.read_only)
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc, self._name) from None
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            # A read first: a file that is not a database fails here, before anything could be written to it.
+            conn.execute("PRAGMA schema_version").fetchone()
+            if self.read_only:
+                found = schema.user_version(conn)
+                if found > schema.SCHEMA_VERSION:
+                    raise errors.newer_schema(self._name, found)
+                if found < schema.SCHEMA_VERSION:
+                    raise errors.needs_upgrade(self._name)
+            else:
+                conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                conn.execute("PRAGMA synchronous = FULL")
+                schema.migrate(conn, self._name)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise errors.from_sqlite(exc, self._name) from None
+        except BaseException:
+            conn.close()
+            raise
+        log.info("review database opened (schema %d)", schema.SCHEMA_VERSION)
+        return conn
+
+    def _create_private_file(self) -> None:
+        missing = []
+        folder = self.path.parent
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for folder in reversed(missing):
+            with contextlib.suppress(FileExistsError):  # another process may create it meanwhile
+                os.mkdir(folder, 0o700)
+        try:
+            # Created here rather than by SQLite so it is private from the first byte (SQLite would use 0644).
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            mode = self.path.stat().st_mode
+            if stat.S_ISREG(mode) and mode & (stat.S_IRWXG | stat.S_IRWXO):
+                log.warning("the review database file can be read by other users; consider chmod 600")
+            return
+        os.close(fd)
+
+    def close(self) -> None:
+        """Close the connection (idempotent). Later calls raise ``ReviewStoreError``."""
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                finally:
+                    self._conn = None
+
+    def __enter__(self) -> ReviewStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ReviewStore({self._name!r}, read_only={self.read_only})"
+
+    # -- transactions --------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None:
+                raise errors.closed()
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise errors.from_sqlite(exc, self._name) from None
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        # Not `with conn:`: Python's implicit transaction only starts at the first INSERT/UPDATE, so a
+        # read-check-write would not be atomic, and a deferred transaction that must upgrade its lock
+        # fails at once with SQLITE_BUSY instead of waiting. BEGIN IMMEDIATE takes the write lock up
+        # front (waiting up to busy_timeout), and everything in the block commits or rolls back together.
+        with self._read() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself (disk full)
+                        conn.execute("ROLLBACK")
+                raise
+
+    # -- cases ---------------------------------------------------------------------------------------------
+
+    def add_case(self, record: CaseRecord) -> int:
+        """Save a case (and its ``decision``, if set) in one transaction; returns and sets ``record.case_id``.
+
+        Adding the same analysis again (same image_sha256, created_at, model_version) returns the existing
+        id and leaves the stored case as it was.
+        """
+        record.validate()
+        with self._write() as conn:
+            case_id, _ = self._insert_case(conn, record)
+            if record.decision is not None:
+                self._put_decision(conn, case_id, record.decision)
+        record.case_id = case_id
+        log.info("review case saved")
+        return case_id
+
+    def get_case(self, case_id: int) -> CaseRecord | None:
+        """The case with its current decision, or ``None`` if there is no such case."""
+        with self._read() as conn:
+            row = conn.execute(f"{_select_cases(True)} WHERE c.case_id = ?", (case_id,)).fetchone()
+        return None if row is None else _case_from_row(row)
+
+    def list_cases(self, session_first: str | None = None, *, session_id: str | None = None,
+                   limit: int | None = None, with_thumbnails: bool = True) -> list[CaseRecord]:
+        """Cases with their current decisions, newest first.
+
+        ``session_first``: cases of this session come first (the reviewer's current work on top), then
+        all others. ``session_id``: only that session's cases. ``limit``: at most that many.
+        """
+        sql = _select_cases(with_thumbnails)
+        params: list[Any] = []
+        if session_id is not None:
+            sql += " WHERE c.session_id = ?"
+            params.append(session_id)
+        # NULL = anything is NULL, so with no session_first (or a case without session) the CASE gives 1.
+        sql += " ORDER BY CASE WHEN c.session_id = ? THEN 0 ELSE 1 END, c.created_at DESC, c.case_id DESC"
+        params.append(session_first)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(max(int(limit), 0))
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [_case_from_row(row) for row in rows]
+
+    def count_cases(self, session_id: str | None = None) -> int:
+        """How many cases are stored (in one session if ``session_id`` is given)."""
+        with self._read() as conn:
+            if session_id is None:
+                return int(conn.execute("SELECT count(*) FROM cases").fetchone()[0])
+            return int(conn.execute("SELECT count(*) FROM cases WHERE session_id = ?", (session_id,)).fetchone()[0])
+
+    # -- decisions -----------------------------------------------------------------------------------------
+
+    def save_decision(self, case_id: int, decision: Decision) -> Decision:
+        """Make ``decision`` the current one for the case; the previous one stays in the history.
+
+        Saving the same content again is a no-op (the earlier ``decided_at`` is kept), so a rerun that
+        re-saves an unchanged form does not grow the history. Returns the stored current decision.
+        """
+        decision.validate()
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
+                raise errors.no_such_case(case_id)
+            self._put_decision(conn, case_id, decision)
+            current = _current_decision(conn, case_id)
+        log.info("review decision saved")
+        return current
+
+    def get_decision(self, case_id: int) -> Decision | None:
+        """The current decision for the case, or ``None`` if it has not been reviewed."""
+        with self._read() as conn:
+            return _current_decision(conn, case_id)
+
+    def decision_history(self, case_id: int) -> list[Decision]:
+        """Every version ever saved for the case, oldest first (the current one included, last)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join(_DECISION_FIELDS)} FROM decision_history WHERE case_id = ? "
+                "ORDER BY decided_at, history_id", (case_id,)).fetchall()
+        return [_decision_from_row(row) for row in rows]
+
+    # -- bulk merge (CSV import) ---------------------------------------------------------------------------
+
+    def merge_cases(self, records: Iterable[CaseRecord]) -> MergeCounts:
+        """Merge records from elsewhere in one transaction, matching cases on (image_sha256, created_at, model_version).
+
+        New cases are added with their decision. For a known case the stored case fields never change;
+        its decision is replaced only by a different, newer one (the old one stays in the history). A
+        different but older incoming decision is kept in the history only, so no reviewer's work is lost.
+        Incoming ``case_id`` values are ignored (ids are local to a database).
+        """
+        added = updated = skipped = kept = 0
+        with self._write() as conn:
+            for record in records:
+                record.validate()
+                found = conn.execute(
+                    "SELECT case_id FROM cases WHERE image_sha256 = ? AND created_at = ? AND model_version = ?",
+                    record.key).fetchone()
+                if found is None:
+                    case_id, _ = self._insert_case(conn, record)
+                    if record.decision is not None:
+                        self._put_decision(conn, case_id, record.decision)
+                    added += 1
+                    continue
+                case_id, incoming = found[0], record.decision
+                current = _current_decision(conn, case_id)
+                if incoming is None or incoming.same_content(current):
+                    skipped += 1
+                elif current is None or incoming.decided_at > current.decided_at:
+                    self._put_decision(conn, case_id, incoming)
+                    updated += 1
+                else:
+                    kept += self._append_history(conn, case_id, incoming)
+                    skipped += 1
+        log.info("review merge: %d added, %d updated, %d skipped, %d kept in history", added, updated, skipped, kept)
+        return MergeCounts(added, updated, skipped, kept)
+
+    # -- CSV -----------------------------------------------------------------------------------------------
+
+    def export_csv(self, dest: str | os.PathLike[str] | BinaryIO | None = None, *,
+                   session_id: str | None = None) -> bytes:
+        """All cases (or one session's) as CSV bytes (see ``csvio``); also written to ``dest`` if given."""
+        return csvio.export_csv(self, dest, session_id=session_id)
+
+    def import_csv(self, source: Any, *, max_rows: int = csvio.MAX_IMPORT_ROWS) -> csvio.ImportResult:
+        """Merge a CSV export (bytes, a path, or a binary file such as Streamlit's upload); see ``csvio``."""
+        return csvio.import_csv(self, source, max_rows=max_rows)
+
+    # -- SQL helpers (caller holds the lock and the transaction) -------------------------------------------
+
+    def _insert_case(self, conn: sqlite3.Connection, record: CaseRecord) -> tuple[int, bool]:
+        names = _CASE_COLUMNS[1:]
+        values = [json.dumps(record.probabilities, ensure_ascii=False, allow_nan=False) if name == "probabilities"
+                  else getattr(record, name) for name in names]
+        cursor = conn.execute(
+            f"INSERT INTO cases ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
+            "ON CONFLICT (image_sha256, created_at, model_version) DO NOTHING", values)
+        if cursor.rowcount == 1:
+            return int(cursor.lastrowid), True
+        row = conn.execute(
+            "SELECT case_id FROM cases WHERE image_sha256 = ? AND created_at = ? AND model_version = ?",
+            record.key).fetchone()
+        return int(row[0]), False
+
+    def _put_decision(self, conn: sqlite3.Connection, case_id: int, decision: Decision) -> None:
+        current = _current_decision(conn, case_id)
+        if decision.same_content(current):
+            return
+        if current is not None:
+            # Normally already there (every save is appended); this keeps the guarantee for older files.
+            self._append_history(conn, case_id, current)
+        values = _decision_values(decision)
+        conn.execute(
+            f"INSERT INTO decisions (case_id, {', '.join(_DECISION_FIELDS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (case_id) DO UPDATE SET "
+            + ", ".join(f"{name} = excluded.{name}" for name in _DECISION_FIELDS),
+            (case_id, *values))
+        self._append_history(conn, case_id, decision)
+
+    def _append_history(self, conn: sqlite3.Connection, case_id: int, decision: Decision) -> int:
+        values = _decision_values(decision)
+        exists = conn.execute(
+            "SELECT 1 FROM decision_history WHERE case_id = ? AND reviewer_agrees IS ? AND reviewer_diagnosis IS ? "
+            "AND management IS ? AND note = ? AND reviewer IS ? AND decided_at = ?", (case_id, *values)).fetchone()
+        if exists:
+            return 0
+        conn.execute(
+            f"INSERT INTO decision_history (case_id, {', '.join(_DECISION_FIELDS)}, saved_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (case_id, *values, utc_now()))
+        return 1
+
+
+def _select_cases(with_thumbnail: bool) -> str:
+    # Thumbnails are the only large column; lists that do not show them should not read them.
+    columns = ", ".join("c.thumbnail" if c == "thumbnail" and with_thumbnail else "NULL" if c == "thumbnail"
+                        else f"c.{c}" for c in _CASE_COLUMNS)
+    decision = ", ".join(f"d.{f}" for f in _DECISION_FIELDS)
+    return f"SELECT {columns}, d.case_id, {decision} FROM cases c LEFT JOIN decisions d ON d.case_id = c.case_id"
+
+
+def _decision_values(decision: Decision) -> tuple[Any, ...]:
+    agrees = None if decision.reviewer_agrees is None else int(decision.reviewer_agrees)
+    return (agrees, decision.reviewer_diagnosis, decision.management, decision.note, decision.reviewer,
+            decision.decided_at)
+
+
+def _decision_from_row(row: Iterable[Any]) -> Decision:
+    agrees, diagnosis, management, note, reviewer, decided_at = row
+    return Decision(reviewer_agrees=None if agrees is None else bool(agrees), reviewer_diagnosis=diagnosis,
+                    management=management, note=note or "", reviewer=reviewer, decided_at=decided_at)
+
+
+def _current_decision(conn: sqlite3.Connection, case_id: int) -> Decision | None:
+    row = conn.execute(f"SELECT {', '.join(_DECISION_FIELDS)} FROM decisions WHERE case_id = ?",
+                       (case_id,)).fetchone()
+    return None if row is None else _decision_from_row(row)
+
+
+def _case_from_row(row: tuple[Any, ...]) -> CaseRecord:
+    n = len(_CASE_COLUMNS)
+    fields = dict(zip(_CASE_COLUMNS, row[:n], strict=True))
+    fields["probabilities"] = json.loads(fields["probabilities"] or "{}")
+    decision = None if row[n] is None else _decision_from_row(row[n + 1:])
+    return CaseRecord(**fields, decision=decision)
