@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
     "SUPPORTED_FORMATS",
+    "read_file_bytes",
     "read_image",
     "read_image_file",
     "sha256_hex",
