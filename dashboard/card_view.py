@@ -1,0 +1,58 @@
+"""Turn a model card's nested metrics dict into tables a person can read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+SKIPPED = {"labels", "reliability"}  # lists for machines (plots), not for a table
+
+
+def humanize(key: str) -> str:
+    """``balanced_accuracy`` -> ``Balanced accuracy`` (``auc``/``ece`` stay upper case)."""
+    if not key.islower():
+        return key
+    text = " ".join(w.upper() if w in {"auc", "ece", "mel", "f1", "n"} else w for w in key.split("_"))
+    return text[:1].upper() + text[1:]
+
+
+def show(value: Any) -> str:
+    """A metric value as text: floats to 3 decimals, None as an em dash."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _is_table(value: Any) -> bool:
+    # A dict of dicts of scalars (per-class scores, thresholds) reads best as a grid.
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(v, dict) and not any(isinstance(x, (dict, list)) for x in v.values()) for v in value.values()
+    )
+
+
+def _is_confusion(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"labels", "matrix"}
+
+
+def metric_tables(metrics: dict, prefix: str = "") -> list[tuple[str, pd.DataFrame]]:
+    """``[(title, table)]``: one table of scalar metrics per group, plus grids for nested groups."""
+    scalars = [{"Metric": humanize(k), "Value": show(v)} for k, v in metrics.items()
+               if not isinstance(v, (dict, list)) and k not in SKIPPED]
+    out = [(prefix or "Summary", pd.DataFrame(scalars))] if scalars else []
+    for key, value in metrics.items():
+        if key in SKIPPED:
+            continue
+        title = f"{prefix} · {humanize(key)}" if prefix else humanize(key)
+        if _is_confusion(value):
+            out.append((title + " (rows: true, columns: predicted)",
+                        pd.DataFrame(value["matrix"], index=value["labels"], columns=value["labels"])))
+        elif _is_table(value):
+            grid = pd.DataFrame.from_dict(value, orient="index").map(show)
+            grid.columns = [humanize(str(c)) for c in grid.columns]
+            out.append((title, grid))
+        elif isinstance(value, dict):
+            out.extend(metric_tables(value, title))
+    return out

@@ -1,0 +1,63 @@
+"""The review log as a table: AI result and reviewer decision side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+import streamlit as st
+
+from .presentation import management_name, triage_style
+
+
+def _when(value: str | None) -> pd.Timestamp | None:
+    return pd.to_datetime(value, utc=True, errors="coerce") if value else None
+
+
+def log_frame(cases: Sequence, *, session_id: str, display_name: Callable[[str], str]) -> pd.DataFrame:
+    """One row per case, in the order given (this session's cases first)."""
+    rows = []
+    for case in cases:
+        decision = case.decision
+        rows.append({
+            "Case": case.case_id,
+            "This session": case.session_id == session_id,
+            "File": case.file_name or "—",
+            "Analysed": _when(case.created_at),
+            "AI diagnosis": display_name(case.top_label) if case.top_label else "—",
+            "AI probability": case.top_probability,
+            "Malignancy score": case.malignant_score,
+            "Triage": triage_style(case.triage).title,
+            "Reviewer diagnosis": display_name(decision.reviewer_diagnosis) if decision and
+            decision.reviewer_diagnosis else "",
+            "Agrees": (decision.reviewer_agrees if decision else None),
+            "Management": management_name(decision.management) if decision else "",
+            "Reviewer": (decision.reviewer or "") if decision else "",
+            "Decided": _when(decision.decided_at) if decision else None,
+            "Source": case.source,
+        })
+    frame = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
+    for column in ("Analysed", "Decided"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+# AI result and reviewer decision first and side by side; bookkeeping columns last.
+LOG_COLUMNS = {
+    "Case": st.column_config.NumberColumn("Case", format="%d", width=60),
+    "File": st.column_config.TextColumn("File", width=140),
+    "AI diagnosis": st.column_config.TextColumn("AI diagnosis", width=190),
+    "Malignancy score": st.column_config.ProgressColumn("Malignancy score", format="percent", min_value=0.0,
+                                                        max_value=1.0, width=120),
+    "Triage": st.column_config.TextColumn("Triage", width=70),
+    "Reviewer diagnosis": st.column_config.TextColumn("Reviewer diagnosis", width=190),
+    "Agrees": st.column_config.CheckboxColumn("Agrees", width=70, help="The reviewer agrees with the AI"),
+    "Management": st.column_config.TextColumn("Management", width=150),
+    "Reviewer": st.column_config.TextColumn("Reviewer", width="small"),
+    "Decided": st.column_config.DatetimeColumn("Decided (UTC)", format="YYYY-MM-DD HH:mm", width="small"),
+    "AI probability": st.column_config.ProgressColumn("AI probability", format="percent", min_value=0.0,
+                                                      max_value=1.0, width="small"),
+    "Analysed": st.column_config.DatetimeColumn("Analysed (UTC)", format="YYYY-MM-DD HH:mm", width="small"),
+    "This session": st.column_config.CheckboxColumn("This session", width=90),
+    "Source": st.column_config.TextColumn("Source", width=70),
+}

@@ -1,0 +1,69 @@
+"""Load the classifier once per process and share it with every session.
+
+Loading compiles and warms up the TensorFlow graph (seconds), so it happens in
+``st.cache_resource`` keyed by the resolved path and the file's modification time:
+every session reuses one ``LesionModel``, and a retrained file on the same path loads
+fresh instead of serving stale weights.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+import dermascan
+from dermascan.defaults import MODEL_ENV, resolve_model_path
+from dermascan.errors import DermascanError
+
+from . import session
+
+log = logging.getLogger(__name__)
+
+HOW_TO_FIX = (
+    f"To fix it, enter the path of a .keras or .h5 model file under **Model file** in the sidebar, "
+    f"or set the `{MODEL_ENV}` environment variable and restart the app."
+)
+
+
+@dataclass(frozen=True)
+class ModelSlot:
+    """The model this session uses, or why there is none."""
+
+    model: dermascan.LesionModel | None
+    key: str  # identity of the loaded file (path, mtime, version) for result caches
+    path: str
+    error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """True when a model is ready to analyse images."""
+        return self.model is not None
+
+
+@st.cache_resource(show_spinner="Loading the model (first time only)…", max_entries=4)
+def _load(path: str, mtime_ns: int) -> dermascan.LesionModel:
+    # mtime_ns is only part of the cache key: a rewritten file gets a new entry.
+    return dermascan.load_model(path)
+
+
+def current_model() -> ModelSlot:
+    """The session's model (sidebar override, else ``$DERMASCAN_MODEL``, else the bundled one)."""
+    override = session.model_override()
+    try:
+        path = resolve_model_path(override or None)
+        mtime = path.stat().st_mtime_ns if path.is_file() else 0
+        model = _load(str(path), mtime)
+    except DermascanError as exc:
+        return ModelSlot(None, "", override, str(exc))
+    except Exception as exc:  # never let an unexpected loader failure take the whole app down
+        log.warning("Model load failed unexpectedly: %s", type(exc).__name__)
+        return ModelSlot(None, "", override, "The model could not be loaded (unexpected error).")
+    return ModelSlot(model, f"{path}|{mtime}|{model.version}", str(path))
+
+
+def model_file_name(slot: ModelSlot) -> str:
+    """Just the file name of the slot's model, for captions (full paths can leak home folders)."""
+    return Path(slot.path).name if slot.path else "default model"

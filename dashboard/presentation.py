@@ -1,0 +1,60 @@
+"""Words, colours and icons the pages share, so the same thing always looks the same."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dermascan.reviews import MANAGEMENT_LABELS
+
+
+@dataclass(frozen=True)
+class TriageStyle:
+    """How a triage band is shown: colour plus words, never colour alone."""
+
+    title: str
+    color: str  # an st.badge colour
+    icon: str
+    advice: str
+
+
+TRIAGE = {
+    "low": TriageStyle("Low", "green", ":material/check_circle:", "Low malignancy score."),
+    "medium": TriageStyle("Medium", "orange", ":material/warning:", "Intermediate score: review with care."),
+    "high": TriageStyle("High", "red", ":material/priority_high:", "High malignancy score: prioritise this case."),
+}
+
+FITZPATRICK = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI"}  # the store keeps the number
+SEX_OPTIONS = ("female", "male", "other")
+
+DISCLAIMER = (
+    "AI second opinion for a trained clinician. It is not a diagnosis and must not replace clinical judgement "
+    "or histopathology."
+)
+
+
+def triage_style(band: str | None) -> TriageStyle:
+    """The style of ``band`` (a neutral one for unknown or missing bands, e.g. from an imported CSV)."""
+    return TRIAGE.get(band or "", TriageStyle((band or "").capitalize() or "Unknown", "gray", ":material/help:", ""))
+
+
+def management_name(option: str | None) -> str:
+    """Plain words for a management option code ("" when none was chosen)."""
+    if not option:
+        return ""
+    return MANAGEMENT_LABELS.get(option, option.replace("_", " ").capitalize())
+
+
+def percent(value: float | None) -> str:
+    """``0.4312`` -> ``"43%"`` (one decimal under 10%, where rounding hides meaning); None -> "—"."""
+    if value is None:
+        return "—"
+    return f"{value:.1%}" if value < 0.1 else f"{value:.0%}"
+
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text: object) -> str:
+    """``text`` escaped for ``st.markdown``: stored or imported values must not become links or images."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))

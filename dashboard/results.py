@@ -1,0 +1,75 @@
+"""Per-session cache of analyses, keyed by image, model, options and explained class.
+
+Only moving the opacity slider must never reach the model: an ``Analysis`` keeps its
+coloured heatmap and re-blends it. Each real engine call goes through ``analyze`` and
+bumps a process-wide counter that tests read with ``engine_calls()``.
+
+Analyses (which hold pixels) live in ``st.session_state``, never in a cross-session
+cache: one clinician's images must not be served to another session.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from dermascan.analysis import Analysis
+
+from . import session
+from .model_cache import ModelSlot
+
+MAX_CACHED = 8  # analyses kept per session; big uploads can weigh tens of MB each
+
+_calls = 0
+_calls_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Options:
+    """Preprocessing choices that change the model's answer."""
+
+    preprocessing: str
+    resize: str
+
+
+def engine_calls() -> int:
+    """How many times this process called the engine for an analysis (for tests)."""
+    return _calls
+
+
+def _count_call() -> None:
+    global _calls
+    with _calls_lock:
+        _calls += 1
+
+
+def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, options: Options,
+            class_label: str | None = None) -> Analysis:
+    """The analysis of ``data`` explaining ``class_label`` (None: the top class), from cache when possible.
+
+    Raises ``dermascan.InvalidImage`` for unreadable bytes.
+    """
+    cache = session.bucket(session.ANALYSES)
+    base_key = (sha256, slot.key, options, None)
+    if class_label is not None and base_key in cache and cache[base_key].explained_label == class_label:
+        class_label = None  # the top-class map is this class's map: no second call
+    key = (sha256, slot.key, options, class_label)
+    if key in cache:
+        cache[key] = cache.pop(key)  # mark as most recently used
+        return cache[key]
+    _count_call()
+    analysis = slot.model.analyze(data, class_label=class_label, name=name, preprocessing=options.preprocessing,
+                                  resize=options.resize)
+    cache[key] = analysis
+    while len(cache) > MAX_CACHED:
+        cache.pop(next(iter(cache)))
+    return analysis
+
+
+def cached_for_image(sha256: str, explained_label: str | None = None) -> Analysis | None:
+    """A cached analysis of the image ``sha256`` (preferring ``explained_label``'s map), or None."""
+    matches = [a for a in session.bucket(session.ANALYSES).values() if a.sha256 == sha256]
+    for analysis in reversed(matches):
+        if explained_label is None or analysis.explained_label == explained_label:
+            return analysis
+    return matches[-1] if matches else None

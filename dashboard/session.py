@@ -1,0 +1,40 @@
+"""Names of everything this app keeps in ``st.session_state``, and small accessors.
+
+One place for the keys keeps pages from inventing near-duplicates ("case_id" vs
+"caseId") that silently lose state when a user switches pages.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+SESSION_ID = "ds_session_id"  # random id that tags this session's cases in the review DB
+MODEL_OVERRIDE = "ds_model_override"  # model path typed in the sidebar ("" = default)
+MODEL_PATH_INPUT = "ds_model_path_input"  # the sidebar text input's own widget key
+ANALYSES = "ds_analyses"  # results cache: key -> Analysis (pixels stay in this session's memory)
+CASE_IDS = "ds_case_ids"  # (sha256, model key, options) -> case_id already added to the store
+PENDING_DECISIONS = "ds_pending_decisions"  # case_id -> Decision that could not be saved yet
+LAST_SAVED = "ds_last_saved"  # case_id of the last decision saved (for a confirmation message)
+IMPORT_RESULT = "ds_import_result"  # (file id, ImportResult) of the last CSV import
+CASE_FIELDS = "ds_case_fields"  # case_id -> case details saved with it (to notice later edits)
+
+
+def session_id() -> str:
+    """This browser session's id, created on first use."""
+    if SESSION_ID not in st.session_state:
+        st.session_state[SESSION_ID] = uuid.uuid4().hex[:12]
+    return st.session_state[SESSION_ID]
+
+
+def model_override() -> str:
+    """The model path typed in the sidebar, or "" for the default model."""
+    return st.session_state.get(MODEL_OVERRIDE, "").strip()
+
+
+def bucket(key: str) -> dict:
+    """A dict stored under ``key`` in the session, created empty on first use."""
+    if key not in st.session_state:
+        st.session_state[key] = {}
+    return st.session_state[key]

@@ -1,0 +1,106 @@
+"""Model: the loaded model's card, written for people, plus what the engine detected."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.card_view import metric_tables
+from dashboard.model_cache import HOW_TO_FIX, current_model, model_file_name
+from dermascan.preprocessing import RESIZE_POLICIES, SCALINGS
+
+
+def text_or_dash(value) -> str:
+    """A value for display, or an em dash when the card leaves it empty."""
+    return str(value) if value not in (None, "", [], {}) else "—"
+
+
+def key_values(data: dict) -> pd.DataFrame:
+    """A two-column table of a flat-ish dict (nested values shown as text)."""
+    return pd.DataFrame([{"Field": str(k), "Value": text_or_dash(v)} for k, v in data.items()])
+
+
+def classes_table(card) -> None:
+    """The classes in output order with plain-language names and malignant flags."""
+    frame = pd.DataFrame(
+        [{"Code": label, "Diagnosis": card.display_name(label), "Malignant": label in card.malignant_labels}
+         for label in card.labels]
+    )
+    st.dataframe(frame, hide_index=True, width="stretch", column_config={
+        "Code": st.column_config.TextColumn("Code", width="small"),
+        "Diagnosis": st.column_config.TextColumn("Diagnosis", width="large"),
+        "Malignant": st.column_config.CheckboxColumn("Counts in malignancy score"),
+    })
+
+
+def metrics_tables(metrics: dict) -> None:
+    """The card's evaluation metrics, one small table per group."""
+    for title, table in metric_tables(metrics):
+        st.markdown(f"*{title}*")
+        st.dataframe(table, hide_index=table.index.dtype.kind == "i", width="stretch")
+
+
+def detected(model) -> None:
+    """What the engine found by inspecting the model file itself."""
+    info = model.describe()
+    st.dataframe(
+        pd.DataFrame([
+            {"Field": "Loader", "Value": info["loader"]},
+            {"Field": "Input size (h × w)", "Value": " × ".join(map(str, info["input_size"]))},
+            {"Field": "Outputs", "Value": f"{info['n_outputs']} ({text_or_dash(info['output_kind'])})"},
+            {"Field": "Grad-CAM layer", "Value": text_or_dash(info["cam_layer"])},
+            {"Field": "Rescales pixels inside", "Value": ", ".join(info["rescaling_layers"]) or "no"},
+            {"Field": "Card file", "Value": text_or_dash(info["card_file"])},
+        ]),
+        hide_index=True, width="stretch",
+    )
+    for warning in info["warnings"]:
+        st.warning(warning, icon=":material/warning:")
+
+
+st.title("Model")
+slot = current_model()
+if not slot.loaded:
+    st.info(f"No model is loaded, so there is no model card to show. {slot.error} {HOW_TO_FIX}",
+            icon=":material/info:")
+    st.stop()
+
+model = slot.model
+card = model.card
+st.subheader(f"{card.name or model_file_name(slot)} · version {model.version}")
+st.markdown(card.description or "_The model card has no description._")
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.markdown("#### Classes")
+    classes_table(card)
+    st.markdown("#### Intended use")
+    st.markdown(card.intended_use or "_Not stated in the card._")
+    st.markdown("#### Limitations")
+    st.markdown("\n".join(f"- {item}" for item in card.limitations) or "_None listed in the card._")
+with right:
+    st.markdown("#### Metrics")
+    if card.metrics:
+        metrics_tables(card.metrics)
+    else:
+        st.caption("The card reports no metrics.")
+    st.markdown("#### Input and calibration")
+    # Bullets, not a table: the one-line descriptions are long and must wrap, not be cut off.
+    st.markdown("\n".join([
+        f"- **Preprocessing:** `{card.preprocessing}`: {SCALINGS[card.preprocessing].description}",
+        f"- **Resize:** `{card.resize}`: {RESIZE_POLICIES[card.resize].description}",
+        f"- **Input size:** {model.input_size[0]} × {model.input_size[1]} pixels",
+        f"- **Temperature:** {card.temperature:g} (softmax temperature that calibrates probabilities; 1 = none)",
+        f"- **Triage thresholds:** medium from a malignancy score of {card.thresholds['medium']:.0%}, "
+        f"high from {card.thresholds['high']:.0%}",
+    ]))
+    st.markdown("#### Backbone, license and training data")
+    provenance = {**card.backbone, **{f"training data: {k}": v for k, v in card.training_data.items()},
+                  **{f"provenance: {k}": v for k, v in card.provenance.items()}}
+    if provenance:
+        st.dataframe(key_values(provenance), hide_index=True, width="stretch")
+    else:
+        st.caption("The card gives no backbone, license or training-data credit.")
+
+st.markdown("#### What the engine detected")
+detected(model)

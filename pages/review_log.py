@@ -1,0 +1,167 @@
+"""Review log: every analysed case, AI result beside the reviewer's decision; edit, export, import."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import streamlit as st
+
+from dashboard import results, session
+from dashboard.decisions import decision_form, pending_decision, retry_button, save_decision
+from dashboard.log_table import LOG_COLUMNS, log_frame
+from dashboard.model_cache import current_model
+from dashboard.presentation import FITZPATRICK, percent, plain, triage_style
+from dashboard.store import get_store
+from dermascan.card import HAM10000_DISPLAY_NAMES, HAM10000_LABELS
+from dermascan.caselog import filter_cases
+from dermascan.errors import DermascanError
+from dermascan.overlay import DEFAULT_ALPHA
+from dermascan.reviews.csvio import to_csv_bytes
+
+STATUS = {"All": None, "Undecided": False, "Decided": True}
+CASE_FIELDS = {"patient_id": "Patient ID", "lesion_id": "Lesion ID", "body_site": "Body site",
+               "fitzpatrick": "Fitzpatrick", "age": "Age", "sex": "Sex"}
+
+
+def display_name_for(slot):
+    """Plain-language class names: the loaded card's, else the HAM10000 ones."""
+    return slot.model.card.display_name if slot.loaded else (lambda label: HAM10000_DISPLAY_NAMES.get(label, label))
+
+
+def filters() -> dict:
+    """Triage, decided/undecided and text-search filters."""
+    a, b, c = st.columns([1.2, 1, 1.6])
+    bands = a.pills("Triage", ["high", "medium", "low"], selection_mode="multi", key="log_bands",
+                    format_func=lambda band: triage_style(band).title)
+    status = b.segmented_control("Status", list(STATUS), default="All", key="log_status")
+    text = c.text_input("Search", key="log_search", placeholder="file name or diagnosis")
+    return {"bands": bands or None, "decided": STATUS.get(status), "text": text}
+
+
+def heatmap_again(store, case) -> None:
+    """The overlay from this session's memory, else a stored thumbnail, else why nothing can be shown."""
+    analysis = results.cached_for_image(case.image_sha256, case.explained_label)
+    if analysis is None:
+        full = store.get_case(case.case_id)  # the list is read without thumbnails; fetch this one's
+        if full is not None and full.thumbnail:
+            st.image(full.thumbnail, caption="Thumbnail saved with the case (no heatmap)", width=260)
+        st.info("The image is not kept: DermaScan Review stores no pixels. Upload it again on the Analyze page "
+                "to see its heatmap.", icon=":material/hide_image:")
+        return
+    alpha = st.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="log_alpha")
+    left, right = st.columns(2)
+    left.image(analysis.image, caption="Original", width="stretch")
+    right.image(analysis.overlay(alpha), caption=f"Grad-CAM: {analysis.display_names[analysis.explained_label]}",
+                width="stretch")
+
+
+def ai_result(case, display_name) -> None:
+    """The AI's result for the case, as it was stored."""
+    style = triage_style(case.triage)
+    st.markdown(f"**AI:** {plain(display_name(case.top_label))} ({percent(case.top_probability)})  \n"
+                f"**Malignancy score:** {percent(case.malignant_score)}")
+    st.badge(f"Triage {style.title}", icon=style.icon, color=style.color)
+    if case.explanation:
+        st.caption(plain(case.explanation))
+    st.caption(plain(f"Model {case.model_version or '—'} · {case.preprocessing or '—'} / {case.resize or '—'}"))
+    details = {label: getattr(case, name) for name, label in CASE_FIELDS.items() if getattr(case, name) not in
+               (None, "")}
+    if "Fitzpatrick" in details:
+        details["Fitzpatrick"] = FITZPATRICK.get(details["Fitzpatrick"], details["Fitzpatrick"])
+    if details:
+        with st.expander("Case details"):
+            st.markdown("  \n".join(f"**{k}:** {plain(v)}" for k, v in details.items()))
+
+
+def case_panel(store_slot, case, display_name) -> None:
+    """One case: heatmap if still in memory, AI result, and its decision form."""
+    st.subheader(f"Case {case.case_id} · {plain(case.file_name or 'unnamed image')}")
+    if st.session_state.pop(session.LAST_SAVED, None) == case.case_id:
+        st.success("Decision saved to the review log.", icon=":material/check_circle:")
+    left, right = st.columns([1.2, 1], gap="large")
+    with left:
+        heatmap_again(store_slot.store, case)
+    with right:
+        ai_result(case, display_name)
+    labels = list(case.probabilities) or list(HAM10000_LABELS)
+    pending_key = f"case:{case.case_id}"
+    if retry_button(store_slot, case.case_id, pending_key=pending_key):
+        st.rerun()
+    decision = decision_form(
+        f"log_decision_{case.case_id}", labels=labels, display_name=display_name, ai_label=case.top_label,
+        existing=pending_decision(pending_key) or case.decision,
+    )
+    if decision is not None and save_decision(store_slot, case.case_id, decision, pending_key=pending_key):
+        st.session_state[session.LAST_SAVED] = case.case_id  # confirmed after the rerun
+        st.rerun()  # refresh the table above with the new decision
+
+
+def export_import(store, shown, filtered: bool) -> None:
+    """CSV export (every case, or the filtered ones) and CSV import into this database."""
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown("#### Export")
+        try:
+            # The store exports everything; a filtered view is written in the very same format.
+            data = to_csv_bytes(shown) if filtered else store.export_csv()
+        except DermascanError as exc:
+            st.error(str(exc))
+        else:
+            label = f"Download the {len(shown)} shown case(s) as CSV" if filtered else "Download the review log as CSV"
+            st.download_button(label, data, mime="text/csv",
+                               file_name=f"dermascan-review-log-{date.today():%Y-%m-%d}.csv",
+                               icon=":material/download:", on_click="ignore")
+            st.caption("Includes the AI results, decisions and case details; no images.")
+    with right:
+        st.markdown("#### Import")
+        upload = st.file_uploader("Review-log CSV", type=["csv"], key="log_import")
+        if upload is not None and st.button("Import CSV", key="log_import_go", icon=":material/upload:"):
+            try:
+                outcome = store.import_csv(upload.getvalue())
+            except DermascanError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state[session.IMPORT_RESULT] = outcome
+                st.rerun()  # show the imported rows in the table
+        outcome = st.session_state.get(session.IMPORT_RESULT)
+        if outcome is not None:
+            st.success(f"Import: {outcome.summary()}", icon=":material/check_circle:")
+            for warning in outcome.warnings:
+                st.warning(warning)
+            if outcome.errors:
+                st.warning(f"{len(outcome.errors)} row(s) could not be imported:")
+                st.code("\n".join(outcome.errors), language=None)
+
+
+st.title("Review log")
+store_slot = get_store()
+if store_slot.store is None:
+    st.error(f"The review log is unavailable: {store_slot.error}", icon=":material/error:")
+    st.stop()
+store = store_slot.store
+display_name = display_name_for(current_model())
+try:
+    cases = store.list_cases(session_first=session.session_id(), with_thumbnails=False)
+except DermascanError as exc:
+    st.error(f"The review log could not be read: {exc}", icon=":material/error:")
+    st.stop()
+
+st.caption(f"{len(cases)} case(s), this session's first. Images are never stored, only results and decisions.")
+chosen = filters()
+shown = filter_cases(cases, display_name=display_name, **chosen)
+event = st.dataframe(
+    log_frame(shown, session_id=session.session_id(), display_name=display_name),
+    key="log_table", on_select="rerun", selection_mode="single-row", hide_index=True, column_config=LOG_COLUMNS,
+    width="stretch", placeholder="—",
+)
+rows = event.selection.rows if event is not None else []
+if rows and rows[0] < len(shown):
+    st.divider()
+    case_panel(store_slot, shown[rows[0]], display_name)
+elif cases:
+    st.caption("Select a row to see its heatmap again and to record or edit the decision.")
+else:
+    st.info("No cases yet. Analyse an image on the Analyze page, or import a CSV below.", icon=":material/info:")
+
+st.divider()
+export_import(store, shown, filtered=len(shown) != len(cases))

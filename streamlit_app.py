@@ -1,0 +1,22 @@
+"""DermaScan Review: entry point and router (``streamlit run streamlit_app.py``).
+
+Each page is one line in ``PAGES``; page scripts live in ``pages/`` and stay thin.
+"""
+
+import streamlit as st
+
+from dashboard.sidebar import render_sidebar
+
+st.set_page_config(page_title="DermaScan Review", page_icon=":material/dermatology:", layout="wide")
+
+PAGES = [
+    st.Page("pages/analyze.py", title="Analyze", icon=":material/biotech:", default=True),
+    st.Page("pages/batch.py", title="Batch", icon=":material/photo_library:", url_path="batch"),
+    st.Page("pages/compare.py", title="Compare preprocessing", icon=":material/compare:", url_path="compare"),
+    st.Page("pages/review_log.py", title="Review log", icon=":material/fact_check:"),
+    st.Page("pages/model_card.py", title="Model", icon=":material/description:"),
+]
+
+page = st.navigation(PAGES)
+render_sidebar()
+page.run()
