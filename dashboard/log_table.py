@@ -1,4 +1,4 @@
-"""The review log as a table: AI result and reviewer decision side by side."""
+"""The review log as tables: AI result and reviewer decision side by side, and one case's decision history."""
 
 from __future__ import annotations
 
@@ -60,4 +60,29 @@ LOG_COLUMNS = {
     "Analysed": st.column_config.DatetimeColumn("Analysed (UTC)", format="YYYY-MM-DD HH:mm", width="small"),
     "This session": st.column_config.CheckboxColumn("This session", width=90),
     "Source": st.column_config.TextColumn("Source", width=70),
+}
+
+
+def history_frame(history: Sequence, *, display_name: Callable[[str], str]) -> pd.DataFrame:
+    """One row per saved version of a case's decision, in the order given (the store's: oldest first)."""
+    rows = [{
+        "Decided": _when(decision.decided_at),
+        "Reviewer diagnosis": display_name(decision.reviewer_diagnosis) if decision.reviewer_diagnosis else "",
+        "Agrees": decision.reviewer_agrees,
+        "Management": management_name(decision.management),
+        "Note": decision.note,
+        "Reviewer": decision.reviewer or "",
+    } for decision in history]
+    frame = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
+    frame["Decided"] = pd.to_datetime(frame["Decided"], utc=True)
+    return frame
+
+
+HISTORY_COLUMNS = {
+    "Decided": st.column_config.DatetimeColumn("Decided (UTC)", format="YYYY-MM-DD HH:mm", width="small"),
+    "Reviewer diagnosis": st.column_config.TextColumn("Reviewer diagnosis", width=190),
+    "Agrees": st.column_config.CheckboxColumn("Agrees", width=70, help="The reviewer agreed with the AI"),
+    "Management": st.column_config.TextColumn("Management", width=150),
+    "Note": st.column_config.TextColumn("Note", width="medium"),
+    "Reviewer": st.column_config.TextColumn("Reviewer", width="small"),
 }

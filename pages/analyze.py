@@ -7,11 +7,21 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import results
-from dashboard.cases import ensure_case, fields_changed_since_saved
+from dashboard.cases import (
+    RETRY_LABEL,
+    detail_inputs,
+    ensure_case,
+    pending_case_details,
+    remember_typed_details,
+    restore_typed_details,
+    save_typed_details,
+    sync_details_to_image,
+    unsaved_details,
+)
 from dashboard.charts import DIFFERENTIAL_COLUMNS, DIFFERENTIAL_ORDER, differential_chart, differential_frame
 from dashboard.decisions import decision_form, pending_decision, retry_button, save_decision
 from dashboard.model_cache import HOW_TO_FIX, current_model
-from dashboard.presentation import DISCLAIMER, FITZPATRICK, SEX_OPTIONS, percent, triage_style
+from dashboard.presentation import DISCLAIMER, percent, triage_style
 from dashboard.store import get_store
 from dermascan.errors import DermascanError, InvalidImage
 from dermascan.intake import DEFAULT_MAX_BYTES, sha256_hex
@@ -22,21 +32,49 @@ IMAGE_TYPES = ["jpg", "jpeg", "png", "webp"]
 MAX_UPLOAD_MB = DEFAULT_MAX_BYTES // (1024 * 1024)
 
 
-def case_fields_input() -> dict:
-    """Optional clinical context; only ever written to the review database."""
+def case_fields_input():
+    """Optional clinical context, only ever written to the review database; returns (fields, status box).
+
+    The status box, under the inputs, is filled at the end of the run (``case_details_status``), once
+    the case is known and the decision form has had its chance to save the details.
+    """
     with st.expander("Case details (optional)", icon=":material/assignment_ind:"):
-        st.caption("Saved only in the review database, together with the case, when the image is analysed.")
-        a, b = st.columns(2)
-        fields = {
-            "patient_id": a.text_input("Patient ID", key="case_patient_id"),
-            "lesion_id": b.text_input("Lesion ID", key="case_lesion_id"),
-            "body_site": a.text_input("Body site", key="case_body_site", placeholder="e.g. left upper back"),
-            "fitzpatrick": b.selectbox("Fitzpatrick skin type", list(FITZPATRICK), index=None,
-                                       format_func=FITZPATRICK.get, key="case_fitzpatrick", placeholder="not recorded"),
-            "age": a.number_input("Age", min_value=0, max_value=120, value=None, step=1, key="case_age"),
-            "sex": b.selectbox("Sex", SEX_OPTIONS, index=None, key="case_sex", placeholder="not recorded"),
-        }
-    return {k: (v.strip() if isinstance(v, str) else v) for k, v in fields.items() if v not in (None, "")}
+        st.caption("Saved only in the review database: with the case when the image is analysed; later edits "
+                   "with **Save case details** or together with your decision.")
+        restore_typed_details("case")
+        fields = detail_inputs("case")
+        remember_typed_details(fields)
+        status = st.container()
+    return fields, status
+
+
+def case_details_status(box, store_slot, case_id, fields) -> None:
+    """Under the case details: whether edits made after the analysis are saved, and a button to save them."""
+    if case_id is None:  # the case itself is not stored yet; it will be, with the details typed then
+        return
+    with box:
+        note, action = st.empty(), st.empty()
+        changes = unsaved_details(store_slot, case_id, fields)
+        retrying = pending_case_details(case_id) is not None
+        if changes and details_button(action, retry=retrying):
+            if save_typed_details(store_slot, case_id, changes):
+                changes = {}
+                action.empty()
+            elif not retrying:
+                details_button(action, retry=True)  # the error below names the retry button; show it now
+        if changes:
+            note.warning("The case details were changed after the analysis and are not saved yet.",
+                         icon=":material/edit_note:")
+        else:
+            note.caption(f":material/check: Case details saved with case {case_id}.")
+
+
+def details_button(slot, *, retry: bool) -> bool:
+    """The save (or, after a failure, retry) button for the case details, drawn in ``slot``."""
+    # One key per label: a click on the retry button must be read by the run that draws it again.
+    if retry:
+        return slot.button(RETRY_LABEL, key="case_details_retry", icon=":material/refresh:")
+    return slot.button("Save case details", key="case_details_save", icon=":material/save:")
 
 
 def options_input(card) -> results.Options:
@@ -100,11 +138,11 @@ def stored_decision(store_slot, case_id):
 
 
 def decision_section(slot, store_slot, case_id, base, options, fields) -> None:
-    """The reviewer's decision on this image, saved to the review log."""
+    """The reviewer's decision on this image, saved to the review log (with any unsaved case-detail edits)."""
     card = slot.model.card
-    if fields_changed_since_saved(case_id, fields):
-        st.info("The case details were saved with the case when the image was analysed; later edits are not "
-                "saved.", icon=":material/info:")
+    changes = unsaved_details(store_slot, case_id, fields)
+    if changes:
+        st.caption(":material/edit_note: Your changes to the case details will be saved with the decision.")
     pending_key = f"analyze:{base.sha256}:{slot.key}:{options}"
     retry_button(store_slot, case_id, pending_key=pending_key)
     decision = decision_form(
@@ -113,7 +151,11 @@ def decision_section(slot, store_slot, case_id, base, options, fields) -> None:
         existing=pending_decision(pending_key) or stored_decision(store_slot, case_id),
     )
     if decision is not None and save_decision(store_slot, case_id, decision, pending_key=pending_key):
-        st.success("Saved to the review log.", icon=":material/check_circle:")
+        # A clinician expects "Save" to keep everything on the page; a failure here shows its own retry.
+        if changes and not save_typed_details(store_slot, case_id, changes):
+            return
+        st.success("Decision and case details saved to the review log." if changes else "Saved to the review log.",
+                   icon=":material/check_circle:")
         st.page_link("pages/review_log.py", label="Open the review log", icon=":material/fact_check:")
 
 
@@ -129,8 +171,12 @@ with upload_col:
     upload = st.file_uploader("Dermoscopic image", type=IMAGE_TYPES, max_upload_size=MAX_UPLOAD_MB,
                               key="analyze_upload", help=f"JPEG, PNG or WebP, up to {MAX_UPLOAD_MB} MB. "
                               "The image is analysed in memory and never saved.")
+upload_sha = sha256_hex(upload.getvalue()) if upload is not None else None
 with details_col:
-    fields = case_fields_input()
+    if sync_details_to_image("case", upload_sha) == "cleared":
+        st.info("New image: the case details of the previous image were cleared. Enter this lesion's details.",
+                icon=":material/person_search:")
+    fields, details_box = case_fields_input()
     options = options_input(slot.model.card)
 
 if upload is None:
@@ -139,7 +185,7 @@ if upload is None:
     st.stop()
 
 data = upload.getvalue()
-sha = sha256_hex(data)
+sha = upload_sha
 try:
     base = results.analyze(slot, data, sha256=sha, name=upload.name, options=options)
 except InvalidImage as exc:
@@ -170,3 +216,4 @@ with table_col:
 
 st.divider()
 decision_section(slot, store_slot, case_id, base, options, fields)
+case_details_status(details_box, store_slot, case_id, fields)  # last, so it reflects a save with the decision

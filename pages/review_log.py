@@ -1,4 +1,4 @@
-"""Review log: every analysed case, AI result beside the reviewer's decision; edit, export, import."""
+"""Review log: every analysed case, AI result beside the reviewer's decision; edit, history, export, import."""
 
 from __future__ import annotations
 
@@ -7,8 +7,18 @@ from datetime import date
 import streamlit as st
 
 from dashboard import results, session
+from dashboard.cases import (
+    DETAILS_SAVED,
+    RETRY_LABEL,
+    detail_inputs,
+    details_diff,
+    drop_pending_case_details,
+    pending_case_details,
+    present,
+    save_case_details,
+)
 from dashboard.decisions import decision_form, pending_decision, retry_button, save_decision
-from dashboard.log_table import LOG_COLUMNS, log_frame
+from dashboard.log_table import HISTORY_COLUMNS, LOG_COLUMNS, history_frame, log_frame
 from dashboard.model_cache import current_model
 from dashboard.presentation import FITZPATRICK, percent, plain, triage_style
 from dashboard.store import get_store
@@ -17,6 +27,7 @@ from dermascan.caselog import filter_cases
 from dermascan.errors import DermascanError
 from dermascan.overlay import DEFAULT_ALPHA
 from dermascan.reviews.csvio import to_csv_bytes
+from dermascan.reviews.records import CASE_DETAIL_FIELDS
 
 STATUS = {"All": None, "Undecided": False, "Decided": True}
 CASE_FIELDS = {"patient_id": "Patient ID", "lesion_id": "Lesion ID", "body_site": "Body site",
@@ -64,25 +75,71 @@ def ai_result(case, display_name) -> None:
     if case.explanation:
         st.caption(plain(case.explanation))
     st.caption(plain(f"Model {case.model_version or '—'} · {case.preprocessing or '—'} / {case.resize or '—'}"))
+
+
+def details_summary(case) -> None:
+    """The stored case details as escaped text (imported values must not become links)."""
     details = {label: getattr(case, name) for name, label in CASE_FIELDS.items() if getattr(case, name) not in
                (None, "")}
     if "Fitzpatrick" in details:
         details["Fitzpatrick"] = FITZPATRICK.get(details["Fitzpatrick"], details["Fitzpatrick"])
     if details:
-        with st.expander("Case details"):
-            st.markdown("  \n".join(f"**{k}:** {plain(v)}" for k, v in details.items()))
+        st.markdown("  \n".join(f"**{k}:** {plain(v)}" for k, v in details.items()))
+    if case.updated_at:
+        st.caption(f"Last edited {case.updated_at[:16].replace('T', ' ')} UTC; earlier values are kept.")
+
+
+def case_details_editor(store_slot, case) -> None:
+    """The case details, editable; edits from this session that failed to save come back filled in."""
+    stored = present({name: getattr(case, name) for name in CASE_DETAIL_FIELDS})
+    pending = pending_case_details(case.case_id)
+    with st.expander("Case details", icon=":material/assignment_ind:", expanded=pending is not None):
+        details_summary(case)
+        if pending is not None:
+            st.warning(f"Case details typed in this session are not saved yet; they are filled in below. Press "
+                       f"**{RETRY_LABEL}** to try again.", icon=":material/sync_problem:")
+        form_key = f"log_case_{case.case_id}"
+        with st.form(form_key, border=False):
+            typed = detail_inputs(form_key, {**stored, **(pending or {})})
+            submitted = st.form_submit_button(RETRY_LABEL if pending is not None else "Save case details",
+                                              icon=":material/save:")
+    changes = details_diff(stored, typed) if submitted else {}
+    if submitted and not changes:
+        drop_pending_case_details(case.case_id)  # the reviewer chose the stored values over the unsaved ones
+        st.info("The case details are unchanged.", icon=":material/info:")
+    elif changes and save_case_details(store_slot, case.case_id, changes) is not None:
+        st.session_state[DETAILS_SAVED] = case.case_id  # confirmed after the rerun
+        st.rerun()  # show the new details in the summary (and the table's filters) at once
+
+
+def decision_history(store, case_id, display_name) -> None:
+    """Every decision saved for the case, oldest first, in a small table."""
+    try:
+        history = store.decision_history(case_id)
+    except DermascanError as exc:
+        st.warning(f"The decision history could not be read: {exc}", icon=":material/sync_problem:")
+        return
+    st.markdown("**Decision history** (oldest first)")
+    if not history:
+        st.caption("No decision saved yet.")
+        return
+    st.dataframe(history_frame(history, display_name=display_name), hide_index=True, column_config=HISTORY_COLUMNS,
+                 width="stretch", placeholder="—")
 
 
 def case_panel(store_slot, case, display_name) -> None:
-    """One case: heatmap if still in memory, AI result, and its decision form."""
+    """One case: heatmap if still in memory, AI result, case details, decision form and history."""
     st.subheader(f"Case {case.case_id} · {plain(case.file_name or 'unnamed image')}")
     if st.session_state.pop(session.LAST_SAVED, None) == case.case_id:
         st.success("Decision saved to the review log.", icon=":material/check_circle:")
+    if st.session_state.pop(DETAILS_SAVED, None) == case.case_id:
+        st.success("Case details saved to the review log.", icon=":material/check_circle:")
     left, right = st.columns([1.2, 1], gap="large")
     with left:
         heatmap_again(store_slot.store, case)
     with right:
         ai_result(case, display_name)
+        case_details_editor(store_slot, case)
     labels = list(case.probabilities) or list(HAM10000_LABELS)
     pending_key = f"case:{case.case_id}"
     if retry_button(store_slot, case.case_id, pending_key=pending_key):
@@ -94,6 +151,7 @@ def case_panel(store_slot, case, display_name) -> None:
     if decision is not None and save_decision(store_slot, case.case_id, decision, pending_key=pending_key):
         st.session_state[session.LAST_SAVED] = case.case_id  # confirmed after the rerun
         st.rerun()  # refresh the table above with the new decision
+    decision_history(store_slot.store, case.case_id, display_name)
 
 
 def export_import(store, shown, filtered: bool) -> None:
@@ -159,7 +217,7 @@ if rows and rows[0] < len(shown):
     st.divider()
     case_panel(store_slot, shown[rows[0]], display_name)
 elif cases:
-    st.caption("Select a row to see its heatmap again and to record or edit the decision.")
+    st.caption("Select a row to see its heatmap again, edit its case details, and record or edit the decision.")
 else:
     st.info("No cases yet. Analyse an image on the Analyze page, or import a CSV below.", icon=":material/info:")
 

@@ -43,6 +43,8 @@ CASE_TEXT_FIELDS = (
     "preprocessing", "resize", "cam_layer", "triage", "explanation", "explained_label",
 )
 DECISION_TEXT_FIELDS = ("reviewer_diagnosis", "reviewer")
+CASE_DETAIL_FIELDS = ("patient_id", "lesion_id", "body_site", "fitzpatrick", "age", "sex")
+"""The clinical context a reviewer types about a case: the only case fields that can change after it is stored."""
 
 
 def utc_now() -> str:
@@ -166,6 +168,7 @@ class CaseRecord:
     ``case_id`` is assigned by the store. ``probabilities`` maps every label to its probability.
     ``thumbnail`` is optional encoded image bytes (PNG/JPEG, at most 1 MB); it is never exported.
     ``explained_label`` is the class the stored explanation/heatmap was computed for (not exported either).
+    ``updated_at`` is when its case details were last edited after it was stored (None: never; not exported).
     """
 
     image_sha256: str
@@ -194,6 +197,7 @@ class CaseRecord:
     probabilities: dict[str, float] = field(default_factory=dict)
     thumbnail: bytes | None = field(default=None, repr=False)
     decision: Decision | None = None
+    updated_at: str | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -208,6 +212,10 @@ class CaseRecord:
         self.image_sha256 = sha
         self.top_label = _text("top_label", self.top_label, required=True)
         self.created_at = normalize_timestamp(self.created_at, "created_at")
+        if self.updated_at in (None, ""):
+            self.updated_at = None
+        else:
+            self.updated_at = normalize_timestamp(self.updated_at, "updated_at")
         for name in CASE_TEXT_FIELDS:
             setattr(self, name, _text(name, getattr(self, name)))
         # Part of the duplicate-detection key, so never NULL (NULLs never compare equal in SQL).

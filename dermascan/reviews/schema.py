@@ -75,7 +75,27 @@ Step = Sequence[str] | Callable[[sqlite3.Connection], None]
 # v2: the class the case's heatmap explained, so the review log can find the same map again.
 _V2 = ("ALTER TABLE cases ADD COLUMN explained_label TEXT",)
 
-MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2}
+# v3: case details can be edited after the case is stored. ``updated_at`` says when they last changed, and the
+# values an edit replaces are kept (nothing a reviewer entered is lost, as with decision_history).
+_V3 = (
+    "ALTER TABLE cases ADD COLUMN updated_at TEXT",
+    """
+    CREATE TABLE case_details_history (
+        history_id  INTEGER PRIMARY KEY AUTOINCREMENT,
+        case_id     INTEGER NOT NULL REFERENCES cases (case_id),
+        patient_id  TEXT,
+        lesion_id   TEXT,
+        body_site   TEXT,
+        fitzpatrick INTEGER,
+        age         INTEGER,
+        sex         TEXT,
+        replaced_at TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX case_details_history_by_case ON case_details_history (case_id, history_id)",
+)
+
+MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _V3}
 """``MIGRATIONS[n]`` upgrades a version ``n - 1`` database to version ``n``."""
 
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -18,6 +18,7 @@ A database that cannot be read is reported, never deleted or overwritten.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from . import csvio, errors, schema
 from .errors import DB_ENV_VAR
-from .records import CaseRecord, Decision, utc_now
+from .records import CASE_DETAIL_FIELDS, CaseRecord, Decision, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ _CASE_COLUMNS = (
     "case_id", "created_at", "session_id", "source", "file_name", "image_sha256", "patient_id", "lesion_id",
     "body_site", "fitzpatrick", "age", "sex", "model_name", "model_version", "preprocessing", "resize",
     "cam_layer", "top_label", "top_probability", "malignant_score", "triage", "explanation", "explained_label",
-    "probabilities", "thumbnail",
+    "probabilities", "thumbnail", "updated_at",
 )
 _DECISION_FIELDS = ("reviewer_agrees", "reviewer_diagnosis", "management", "note", "reviewer", "decided_at")
 
@@ -205,8 +206,43 @@ class ReviewStore:
     def get_case(self, case_id: int) -> CaseRecord | None:
         """The case with its current decision, or ``None`` if there is no such case."""
         with self._read() as conn:
-            row = conn.execute(f"{_select_cases(True)} WHERE c.case_id = ?", (case_id,)).fetchone()
-        return None if row is None else _case_from_row(row)
+            return _case_in(conn, case_id)
+
+    def update_case_fields(self, case_id: int, **fields: Any) -> CaseRecord:
+        """Change the case details (``CASE_DETAIL_FIELDS``) of a stored case in one transaction; returns the case.
+
+        Only the fields given change (``None`` clears one), validated exactly as ``CaseRecord`` validates them.
+        The details an edit replaces are kept (see ``case_details_history``) and ``updated_at`` is stamped;
+        giving the stored values again changes nothing. The AI result can never be changed this way.
+        Raises ``ReviewStoreError`` for an unknown case, a field that is not a case detail, or an invalid value.
+        """
+        not_details = sorted(set(fields) - set(CASE_DETAIL_FIELDS))
+        if not_details:
+            raise errors.ReviewStoreError(f"Only the case details ({', '.join(CASE_DETAIL_FIELDS)}) can be changed, "
+                                          f"not {', '.join(not_details)}.")
+        with self._write() as conn:
+            current = _case_in(conn, case_id) if _is_case_id(case_id) else None
+            if current is None:
+                raise errors.no_such_case(case_id)
+            updated = _with_details(current, fields)
+            changed = [name for name in fields if getattr(updated, name) != getattr(current, name)]
+            if changed:
+                updated.updated_at = utc_now()
+                self._replace_details(conn, current, updated, changed)
+        if changed:
+            log.info("review case details updated")
+        return updated
+
+    def case_details_history(self, case_id: int) -> list[dict[str, Any]]:
+        """The case details each edit replaced, oldest first: ``CASE_DETAIL_FIELDS`` plus ``replaced_at``.
+
+        The current details are on the case itself (``get_case``); a case never edited has no history.
+        """
+        names = (*CASE_DETAIL_FIELDS, "replaced_at")
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {', '.join(names)} FROM case_details_history WHERE case_id = ? "
+                                "ORDER BY history_id", (case_id,)).fetchall()
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def list_cases(self, session_first: str | None = None, *, session_id: str | None = None,
                    limit: int | None = None, with_thumbnails: bool = True) -> list[CaseRecord]:
@@ -330,6 +366,18 @@ class ReviewStore:
             record.key).fetchone()
         return int(row[0]), False
 
+    def _replace_details(self, conn: sqlite3.Connection, current: CaseRecord, updated: CaseRecord,
+                         changed: list[str]) -> None:
+        # The whole previous set, not just the changed fields: each history row reads on its own.
+        conn.execute(
+            f"INSERT INTO case_details_history (case_id, {', '.join(CASE_DETAIL_FIELDS)}, replaced_at) "
+            f"VALUES (?, {', '.join('?' * len(CASE_DETAIL_FIELDS))}, ?)",
+            (current.case_id, *(getattr(current, name) for name in CASE_DETAIL_FIELDS), updated.updated_at))
+        # Column names come from CASE_DETAIL_FIELDS (checked by the caller), never from user input.
+        conn.execute(
+            f"UPDATE cases SET {', '.join(f'{name} = ?' for name in changed)}, updated_at = ? WHERE case_id = ?",
+            (*(getattr(updated, name) for name in changed), updated.updated_at, current.case_id))
+
     def _put_decision(self, conn: sqlite3.Connection, case_id: int, decision: Decision) -> None:
         current = _current_decision(conn, case_id)
         if decision.same_content(current):
@@ -376,6 +424,24 @@ def _decision_from_row(row: Iterable[Any]) -> Decision:
     agrees, diagnosis, management, note, reviewer, decided_at = row
     return Decision(reviewer_agrees=None if agrees is None else bool(agrees), reviewer_diagnosis=diagnosis,
                     management=management, note=note or "", reviewer=reviewer, decided_at=decided_at)
+
+
+def _is_case_id(value: Any) -> bool:
+    # bool is an int subclass, and SQLite would happily match True to case 1.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _with_details(current: CaseRecord, fields: dict[str, Any]) -> CaseRecord:
+    try:
+        # replace() re-runs CaseRecord's own validation, so the rules live in one place.
+        return dataclasses.replace(current, **fields)
+    except ValueError as exc:  # the message names the field, never the value
+        raise errors.ReviewStoreError(f"The case details were not saved: {exc}; correct it and save again.") from None
+
+
+def _case_in(conn: sqlite3.Connection, case_id: int) -> CaseRecord | None:
+    row = conn.execute(f"{_select_cases(True)} WHERE c.case_id = ?", (case_id,)).fetchone()
+    return None if row is None else _case_from_row(row)
 
 
 def _current_decision(conn: sqlite3.Connection, case_id: int) -> Decision | None:
