@@ -1,0 +1,203 @@
+"""A resumable batch job: what has been analysed so far, kept small enough for 1,000 images.
+
+Each result keeps only what the Batch page shows: the numbers, a 64 px thumbnail (PNG
+data URI for the table), a downscaled JPEG preview (<= 384 px) and the Grad-CAM heatmap
+at the model's feature-map resolution (float16) for the overlay. The uploaded bytes and
+full-size pixels are dropped as soon as a file is analysed.
+
+``advance`` processes the files not done yet and records every item before anything is
+drawn, so an interrupted script run loses nothing and the next run resumes.
+
+Threads: when the user clicks anything, Streamlit 1.67 starts the new script run at once
+while the old run's thread keeps going until its next element call. So a job has an
+owner: every script run ``claim``s the job first, and an item from a run that no longer
+owns it is dropped (and that run's ``run_batch`` stops after its chunk). All changes go
+through one lock, so the new run never draws a half-updated job.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from dermascan.batch import BatchItem, Source, batch_row, run_batch
+from dermascan.reviews import CaseRecord
+
+THUMBNAIL_PX = 64
+PREVIEW_PX = 384
+PREVIEW_JPEG_QUALITY = 90
+RUNNING, STOPPED, DONE = "running", "stopped", "done"
+
+
+@dataclass
+class BatchResult:
+    """One analysed file, without its full-size pixels."""
+
+    index: int  # position in the upload order
+    name: str
+    sha256: str
+    top_label: str
+    malignant_score: float
+    triage: str
+    probabilities: np.ndarray  # float32, in the model's label order
+    explained_label: str
+    thumbnail: str  # data:image/png;base64,... (<= 64 px)
+    preview_jpeg: bytes  # <= 384 px, for the overlay
+    heatmap: np.ndarray | None  # float16 at the CAM layer's resolution
+    csv_row: dict  # dermascan.batch.batch_row, computed while the Analysis was at hand
+
+
+@dataclass
+class BatchJob:
+    """Progress and results of one batch; lives in ``st.session_state``."""
+
+    signature: tuple  # what was uploaded and how it is analysed: a new signature is a new job
+    total: int
+    labels: list[str]
+    with_cam: bool
+    status: str = RUNNING
+    done: int = 0
+    results: list[BatchResult] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)  # batch_row dicts of the files that failed
+    pending_cases: list[CaseRecord] = field(default_factory=list)  # not yet in the review log
+    logged: int = 0
+    unloggable: int = 0
+    seconds: float = 0.0
+    owner: int = 0  # token of the script run allowed to change the job
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def finished(self) -> bool:
+        """True when every file has been processed."""
+        return self.done >= self.total
+
+    def claim(self) -> int:
+        """Make the calling script run the job's only writer; returns its token."""
+        with self.lock:
+            self.owner += 1
+            return self.owner
+
+    def stop(self) -> None:
+        """Stop after the chunk in flight (called from the Stop button's callback)."""
+        with self.lock:
+            self.owner += 1  # whichever run is processing loses the job now
+            if self.status == RUNNING:
+                self.status = STOPPED
+
+    def resume(self) -> None:
+        """Carry on with the files not processed yet."""
+        with self.lock:
+            if not self.finished:
+                self.status = RUNNING
+
+
+def _resize_within(image: np.ndarray, max_px: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    scale = max_px / max(h, w)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def thumbnail_data_uri(image: np.ndarray, max_px: int = THUMBNAIL_PX) -> str:
+    """A small PNG data URI of an RGB image (for ``st.column_config.ImageColumn``)."""
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(_resize_within(image, max_px), cv2.COLOR_RGB2BGR))
+    return "data:image/png;base64," + base64.b64encode(buf.tobytes() if ok else b"").decode("ascii")
+
+
+def preview_jpeg(image: np.ndarray, max_px: int = PREVIEW_PX) -> bytes:
+    """A downscaled JPEG of an RGB image, enough for an overlay on screen."""
+    bgr = cv2.cvtColor(_resize_within(image, max_px), cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, PREVIEW_JPEG_QUALITY])
+    return buf.tobytes() if ok else b""
+
+
+def decode_preview(data: bytes) -> np.ndarray:
+    """RGB pixels of a preview made by ``preview_jpeg``."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def compact(item: BatchItem, index: int, labels: list[str]) -> BatchResult:
+    """Keep what the page needs from a successful item and let its full-size image go."""
+    a = item.analysis
+    return BatchResult(
+        index=index, name=item.name, sha256=a.sha256, top_label=a.top_label, malignant_score=float(a.malignant_score),
+        triage=a.triage, probabilities=np.asarray(a.probabilities, dtype=np.float32),
+        explained_label=a.explained_label, thumbnail=thumbnail_data_uri(a.image), preview_jpeg=preview_jpeg(a.image),
+        heatmap=None if a.heatmap is None else np.asarray(a.heatmap, dtype=np.float16),
+        csv_row=batch_row(item, labels),
+    )
+
+
+def advance(job: BatchJob, model, sources: Sequence[Source], token: int, *, session_id: str, chunk_size: int,
+            on_chunk: Callable[[BatchJob], None] | None = None) -> None:
+    """Analyse ``sources[job.done:]`` through ``run_batch`` on behalf of the run holding ``token``.
+
+    ``on_chunk(job)`` runs after every ``chunk_size`` items (and at the end): the place to
+    save cases and draw progress. Returns early once another run claims the job or it is stopped.
+    """
+    start = time.perf_counter()
+    items = run_batch(model, list(sources[job.done :]), with_cam=job.with_cam, chunk_size=chunk_size,
+                      should_stop=lambda: job.owner != token or job.status != RUNNING)
+    for item in items:
+        if not record(job, item, token, session_id, time.perf_counter() - start):
+            return
+        start = time.perf_counter()
+        if on_chunk is not None and (job.done % chunk_size == 0 or job.finished):
+            on_chunk(job)
+
+
+def record(job: BatchJob, item: BatchItem, token: int, session_id: str, seconds: float = 0.0) -> bool:
+    """Add one item's outcome to ``job`` if the run holding ``token`` still owns it; False otherwise."""
+    result = case = None
+    if item.error is None:  # the slow part (thumbnail, preview) happens outside the lock
+        result = compact(item, -1, job.labels)
+        try:
+            case = CaseRecord.from_analysis(item.analysis, session_id=session_id, source="batch")
+        except ValueError:  # a field the store refuses (e.g. an over-long file name): the result still shows
+            case = None
+    with job.lock:
+        if job.owner != token or job.status != RUNNING:
+            return False
+        if result is None:
+            job.errors.append(batch_row(item, job.labels))
+        else:
+            result.index = job.done
+            job.results.append(result)
+            if case is None:
+                job.unloggable += 1
+            else:
+                job.pending_cases.append(case)
+        job.done += 1
+        job.seconds += seconds
+        if job.finished:
+            job.status = DONE
+    return True
+
+
+def flush_cases(job: BatchJob, store) -> int:
+    """Write the pending cases to the review store in one transaction; returns how many were written.
+
+    On failure the cases go back to the pending list and the store's error propagates.
+    """
+    with job.lock:
+        cases, job.pending_cases = job.pending_cases, []
+    if not cases:
+        return 0
+    try:
+        store.merge_cases(cases)
+    except Exception:
+        with job.lock:
+            job.pending_cases[:0] = cases
+        raise
+    with job.lock:
+        job.logged += len(cases)
+    return len(cases)

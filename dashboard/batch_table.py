@@ -1,0 +1,83 @@
+"""The Batch page's worklist: a risk-sorted frame of results, its filters and column formats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from .batch_job import BatchResult
+
+ROW_ID = "_row"  # position in the job's results; hidden, used to find the selected result
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the reviewer narrowed the worklist to (empty tuple: no restriction)."""
+
+    bands: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+    min_score: float = 0.0
+
+
+def results_frame(results: list[BatchResult], labels: list[str], display_name) -> pd.DataFrame:
+    """One row per analysed image, highest malignancy score first (ties: upload order)."""
+    rows = [
+        {
+            ROW_ID: i,
+            "Image": r.thumbnail,
+            "File": r.name,
+            "Top class": display_name(r.top_label),
+            "Code": r.top_label,
+            "Malignancy": r.malignant_score,
+            "Triage": r.triage,
+            **{f"p_{label}": float(p) for label, p in zip(labels, r.probabilities)},
+        }
+        for i, r in enumerate(results)
+    ]
+    columns = [ROW_ID, "Image", "File", "Top class", "Code", "Malignancy", "Triage", *[f"p_{x}" for x in labels]]
+    frame = pd.DataFrame(rows, columns=columns)
+    order = np.lexsort((frame[ROW_ID].to_numpy(), -frame["Malignancy"].to_numpy(dtype=float)))
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def apply_filters(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """The rows that pass every filter, order kept."""
+    keep = frame["Malignancy"] >= filters.min_score
+    if filters.bands:
+        keep &= frame["Triage"].isin(filters.bands)
+    if filters.classes:
+        keep &= frame["Code"].isin(filters.classes)
+    return frame[keep].reset_index(drop=True)
+
+
+def column_config(labels: list[str], display_name) -> dict:
+    """Formats: thumbnail images, score as a progress bar, probabilities as percentages."""
+    config = {
+        ROW_ID: None,
+        "Image": st.column_config.ImageColumn("Image", width="small", help="64 px preview"),
+        "File": st.column_config.TextColumn("File"),
+        "Top class": st.column_config.TextColumn("Top class", width="medium"),
+        "Code": st.column_config.TextColumn("Code", width="small"),
+        "Malignancy": st.column_config.ProgressColumn("Malignancy score", format="percent", min_value=0.0,
+                                                      max_value=1.0),
+        "Triage": st.column_config.TextColumn("Triage", width="small"),
+    }
+    for label in labels:
+        config[f"p_{label}"] = st.column_config.NumberColumn(label, format="percent", help=display_name(label))
+    return config
+
+
+def labelled(results: list[BatchResult], labels_by_id: dict[str, str]) -> tuple[list[str], np.ndarray, int]:
+    """True labels and probabilities of the results whose file stem is in the labels CSV (and how many are not)."""
+    y_true, probs = [], []
+    for r in results:
+        dx = labels_by_id.get(PurePosixPath(r.name).stem)
+        if dx is not None:
+            y_true.append(dx)
+            probs.append(r.probabilities)
+    array = np.stack(probs).astype(np.float64) if probs else np.zeros((0, 0))
+    return y_true, array, len(results) - len(y_true)

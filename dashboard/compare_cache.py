@@ -1,0 +1,121 @@
+"""Per-session caches of the Compare page, keyed by (image sha256, model key, option).
+
+Toggling options back and forth must never reach the model again: full analyses (with
+pixels and heatmaps, for the side-by-side view) and probability rows (for metrics) are
+kept per option. Every real engine call bumps a process-wide counter (``engine_calls``),
+like ``dashboard.results`` does for the Analyze page, so tests can prove a cache hit.
+Everything lives in ``st.session_state``: one clinician's images never reach another session.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dermascan.analysis import Analysis
+from dermascan.compare import Option, option_probabilities, run_option
+from dermascan.errors import InvalidImage
+from dermascan.intake import read_image, sha256_hex
+
+from . import session
+from .model_cache import ModelSlot
+
+ANALYSES = "compare_analyses"  # (sha256, model key, option) -> Analysis
+PROBABILITIES = "compare_probabilities"  # (sha256, model key, option) -> probability row (float32)
+MAX_ANALYSES = 24  # each holds an image and its heatmap; probability rows are tiny and not capped
+
+_calls = 0
+_lock = threading.Lock()
+
+
+def engine_calls() -> int:
+    """How many model calls the Compare page made in this process (for tests)."""
+    return _calls
+
+
+def _count() -> None:
+    global _calls
+    with _lock:
+        _calls += 1
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded image, read lazily: ``read()`` returns its bytes."""
+
+    name: str
+    sha256: str
+    read: Callable[[], bytes]
+
+
+def uploads_from_sources(sources) -> list[Upload]:
+    """Hash each source once (the cache key) without decoding it."""
+    out = []
+    for name, reader in sources:
+        try:
+            data = reader()
+        except InvalidImage:
+            data = b""
+        out.append(Upload(name, sha256_hex(data), reader))
+    return out
+
+
+def analyses_for(slot: ModelSlot, upload: Upload, options: Sequence[Option]) -> dict[Option, Analysis]:
+    """The full analysis of one image under each option (one model call per option not cached yet).
+
+    Raises ``InvalidImage`` when the image cannot be decoded.
+    """
+    cache = session.bucket(ANALYSES)
+    missing = [o for o in options if (upload.sha256, slot.key, o) not in cache]
+    if missing:
+        image = read_image(upload.read())
+        for option in missing:
+            _count()
+            [analysis] = run_option(slot.model, [image], option, hashes=[upload.sha256], names=[upload.name])
+            cache[(upload.sha256, slot.key, option)] = analysis
+    out = {}
+    for option in options:
+        key = (upload.sha256, slot.key, option)
+        cache[key] = cache.pop(key)  # most recently used last
+        out[option] = cache[key]
+    while len(cache) > MAX_ANALYSES:
+        cache.pop(next(iter(cache)))
+    return out
+
+
+def probabilities_for(slot: ModelSlot, uploads: Sequence[Upload], options: Sequence[Option]
+                      ) -> tuple[list[Upload], dict[Option, np.ndarray], list[str]]:
+    """``(readable uploads, probabilities (N, C) per option in that order, names of unreadable uploads)``.
+
+    Images are decoded at most once per call, and only if some option lacks their row.
+    """
+    cache = session.bucket(PROBABILITIES)
+    decoded: dict[str, np.ndarray | None] = {}
+    unreadable: list[str] = []
+
+    def pixels(upload: Upload) -> np.ndarray | None:
+        if upload.sha256 not in decoded:
+            try:
+                decoded[upload.sha256] = read_image(upload.read())
+            except InvalidImage:
+                decoded[upload.sha256] = None
+                unreadable.append(upload.name)
+        return decoded[upload.sha256]
+
+    for option in options:
+        todo = [u for u in uploads if (u.sha256, slot.key, option) not in cache and pixels(u) is not None]
+        if todo:
+            _count()
+            probs = option_probabilities(slot.model, [decoded[u.sha256] for u in todo], option)
+            for u, row in zip(todo, probs):
+                cache[(u.sha256, slot.key, option)] = row.astype(np.float32)
+    readable = [u for u in uploads if all((u.sha256, slot.key, o) in cache for o in options)]
+    probs = {
+        o: np.array([cache[(u.sha256, slot.key, o)] for u in readable], dtype=np.float64).reshape(
+            len(readable), len(slot.model.labels))
+        for o in options
+    }
+    return readable, probs, unreadable

@@ -1,0 +1,255 @@
+"""Batch: many images (or .zip archives) -> a risk-sorted worklist, charts, CSV, metrics with labels.
+
+How Stop works in Streamlit: a click on any widget while this script runs asks for a rerun,
+and Streamlit stops the running script at its next element call (here: the progress update
+after each chunk). The job in ``st.session_state`` already holds every result of the chunks
+done, so nothing is lost: the Stop button's callback marks the job stopped before the next
+run starts, and any other click simply resumes where the job was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import streamlit as st
+
+from dashboard import session
+from dashboard.batch_export import metrics_csv, table_csv
+from dashboard.batch_intake import UPLOAD_TYPES, collect, signature
+from dashboard.batch_job import DONE, RUNNING, STOPPED, BatchJob, advance, decode_preview, flush_cases
+from dashboard.batch_table import ROW_ID, Filters, apply_filters, column_config, labelled, results_frame
+from dashboard.model_cache import HOW_TO_FIX, current_model
+from dashboard.presentation import DISCLAIMER, TRIAGE, percent
+from dashboard.store import get_store
+from dermascan import charts
+from dermascan.batch import DEFAULT_CHUNK, batch_columns
+from dermascan.errors import DermascanError
+from dermascan.evaluate import metrics_for
+from dermascan.labelsets import parse_labels_csv
+from dermascan.overlay import DEFAULT_ALPHA, blend, colorize
+
+JOB = "batch_job"  # the BatchJob of this session
+METRICS = "batch_metrics"  # (job signature, done, labels file id) -> report
+COLOURED = "batch_coloured"  # (job signature, row) -> (preview pixels, coloured heatmap) of the selected row
+
+
+def empty_error_row(name: str, reason: str, labels: list[str]) -> dict:
+    """A CSV error row for a file refused before analysis (e.g. too large inside a zip)."""
+    return {**dict.fromkeys(batch_columns(labels), ""), "file": name, "error": reason}
+
+
+def read_labels(upload) -> dict[str, str] | None:
+    """``{image_id: dx}`` from the optional labels CSV (an error message is shown when it is unusable)."""
+    if upload is None:
+        return None
+    try:
+        return parse_labels_csv(upload.getvalue().decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        st.error("The labels CSV must be UTF-8 text.", icon=":material/error:")
+    except DermascanError as exc:
+        st.error(str(exc), icon=":material/error:")
+    return None
+
+
+def save_cases(job: BatchJob) -> None:
+    """Put the job's new cases into the review log (one transaction); retried on the next chunk if it fails."""
+    store_slot = get_store()
+    if store_slot.store is None:
+        return
+    # On failure the cases stay in job.pending_cases; the results section says they are not saved yet.
+    with contextlib.suppress(DermascanError):
+        flush_cases(job, store_slot.store)
+
+
+def process(job: BatchJob, model, sources, token: int) -> None:
+    """Run the job to its end (or until another run claims it), drawing progress after each chunk."""
+    holder = st.empty()  # progress and Stop disappear together when the run ends
+    with holder.container():
+        bar = st.progress(job.done / max(job.total, 1), text=f"Analysing {job.total} images…")
+        st.button("Stop", key="batch_stop", icon=":material/stop_circle:", on_click=job.stop,
+                  help="Stops after the images in flight; the results so far are kept.")
+
+    def on_chunk(j: BatchJob) -> None:
+        save_cases(j)  # before drawing: Streamlit may end this run inside the next element call
+        bar.progress(j.done / max(j.total, 1), text=f"Analysed {j.done} of {j.total} images"
+                     f" · {len(j.errors)} could not be analysed")
+
+    advance(job, model, sources, token, session_id=session.session_id(), chunk_size=DEFAULT_CHUNK,
+            on_chunk=on_chunk)
+    save_cases(job)
+    holder.empty()
+
+
+def filters_input(labels, display_name) -> Filters:
+    """Triage band, predicted class and minimum score filters."""
+    a, b, c = st.columns([1.2, 1.6, 1])
+    bands = a.multiselect("Triage band", list(TRIAGE), key="batch_filter_bands", format_func=lambda b: TRIAGE[b].title,
+                          placeholder="all bands")
+    classes = b.multiselect("Predicted class", labels, key="batch_filter_classes", format_func=display_name,
+                            placeholder="all classes")
+    min_score = c.slider("Minimum malignancy score", 0.0, 1.0, 0.0, 0.05, key="batch_min_score", format="percent")
+    return Filters(tuple(bands), tuple(classes), float(min_score))
+
+
+def overlay_panel(job: BatchJob, row: int, display_name) -> None:
+    """The selected image with its Grad-CAM; the slider only re-blends (no model call)."""
+    result = job.results[row]
+    cache = st.session_state.get(COLOURED)
+    if cache is None or cache[0] != (job.signature, row):
+        image = decode_preview(result.preview_jpeg)
+        coloured = None if result.heatmap is None else colorize(result.heatmap.astype("float32"), image.shape[:2])
+        cache = ((job.signature, row), image, coloured)
+        st.session_state[COLOURED] = cache
+    _, image, coloured = cache
+    st.markdown(f"**{result.name}** · {display_name(result.top_label)} · malignancy {percent(result.malignant_score)}")
+    left, right = st.columns(2)
+    left.image(image, caption="Original (preview)", width="stretch")
+    if coloured is None:
+        right.info("No heatmap: this batch ran without Grad-CAM.", icon=":material/hide_image:")
+        return
+    alpha = st.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="batch_alpha")
+    right.image(blend(image, coloured, alpha), caption=f"Grad-CAM: {display_name(result.explained_label)}",
+                width="stretch")
+
+
+def metrics_section(job: BatchJob, labels_by_id: dict[str, str], labels_key, model) -> None:
+    """Metrics against the labels CSV: the CLI's numbers, charts and a CSV."""
+    y_true, probs, unmatched = labelled(job.results, labels_by_id)
+    st.subheader("Metrics against the labels")
+    if not y_true:
+        st.warning("None of the analysed file names match an image_id in the labels CSV.", icon=":material/warning:")
+        return
+    cache = st.session_state.setdefault(METRICS, {})
+    key = (job.signature, job.done, labels_key)
+    if key not in cache:
+        try:
+            cache.clear()
+            cache[key] = metrics_for(model, y_true, probs)
+        except DermascanError as exc:
+            st.error(str(exc), icon=":material/error:")
+            return
+    report = cache[key]
+    if unmatched:
+        st.caption(f"{unmatched} analysed image(s) have no label and are left out of the metrics.")
+    cols = st.columns(5)
+    for col, (name, title) in zip(cols, [("n", "Images"), ("accuracy", "Accuracy"),
+                                         ("balanced_accuracy", "Balanced accuracy"), ("macro_auc", "Macro AUC"),
+                                         ("ece", "ECE")]):
+        value = report.get(name)
+        col.metric(title, "—" if value is None else (str(value) if name == "n" else f"{value:.3f}"))
+    a, b = st.columns(2)
+    a.altair_chart(charts.confusion_heatmap(charts.confusion_frame(report)), width="stretch")
+    b.altair_chart(charts.recall_bars(charts.recall_frame(report)), width="stretch")
+    roc = charts.roc_frame(y_true, probs, model.labels, model.card.malignant_labels)
+    if roc.empty:
+        a.info("No ROC curve: the labelled images are all malignant or all benign.", icon=":material/info:")
+    else:
+        a.altair_chart(charts.roc_chart(roc, report["malignant"]["auc"]), width="stretch")
+    b.altair_chart(charts.reliability_chart(charts.reliability_frame(report["reliability"])), width="stretch")
+    st.download_button("Download metrics (CSV)", metrics_csv(report), file_name="batch_metrics.csv", mime="text/csv",
+                       icon=":material/download:", key="batch_metrics_csv", on_click="ignore")
+
+
+def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
+    """Summary, errors, the filtered worklist with its overlay, charts, downloads and metrics."""
+    display_name = model.card.display_name
+    high = sum(r.triage == "high" for r in job.results)
+    a, b, c, d = st.columns(4)
+    a.metric("Analysed", f"{len(job.results)} of {job.total}")
+    b.metric("Could not be analysed", len(job.errors))
+    c.metric("High triage band", high)
+    d.metric("Time", f"{job.seconds:.1f} s")
+    if job.status == STOPPED and not job.finished:
+        st.warning(f"Stopped after {job.done} of {job.total} files.", icon=":material/stop_circle:")
+        st.button("Resume", key="batch_resume", icon=":material/play_arrow:", on_click=job.resume)
+    if job.pending_cases:
+        st.warning(f"{len(job.pending_cases)} result(s) are not in the review log yet: "
+                   f"{get_store().error or 'the review database is busy'}", icon=":material/sync_problem:")
+    elif job.logged:
+        st.caption(f"{job.logged} case(s) added to the review log (source: batch).")
+    if job.errors:
+        with st.expander(f"{len(job.errors)} file(s) could not be analysed", icon=":material/broken_image:",
+                         expanded=True):
+            st.dataframe([{"File": e["file"], "Problem": e["error"]} for e in job.errors], hide_index=True,
+                         width="stretch", key="batch_errors")
+    if not job.results:
+        return
+
+    filters = filters_input(job.labels, display_name)
+    frame = apply_filters(results_frame(job.results, job.labels, display_name), filters)
+    st.caption(f"{len(frame)} of {len(job.results)} images shown, highest malignancy score first. "
+               "Select a row to see its heatmap.")
+    event = st.dataframe(frame, hide_index=True, width="stretch", column_config=column_config(job.labels, display_name),
+                         on_select="rerun", selection_mode="single-row", key="batch_table", row_height=70)
+    rows = event.selection.rows if event is not None else []
+    if rows and rows[0] < len(frame):
+        overlay_panel(job, int(frame.iloc[rows[0]][ROW_ID]), display_name)
+
+    shown = [job.results[i].csv_row for i in frame[ROW_ID]]
+    st.download_button("Download table (CSV)", table_csv(shown + job.errors, job.labels), file_name="batch_results.csv",
+                       mime="text/csv", icon=":material/download:", key="batch_table_csv", on_click="ignore",
+                       help="The rows shown (filters applied) plus the files that could not be analysed.")
+
+    everything = results_frame(job.results, job.labels, display_name)
+    left, right = st.columns(2)
+    left.altair_chart(charts.class_distribution_chart(everything, "Top class"), width="stretch")
+    right.altair_chart(charts.score_histogram(everything, "Malignancy", "Triage"), width="stretch")
+    if labels_by_id and job.labels == model.labels:
+        metrics_section(job, labels_by_id, labels_key, model)
+
+
+st.title("Batch worklist")
+st.caption(DISCLAIMER)
+slot = current_model()
+if not slot.loaded:
+    st.error(f"No model is loaded: {slot.error} {HOW_TO_FIX}", icon=":material/error:")
+    st.stop()
+model = slot.model
+
+upload_col, labels_col = st.columns([2, 1], gap="large")
+files = upload_col.file_uploader(
+    "Images or .zip archives of images", type=UPLOAD_TYPES, accept_multiple_files=True, key="batch_upload",
+    help="Analysed in memory, never saved. Inside a zip, folders, hidden files and non-images are skipped.",
+)
+labels_upload = labels_col.file_uploader(
+    "Labels CSV (optional)", type=["csv"], key="batch_labels",
+    help="Columns image_id,dx (as in HAM10000's metadata): turns on accuracy, confusion matrix, ROC and calibration.",
+)
+with_cam = labels_col.toggle("Grad-CAM heatmaps", value=True, key="batch_with_cam",
+                             help="Off: prediction only, several times faster; no overlays.")
+labels_by_id = read_labels(labels_upload)
+labels_key = getattr(labels_upload, "file_id", None)
+
+job: BatchJob | None = st.session_state.get(JOB)
+token = job.claim() if job is not None else 0  # first thing: a still-running older run must stop writing
+files = files or []
+intake = collect(files)
+current = (signature(files), slot.key, with_cam)
+if files:
+    noun = f"{len(intake.sources)} image(s)"
+    if intake.skipped:
+        noun += f" ({intake.skipped} archive entries skipped)"
+    same = job is not None and job.signature == current
+    if st.button(f"Analyse {noun}", type="primary", icon=":material/play_arrow:", key="batch_start",
+                 disabled=(same and job.status in (RUNNING, DONE)) or not (intake.sources or intake.refused),
+                 help="Already analysed with these settings." if same and job.status == DONE else None):
+        job = BatchJob(current, total=len(intake.sources), labels=model.labels, with_cam=with_cam,
+                       status=RUNNING if intake.sources else DONE,
+                       errors=[empty_error_row(n, r, model.labels) for n, r in intake.refused])
+        st.session_state[JOB] = job
+        st.session_state.pop(COLOURED, None)
+        token = job.claim()
+elif job is None:
+    st.info("Upload dermoscopic images (or .zip archives of them) to triage them by malignancy score.",
+            icon=":material/upload:")
+    st.stop()
+
+if job is not None and job.status == RUNNING:
+    if job.signature != current:
+        job.stop()  # the uploads or settings changed: the remaining files are no longer the same
+    else:
+        process(job, model, intake.sources, token)
+if job is not None and job.status in (DONE, STOPPED):
+    if job.signature != current:
+        st.caption("These are the results of an earlier batch; press Analyse to run the files uploaded now.")
+    results_section(job, model, labels_by_id, labels_key)

@@ -1,0 +1,196 @@
+"""Compare preprocessing: the same image(s) under several scalings, resize policies and TTA, side by side.
+
+Every result is cached per (image, model, option) in this session, so switching options
+back and forth never calls the model again; the opacity slider only re-blends.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import pandas as pd
+import streamlit as st
+
+from dashboard.batch_intake import UPLOAD_TYPES, collect
+from dashboard.compare_cache import analyses_for, probabilities_for, uploads_from_sources
+from dashboard.model_cache import HOW_TO_FIX, current_model
+from dashboard.presentation import DISCLAIMER, percent, triage_style
+from dermascan import charts
+from dermascan.compare import (
+    METRIC_NAMES,
+    agreement,
+    build_options,
+    card_option,
+    double_scales,
+    metrics_table,
+    notes,
+    option_metrics,
+)
+from dermascan.errors import DermascanError, InvalidImage
+from dermascan.labelsets import parse_labels_csv
+from dermascan.overlay import DEFAULT_ALPHA
+from dermascan.preprocessing import RESIZE_POLICIES, SCALINGS
+from dermascan.tta import DEFAULT_TTA, TRANSFORMS, available_transforms
+
+MAX_OPTIONS = 8  # more columns than this are unreadable side by side
+CARD_MARK = " ★ model card"
+
+
+def options_input(model) -> list:
+    """Scalings x resize policies (x TTA on/off) chosen by the user; the card's option preselected."""
+    card = model.card
+    a, b, c = st.columns([1.2, 1.2, 1])
+    scalings = a.multiselect(
+        "Pixel scaling", list(SCALINGS), default=[card.preprocessing], key="compare_scalings",
+        format_func=lambda k: k + (CARD_MARK if k == card.preprocessing else ""),
+        help="\n".join(f"- **{k}**: {v.description}" for k, v in SCALINGS.items()),
+    )
+    resizes = b.multiselect(
+        "Resize policy", list(RESIZE_POLICIES), default=[card.resize], key="compare_resizes",
+        format_func=lambda k: k + (CARD_MARK if k == card.resize else ""),
+        help="\n".join(f"- **{k}**: {v.description}" for k, v in RESIZE_POLICIES.items()),
+    )
+    with c:
+        tta_on = st.toggle("Add test-time augmentation", key="compare_tta",
+                           help="Each option also runs averaged over flips / rotations (one batched call).")
+        usable = available_transforms(model.input_size)
+        transforms = st.multiselect("Augmentations", usable, default=[t for t in DEFAULT_TTA if t in usable],
+                                    key="compare_tta_transforms", disabled=not tta_on,
+                                    format_func=lambda t: TRANSFORMS[t].description)
+    tta_choices = [()] + ([tuple(transforms)] if tta_on and transforms else [])
+    options = build_options(scalings, resizes, tta_choices)
+    if len(options) > MAX_OPTIONS:
+        st.warning(f"{len(options)} combinations chosen; the first {MAX_OPTIONS} are compared.",
+                   icon=":material/view_column:")
+    return options[:MAX_OPTIONS]
+
+
+def option_title(option, declared) -> str:
+    """Column header: the option's name, marked when it is the model card's."""
+    return option.label + (CARD_MARK if option == declared else "")
+
+
+def side_by_side(slot, upload, options) -> None:
+    """Differential, score and Grad-CAM for each option in its own column, plus how much they agree."""
+    model = slot.model
+    try:
+        results = analyses_for(slot, upload, options)
+    except InvalidImage as exc:
+        st.error(f"{upload.name} cannot be analysed: {exc}", icon=":material/broken_image:")
+        return
+    declared = card_option(model)
+    agree = agreement(results)
+    if agree.same_top:
+        top_label = next(iter(agree.top_labels.values()))
+        st.success(f"All options agree on the top class: {model.card.display_name(top_label)}.",
+                   icon=":material/check_circle:")
+    else:
+        st.warning("The options disagree on the top class: " + "; ".join(
+            f"{o.label}: {lbl}" for o, lbl in agree.top_labels.items()), icon=":material/call_split:")
+    if agree.shift_options:
+        a, b = agree.shift_options
+        st.caption(f"Largest probability shift: {agree.max_shift:.1%} for {model.card.display_name(agree.shift_label)} "
+                   f"({a.label} vs {b.label}).")
+    alpha = st.slider("Heatmap opacity (all columns)", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="compare_alpha")
+    for column, (option, analysis) in zip(st.columns(len(options)), results.items()):
+        with column:
+            st.markdown(f"**{option_title(option, declared)}**")
+            if double_scales(model, option):
+                st.warning("Double scaling: the model already rescales inside.", icon=":material/warning:")
+            top = analysis.predictions[0]
+            st.metric("Top class", top["label"], help=top["display_name"], delta=percent(top["probability"]),
+                      delta_color="off", delta_arrow="off")
+            style = triage_style(analysis.triage)
+            st.metric("Malignancy score", percent(analysis.malignant_score))
+            st.badge(f"Triage {style.title}", icon=style.icon, color=style.color)
+            st.image(analysis.overlay(alpha), caption=f"Grad-CAM: {analysis.explained_label}", width="stretch")
+            st.dataframe(
+                pd.DataFrame([{"Class": p["label"], "Probability": p["probability"]} for p in analysis.predictions]),
+                hide_index=True, width="stretch",
+                column_config={"Probability": st.column_config.ProgressColumn(
+                    "Probability", format="percent", min_value=0.0, max_value=1.0)},
+            )
+
+
+def metrics_section(slot, uploads, labels_by_id, options) -> None:
+    """Per-option metrics on the labelled images: table with the best option marked, a chart, and cautions."""
+    model = slot.model
+    labelled = [u for u in uploads if PurePosixPath(u.name).stem in labels_by_id]
+    st.subheader("Metrics per option")
+    if not labelled:
+        st.warning("None of the uploaded file names match an image_id in the labels CSV.", icon=":material/warning:")
+        return
+    with st.spinner(f"Scoring {len(labelled)} labelled images under {len(options)} options…"):
+        readable, probs, unreadable = probabilities_for(slot, labelled, options)
+    if unreadable:
+        st.caption(f"{len(unreadable)} labelled file(s) could not be read and are left out.")
+    if not readable:
+        return
+    y_true = [labels_by_id[PurePosixPath(u.name).stem] for u in readable]
+    try:
+        reports = {o: option_metrics(model, y_true, probs[o]) for o in options}
+    except DermascanError as exc:
+        st.error(str(exc), icon=":material/error:")
+        return
+    rows = metrics_table(reports, card_option(model))
+    table = pd.DataFrame([{
+        "Option": r["option"] + (CARD_MARK if r["model_card"] else ""),
+        **{title: r[key] for key, title in METRIC_NAMES.items()},
+        "Images": r["n"],
+        "Best": "★ best" if r["best"] else "",
+    } for r in rows])
+    st.dataframe(
+        table.style.apply(lambda row: ["background-color: #e3f1ee" if row["Best"] else "" for _ in row], axis=1)
+        .format({title: "{:.3f}" for title in METRIC_NAMES.values()}, na_rep="—"),
+        hide_index=True, width="stretch", key="compare_metrics",
+    )
+    st.altair_chart(charts.option_metrics_chart(charts.option_metrics_frame(rows, METRIC_NAMES)), width="stretch")
+    for note in notes(model, options, reports):
+        st.warning(note, icon=":material/info:")
+
+
+st.title("Compare preprocessing")
+st.caption("See how the model's answer depends on how pixels are scaled, resized and augmented. " + DISCLAIMER)
+slot = current_model()
+if not slot.loaded:
+    st.error(f"No model is loaded: {slot.error} {HOW_TO_FIX}", icon=":material/error:")
+    st.stop()
+model = slot.model
+
+upload_col, labels_col = st.columns([2, 1], gap="large")
+files = upload_col.file_uploader("Images (or a .zip of a labelled set)", type=UPLOAD_TYPES, accept_multiple_files=True,
+                                 key="compare_upload", help="Analysed in memory, never saved.")
+labels_upload = labels_col.file_uploader("Labels CSV (optional)", type=["csv"], key="compare_labels",
+                                         help="Columns image_id,dx: turns on metrics per option.")
+options = options_input(model)
+
+labels_by_id = None
+if labels_upload is not None:
+    try:
+        labels_by_id = parse_labels_csv(labels_upload.getvalue().decode("utf-8-sig"))
+    except (DermascanError, UnicodeDecodeError) as exc:
+        st.error(str(exc) if isinstance(exc, DermascanError) else "The labels CSV must be UTF-8 text.",
+                 icon=":material/error:")
+
+if not files:
+    st.info("Upload one or more dermoscopic images to compare preprocessing options.", icon=":material/upload:")
+    st.stop()
+if not options:
+    st.info("Choose at least one pixel scaling and one resize policy.", icon=":material/tune:")
+    st.stop()
+
+intake = collect(files)
+for name, reason in intake.refused:
+    st.error(f"{name}: {reason}", icon=":material/broken_image:")
+uploads = uploads_from_sources(intake.sources)
+
+if uploads:
+    chosen = uploads[0]
+    if len(uploads) > 1:
+        index = st.selectbox("Image shown side by side", range(len(uploads)), key="compare_image",
+                             format_func=lambda i: uploads[i].name)
+        chosen = uploads[index]
+    side_by_side(slot, chosen, options)
+if labels_by_id:
+    st.divider()
+    metrics_section(slot, uploads, labels_by_id, options)
