@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 
 import pytest
-from conftest import HAM_LABELS, ham_sample, needs_shared
+from shared_data import ham_sample, needs_shared
+from tiny_models import load_tiny_lesion_model
 
 from dermascan.archive import ArchiveError, ArchiveLimits, base_name, iter_zip_images, open_zip
 from dermascan.batch import run_batch
@@ -30,20 +30,8 @@ def real_images() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def tiny_lesion_model(tmp_path_factory):
-    """The brief's tiny real CNN (64x64 -> 7 classes), saved with its card and loaded through the engine."""
-    import dermascan
-    from dermascan._tf import keras
-
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((64, 64, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inp)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
-    out = keras.layers.Dense(7, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    keras.Model(inp, out).save(path)
-    path.with_name("tiny.card.json").write_text(json.dumps(
-        {"labels": HAM_LABELS, "preprocessing": "unit", "version": "test-1"}), encoding="utf-8")
-    return dermascan.load_model(path)
+    """The shared tiny real CNN, loaded through the engine."""
+    return load_tiny_lesion_model(tmp_path_factory.mktemp("model"))
 
 
 @needs_shared

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import keras_lib, save_model, tiny_cnn
+from tiny_models import keras_lib, save_model, tiny_cnn
 
 import dermascan
 from dermascan.batch import batch_columns, batch_row, bytes_sources, run_batch

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import HAM, HAM_LABELS, REPO, USER_MODELS, ham_labels, ham_sample, keras_lib, save_model, tiny_cnn
+from shared_data import HAM, HAM_LABELS, REPO, USER_MODELS, ham_labels, ham_sample
+from tiny_models import keras_lib, save_model, tiny_cnn
 
 from dermascan.cli import main
 

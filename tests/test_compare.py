@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from conftest import HAM_LABELS, ham_labels, ham_sample, needs_shared
+from shared_data import HAM_LABELS, ham_labels, ham_sample, needs_shared
+from tiny_models import load_tiny_lesion_model
 
 from dermascan.compare import (
     Option,
@@ -26,21 +25,8 @@ from dermascan.intake import read_image_file
 
 
 def tiny_model(folder, *, rescaling: bool = False):
-    """The brief's tiny real CNN (64x64 -> 7 classes), optionally rescaling inside, loaded through the engine."""
-    import dermascan
-    from dermascan._tf import keras
-
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((64, 64, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inp) if rescaling else inp
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
-    out = keras.layers.Dense(7, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
-    path = folder / "tiny.keras"
-    keras.Model(inp, out).save(path)
-    card = {"labels": HAM_LABELS, "preprocessing": "raw" if rescaling else "unit", "version": "test-1"}
-    path.with_name("tiny.card.json").write_text(json.dumps(card), encoding="utf-8")
-    return dermascan.load_model(path)
+    """The shared tiny real CNN, optionally rescaling inside, loaded through the engine."""
+    return load_tiny_lesion_model(folder, rescaling=rescaling)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import json
 
 import numpy as np
 import pytest
-from conftest import HAM_LABELS, USER_MODELS, keras_lib, save_model, tiny_cnn
+from shared_data import HAM_LABELS, USER_MODELS
+from tiny_models import keras_lib, save_model, tiny_cnn
 
 import dermascan
 from dermascan.card import ModelCard, write_card

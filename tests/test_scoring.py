@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import HAM_LABELS, keras_lib, save_model, tiny_cnn
+from shared_data import HAM_LABELS
+from tiny_models import keras_lib, save_model, tiny_cnn
 
 import dermascan
 from dermascan.scoring import malignant_score, malignant_scores, triage_band

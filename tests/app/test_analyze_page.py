@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import assert_no_exception, new_app
+from app_helpers import assert_no_exception, new_app
 
 from dashboard import results
 from dermascan.reviews import ReviewStore

@@ -8,7 +8,7 @@ import shutil
 import zipfile
 
 import pytest
-from conftest import HAM, assert_no_exception, downloaded, new_app
+from app_helpers import HAM, assert_no_exception, downloaded, new_app
 
 from dermascan.batch import batch_columns
 from dermascan.reviews import ReviewStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 
 import pytest
-from conftest import HAM, assert_no_exception, new_app
+from app_helpers import HAM, assert_no_exception, new_app
 
 from dashboard import compare_cache
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from conftest import assert_no_exception, downloaded, new_app
+from app_helpers import assert_no_exception, downloaded, new_app
 
 from dermascan.reviews import CaseRecord, Decision, ReviewStore
 

@@ -9,7 +9,6 @@ built for the test and the first HAM10000 image is used.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tiny_models import save_tiny_lesion_model
 
 REPO = Path(__file__).resolve().parents[2]
 HAM = REPO.parent / "shared" / "data" / "ham10000_224"
@@ -44,18 +44,7 @@ def free_port() -> int:
 
 def tiny_model(folder: Path) -> Path:
     """A small real CNN with its card, like the app tests use."""
-    from dermascan._tf import keras
-
-    keras.utils.set_random_seed(0)
-    inp = keras.Input((64, 64, 3))
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inp)
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="last_conv")(x)
-    out = keras.layers.Dense(7, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
-    path = folder / "tiny.keras"
-    keras.Model(inp, out).save(path)
-    path.with_name("tiny.card.json").write_text(
-        json.dumps({"labels": HAM_LABELS, "preprocessing": "unit", "version": "test-1"}), encoding="utf-8")
-    return path
+    return save_tiny_lesion_model(folder)
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float) -> None:

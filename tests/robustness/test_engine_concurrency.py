@@ -7,7 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import HAM, ham_sample, keras_lib, save_model, tiny_cnn
+from shared_data import HAM, ham_sample
+from tiny_models import keras_lib, save_model, tiny_cnn
 
 import dermascan
 from dermascan.batch import file_sources, run_batch

@@ -1,0 +1,37 @@
+"""Helpers for the Streamlit app tests (imported by name; the fixtures stay in this folder's conftest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared_data import HAM, HAM_LABELS, REPO, SHARED  # noqa: F401 - re-exported for the app tests
+from tiny_models import save_tiny_lesion_model
+
+APP = REPO / "streamlit_app.py"
+APP_TIMEOUT = 120  # TensorFlow's first import and the model's warm-up are slow on a busy 2-core machine
+
+
+def build_tiny_model(folder: Path) -> Path:
+    """Save the shared tiny CNN (64x64 -> 7 softmax) with a card the Model page can show; return its path."""
+    return save_tiny_lesion_model(folder, card={
+        "name": "Tiny test CNN", "description": "A tiny untrained CNN for the app tests.",
+        "limitations": ["Untrained: random outputs."],
+        "metrics": {"test": {"balanced_accuracy": 0.25, "per_class": {"mel": {"recall": 0.5, "support": 4}}}}})
+
+
+def new_app():
+    """A fresh AppTest session on the real app (not yet run)."""
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT)
+
+
+def assert_no_exception(at) -> None:
+    """The script ran to the end without an uncaught exception."""
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def downloaded(media: dict, button) -> bytes:
+    """The bytes a download button serves."""
+    file_id = Path(button.proto.url).stem
+    return media[file_id].content

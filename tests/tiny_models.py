@@ -1,0 +1,92 @@
+"""Tiny real Keras models built in the tests, as tf-keras-vis does: saved, then loaded back.
+
+``tiny_cnn`` builds every layout a user's file may have (functional, Sequential, nested base)
+in Keras 3 or Keras 2 (``tf_keras``); ``save_tiny_lesion_model`` is the small lesion classifier
+the feature, app and browser tests share.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from shared_data import HAM_LABELS
+
+
+def save_tiny_lesion_model(folder: Path, *, rescaling: bool = False, card: dict | None = None) -> Path:
+    """Save the model (optionally rescaling pixels inside) and its card in ``folder``; return the .keras path."""
+    from dermascan._tf import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((64, 64, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inp) if rescaling else inp
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(x)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_b")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    out = keras.layers.Dense(7, activation="softmax", name="probs")(x)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "tiny.keras"
+    keras.Model(inp, out, name="tiny").save(path)
+    full_card = {"labels": HAM_LABELS, "preprocessing": "raw" if rescaling else "unit", "version": "test-1",
+                 **(card or {})}
+    path.with_name("tiny.card.json").write_text(json.dumps(full_card), encoding="utf-8")
+    return path
+
+
+def load_tiny_lesion_model(folder: Path, **kwargs):
+    """``save_tiny_lesion_model`` then load it through the engine."""
+    import dermascan
+
+    return dermascan.load_model(save_tiny_lesion_model(folder, **kwargs))
+
+
+def keras_lib(name: str):
+    """The Keras 3 module (``keras``) or the Keras 2 API (``tf_keras``)."""
+    if name == "tf_keras":
+        import tf_keras
+
+        return tf_keras
+    from dermascan._tf import keras
+
+    return keras
+
+
+def tiny_cnn(lib, kind: str = "functional", *, size: int = 32, n_classes: int = 7, seed: int = 0):
+    """A small real CNN: ``functional``, ``sequential``, or with a nested base (``nested-seq`` / ``nested-func``)."""
+    L = lib.layers
+    lib.utils.set_random_seed(seed)
+
+    def base_layers():
+        return [L.Conv2D(6, 3, padding="same", activation="relu", name="conv_a"),
+                L.MaxPooling2D(2, name="pool"),
+                L.Conv2D(8, 3, padding="same", activation="relu", name="conv_b")]
+
+    head = [L.GlobalAveragePooling2D(name="gap"), L.Dense(n_classes, activation="softmax", name="probs")]
+    if kind == "sequential":
+        return lib.Sequential([lib.Input((size, size, 3)), *base_layers(), *head], name="tiny_seq")
+    if kind == "functional":
+        inp = lib.Input((size, size, 3))
+        x = inp
+        for layer in base_layers() + head:
+            x = layer(x)
+        return lib.Model(inp, x, name="tiny_func")
+    base_in = lib.Input((size, size, 3))
+    x = base_in
+    for layer in base_layers():
+        x = layer(x)
+    base = lib.Model(base_in, x, name="base")
+    if kind == "nested-seq":
+        return lib.Sequential([lib.Input((size, size, 3)), base, *head], name="tiny_nested_seq")
+    inp = lib.Input((size, size, 3))
+    x = L.Rescaling(1.0)(inp)  # something before the base, so the "pre" piece is exercised
+    x = base(x)
+    for layer in head:
+        x = layer(x)
+    return lib.Model(inp, x, name="tiny_nested_func")
+
+
+def save_model(model, path: Path) -> Path:
+    """Save in the format the suffix names (.keras or legacy .h5)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    return path
