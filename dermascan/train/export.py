@@ -1,0 +1,103 @@
+"""Saving the shipped model and writing its model card."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from ..card import DEFAULT_MALIGNANT, HAM10000_DISPLAY_NAMES, ModelCard, write_card
+from .architecture import CAM_LAYER, INPUT_SIZE, build_model
+
+MODEL_NAME = "dermascan-mnv2-ham10000"
+MODEL_VERSION = "1.0.0"
+
+LIMITATIONS = [
+    "Dermoscopic images only: not validated on clinical (non-dermoscopic) or phone photographs.",
+    "Lighter skin types dominate HAM10000 (Austria, Australia); performance on darker skin is unknown.",
+    "Trained on 224x224 images squashed from 600x450 frames: feed the full dermoscopic frame, squash-resized.",
+    "Seven HAM10000 classes only: any other lesion (or a non-lesion image) is forced into one of them.",
+    "Evaluated on an internal held-out split of the same dataset only; no external validation.",
+    "The test split is small for the rare classes (df, vasc, akiec): their per-class numbers are uncertain.",
+    "Triage thresholds were set on the validation split; sensitivity on new populations may be lower.",
+    "One image per lesion; no patient metadata (age, site) is used.",
+    "Trained with inverse-frequency class weights, so raw probabilities favour rare classes over HAM10000 "
+    "prevalence; calibration is a single temperature fitted on validation, not a prior correction.",
+]
+
+
+def strip_for_inference(model: keras.Model, n_classes: int, dropout: float) -> keras.Model:
+    """A fresh, uncompiled copy with the trained weights (no optimizer state, default trainable flags)."""
+    clean = build_model(n_classes, backbone_weights=None, dropout=dropout)
+    clean.set_weights(model.get_weights())
+    return clean
+
+
+def build_card(
+    labels: list[str],
+    temperature: float,
+    thresholds: dict[str, float],
+    metrics: dict[str, Any],
+    provenance: dict[str, Any],
+    backbone_weights_name: str,
+) -> ModelCard:
+    """The model card of the shipped model."""
+    card = ModelCard(
+        labels=list(labels),
+        display_names={k: HAM10000_DISPLAY_NAMES[k] for k in labels if k in HAM10000_DISPLAY_NAMES},
+        malignant_labels=[m for m in DEFAULT_MALIGNANT if m in labels],
+        preprocessing="tf",
+        resize="squash",
+        input_size=list(INPUT_SIZE),
+        temperature=float(temperature),
+        thresholds={"medium": float(thresholds["medium"]), "high": float(thresholds["high"])},
+        output="probabilities",
+        cam_layer=CAM_LAYER,
+        name=MODEL_NAME,
+        version=MODEL_VERSION,
+        description=(
+            "MobileNetV2 (alpha 0.35, ImageNet) fine-tuned on a 5,984-lesion HAM10000 subset to classify "
+            "dermoscopic images into 7 classes; outputs softmax probabilities, temperature-calibrated by the engine."
+        ),
+        backbone={
+            "name": "MobileNetV2 (alpha 0.35, 224x224)",
+            "weights": f"ImageNet, Keras Applications ({backbone_weights_name})",
+            "license": "Apache-2.0",
+        },
+        training_data={
+            "name": "HAM10000 (5,984-lesion subset, 224 px)",
+            "credit": (
+                "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large collection of multi-source "
+                "dermatoscopic images of common pigmented skin lesions. Sci. Data 5, 180161 (2018), "
+                "doi:10.1038/sdata.2018.161"
+            ),
+            "license": "CC BY-NC 4.0",
+            "note": "The model is derived from CC BY-NC 4.0 data and inherits its non-commercial terms.",
+        },
+        intended_use=(
+            "Decision support for research and education on dermoscopic images. Not a medical device; "
+            "not for diagnosis or for deciding on treatment."
+        ),
+        limitations=list(LIMITATIONS),
+        metrics=metrics,
+        provenance=provenance,
+    )
+    card.validate()
+    return card
+
+
+def save_model_and_card(model: keras.Model, card: ModelCard, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``<name>.keras`` and ``<name>.card.json`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / f"{MODEL_NAME}.keras"
+    card_path = out_dir / f"{MODEL_NAME}.card.json"
+    model.save(model_path)
+    write_card(card, card_path)
+    return model_path, card_path
+
+
+def today() -> str:
+    """The date for the provenance, ISO format."""
+    return _dt.date.today().isoformat()

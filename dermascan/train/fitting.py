@@ -1,0 +1,187 @@
+"""The two training phases (frozen-backbone head warm-up, then fine-tuning) under a wall-clock budget."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+import tensorflow as tf
+from sklearn.metrics import balanced_accuracy_score
+
+from .architecture import set_trainable
+from .data import inference_dataset
+
+
+@dataclass
+class PhaseResult:
+    """What one phase did: epochs run, seconds, the per-epoch validation history and throughput."""
+
+    name: str
+    epochs: int = 0
+    seconds: float = 0.0
+    images_per_second: float | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+def predict_probs(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Softmax probabilities for uint8 images, scaled x/127.5-1 outside the model (float64, (N, C))."""
+    if len(images) == 0:
+        return np.zeros((0, model.output_shape[-1]))
+    return np.asarray(model.predict(inference_dataset(images, batch_size), verbose=0), dtype=np.float64)
+
+
+class ValidationTracker(keras.callbacks.Callback):
+    """Scores validation balanced accuracy after every epoch and remembers the best weights."""
+
+    def __init__(self, images: np.ndarray, y: np.ndarray, phase: PhaseResult, log: Callable[[str], None]):
+        super().__init__()
+        self.images, self.y, self.phase, self.log = images, y, phase, log
+        self.best_score, self.best_weights = -1.0, None
+        self._epoch_start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        train_seconds = time.perf_counter() - self._epoch_start
+        probs = predict_probs(self.model, self.images)
+        score = float(balanced_accuracy_score(self.y, probs.argmax(axis=1)))
+        nll = float(-np.mean(np.log(np.clip(probs[np.arange(len(self.y)), self.y], 1e-12, None))))
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(logs.get("loss", math.nan)),
+            "val_balanced_accuracy": score,
+            "val_nll": nll,
+            "lr": lr,
+            "seconds": time.perf_counter() - self._epoch_start,
+            "train_seconds": train_seconds,
+        }
+        self.phase.history.append(row)
+        self.log(
+            f"  {self.phase.name} epoch {epoch + 1}: loss {row['loss']:.4f}  val bal.acc {score:.4f}  "
+            f"val NLL {nll:.4f}  lr {lr:.2e}  {row['seconds']:.0f}s"
+        )
+        if score >= self.best_score:  # ties go to the later, longer-trained epoch
+            self.best_score, self.best_weights = score, self.model.get_weights()
+
+
+class BudgetedCosine(keras.callbacks.Callback):
+    """Cosine learning-rate decay over as many epochs as fit before ``deadline`` (a perf_counter time).
+
+    The epoch count is unknown until one epoch has been timed, so the schedule is per epoch and the
+    plan is re-sized after every epoch (the machine is shared, so throughput drifts).
+    """
+
+    def __init__(self, base_lr: float, max_epochs: int, deadline: float, log: Callable[[str], None]):
+        super().__init__()
+        self.base_lr, self.max_epochs, self.deadline, self.log = base_lr, max_epochs, deadline, log
+        self.planned = max_epochs
+        self._durations: list[float] = []
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+        progress = min(epoch / max(self.planned, 1), 1.0)
+        self.model.optimizer.learning_rate.assign(self.base_lr * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._durations.append(time.perf_counter() - self._start)
+        # Use the slower of the last epoch and the mean so a burst of free CPU does not over-commit.
+        per_epoch = max(self._durations[-1], float(np.mean(self._durations)))
+        fit = epoch + 1 + int(max(0.0, self.deadline - time.perf_counter()) // per_epoch)
+        new_plan = min(self.planned, fit)
+        if new_plan != self.planned:
+            self.log(f"  time budget: fine-tuning resized from {self.planned} to {new_plan} epochs "
+                     f"({per_epoch:.0f}s/epoch)")
+            self.planned = new_plan
+        if epoch + 1 >= self.planned:
+            self.model.stop_training = True
+
+
+@dataclass
+class FitConfig:
+    """Hyper-parameters of one training recipe."""
+
+    epochs_head: int = 2
+    epochs_finetune: int = 30
+    batch_size: int = 32
+    head_lr: float = 1e-3
+    finetune_lr: float = 3e-4
+    finetune_from: str | None = None  # first backbone layer to unfreeze; None = the whole backbone
+    class_weight_power: float = 0.5
+    sampling_power: float = 0.0
+    weight_decay: float = 1e-4
+
+
+def run_phase(
+    model: keras.Model,
+    name: str,
+    train_ds: tf.data.Dataset,
+    steps: int,
+    epochs: int,
+    optimizer: keras.optimizers.Optimizer,
+    class_weight: dict[int, float] | None,
+    val: tuple[np.ndarray, np.ndarray],
+    log: Callable[[str], None],
+    extra_callbacks: list[keras.callbacks.Callback] | None = None,
+) -> PhaseResult:
+    """Compile and fit one phase, keep its best-validation weights, and time it."""
+    phase = PhaseResult(name)
+    if epochs <= 0:
+        return phase
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    tracker = ValidationTracker(val[0], val[1], phase, log)
+    start = time.perf_counter()
+    model.fit(
+        train_ds,
+        steps_per_epoch=steps,
+        epochs=epochs,
+        class_weight=class_weight,
+        callbacks=[tracker, *(extra_callbacks or [])],
+        shuffle=False,  # the tf.data pipeline shuffles (seeded)
+        verbose=0,
+    )
+    phase.seconds = time.perf_counter() - start
+    phase.epochs = len(phase.history)
+    train_time = sum(r["train_seconds"] for r in phase.history)
+    phase.images_per_second = steps * phase.epochs * _batch_size(train_ds) / train_time if train_time else None
+    if tracker.best_weights is not None:
+        model.set_weights(tracker.best_weights)
+        best = max(phase.history, key=lambda r: (r["val_balanced_accuracy"], r["epoch"]))
+        log(f"  {name}: kept epoch {best['epoch']} (val bal.acc {best['val_balanced_accuracy']:.4f})")
+    return phase
+
+
+def _batch_size(ds: tf.data.Dataset) -> int:
+    return int(ds.element_spec[0].shape[0])
+
+
+def train_two_phases(
+    model: keras.Model,
+    train_ds: tf.data.Dataset,
+    steps: int,
+    class_weight: dict[int, float] | None,
+    val: tuple[np.ndarray, np.ndarray],
+    config: FitConfig,
+    deadline: float,
+    log: Callable[[str], None],
+) -> list[PhaseResult]:
+    """Warm up the head on a frozen backbone, then fine-tune the backbone (BatchNorm frozen) until ``deadline``."""
+    set_trainable(model, backbone=False)
+    head = run_phase(
+        model, "head", train_ds, steps, config.epochs_head,
+        keras.optimizers.Adam(config.head_lr), class_weight, val, log,
+    )
+    set_trainable(model, backbone=True, from_layer=config.finetune_from)
+    schedule = BudgetedCosine(config.finetune_lr, config.epochs_finetune, deadline, log)
+    finetune = run_phase(
+        model, "finetune", train_ds, steps, config.epochs_finetune,
+        keras.optimizers.AdamW(config.finetune_lr, weight_decay=config.weight_decay), class_weight, val, log,
+        extra_callbacks=[schedule],
+    )
+    return [head, finetune]

@@ -1,0 +1,103 @@
+"""EVALUATION.md and the confusion matrix, from the training run or regenerated through the engine.
+
+``python -m dermascan.train.report`` reloads the shipped model with ``dermascan.load_model`` (the
+same path the app uses: card preprocessing, resize and temperature), predicts the validation and
+test splits, and rewrites ``evaluation.json``, ``EVALUATION.md``, ``confusion_matrix.svg`` and the
+card's ``metrics`` from those predictions. Calibration and thresholds are read from the card, never refitted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..card import read_card, write_card
+from ..evaluation_report import confusion_matrix_figure, evaluate_report_markdown
+from ..metrics import classification_report
+from .data import load_images
+from .export import LIMITATIONS, MODEL_NAME
+from .split import split_sizes
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_report(out_dir: Path, evaluation: dict, card: dict) -> None:
+    """Write ``EVALUATION.md`` and ``confusion_matrix.svg`` into ``out_dir`` from an evaluation dict."""
+    markdown = evaluate_report_markdown(evaluation["before"], evaluation["after"], card, evaluation["split_sizes"])
+    source = evaluation.get("source")
+    if source:
+        markdown = markdown.replace("\n## Targets", f"\nPredictions: {source}.\n\n## Targets", 1)
+    (Path(out_dir) / "EVALUATION.md").write_text(markdown, encoding="utf-8")
+    confusion_matrix_figure(evaluation["after"], Path(out_dir) / "confusion_matrix.svg")
+
+
+def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path, batch_size: int = 32) -> tuple[dict, dict]:
+    """Reports computed through ``dermascan.load_model(...).predict``: (evaluation dict, card dict)."""
+    from .. import load_model
+
+    lesion_model = load_model(model_path)
+    card = lesion_model.card if hasattr(lesion_model, "card") else read_card(model_path.with_name(
+        model_path.stem + ".card.json"))
+    labels, malignant = list(card.labels), list(card.malignant_labels)
+    split = pd.read_csv(split_path, dtype=str)
+    reports = {}
+    for part in ("val", "test"):
+        rows = split[split["split"] == part]
+        images = list(load_images(data_dir / "images", list(rows["image_id"])))
+        raw = lesion_model.predict(images, calibrated=False, batch_size=batch_size)
+        calibrated = lesion_model.predict(images, calibrated=True, batch_size=batch_size)
+        truth = list(rows["dx"])
+        reports[part] = (
+            classification_report(truth, np.asarray(raw), labels, malignant, card.thresholds),
+            classification_report(truth, np.asarray(calibrated), labels, malignant, card.thresholds),
+        )
+    evaluation = {
+        "before": reports["test"][0],
+        "after": reports["test"][1],
+        "validation": reports["val"][1],
+        "validation_uncalibrated_ece": reports["val"][0]["ece"],
+        "split_sizes": split_sizes(split),
+        "source": "`dermascan.load_model(...).predict` (the engine the app uses), calibrated=False / True",
+    }
+    return evaluation, card.to_dict()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Regenerate the evaluation of the shipped model through the engine."""
+    p = argparse.ArgumentParser(prog="python -m dermascan.train.report", description=__doc__)
+    p.add_argument("--model", type=Path, default=REPO_ROOT / "model" / f"{MODEL_NAME}.keras")
+    p.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "ham10000_224")
+    p.add_argument("--split", type=Path, default=None, help="default: split.csv beside the model")
+    args = p.parse_args(argv)
+    split_path = args.split or args.model.parent / "split.csv"
+    evaluation, _ = engine_evaluation(args.model, args.data, split_path)
+    out_dir = args.model.parent
+    card_path = args.model.with_name(args.model.stem + ".card.json")
+    stored = read_card(card_path)
+    stored.metrics = {
+        **stored.metrics,
+        "test": evaluation["after"],
+        "ece_uncalibrated": evaluation["before"]["ece"],
+        "validation": {
+            **{k: evaluation["validation"][k] for k in ("balanced_accuracy", "macro_auc", "ece")},
+            "ece_uncalibrated": evaluation["validation_uncalibrated_ece"],
+        },
+        "split_sizes": evaluation["split_sizes"],
+        "source": "dermascan.load_model(...).predict",
+    }
+    stored.limitations = list(LIMITATIONS)  # documentation fields follow the code, like the metrics
+    write_card(stored, card_path)
+    (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
+    write_report(out_dir, evaluation, stored.to_dict())
+    after = evaluation["after"]
+    print(f"test (engine): bal.acc {after['balanced_accuracy']:.4f} macro AUC {after['macro_auc']:.4f} "
+          f"mel sens(high) {after['mel_sensitivity_high']} ECE {after['ece']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
