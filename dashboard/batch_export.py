@@ -20,7 +20,9 @@ _SCALARS = ("n", "accuracy", "balanced_accuracy", "macro_auc", "melanoma_auc", "
 
 def _csv(columns: list[str], rows: Iterable[dict]) -> bytes:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    # CRLF, as RFC 4180: with "\n" alone a CR inside a cell was written unquoted, and spreadsheets start a new
+    # row there, so "x\r=HYPERLINK(...)" in a file name became a row beginning with a live formula.
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(safe_row(row))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import stat
 import warnings
@@ -18,6 +19,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dermascan.errors import InvalidImage
+
+# Pillow's PNG and TIFF plugins log every chunk name and tag value of an untrusted upload as raw bytes at
+# DEBUG; with the root logger at DEBUG (a common deployment setting) they would fill the logs with file
+# content. INFO keeps Pillow's real problems visible. An explicitly higher level set before import is kept.
+_pil_log = logging.getLogger("PIL")
+_pil_log.setLevel(max(_pil_log.level, logging.INFO))
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

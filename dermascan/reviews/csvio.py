@@ -257,7 +257,10 @@ def _decode(data: bytes, result: ImportResult) -> str | None:
 def _sniff_delimiter(first_line: str) -> str:
     # Our export uses commas; Excel re-saves with ';' in many European locales and tabs as "Unicode text".
     for delimiter in (",", ";", "\t"):
-        names = next(csv.reader([first_line], delimiter=delimiter), [])
+        try:
+            names = next(csv.reader([first_line], delimiter=delimiter), [])
+        except csv.Error:  # e.g. a cell over csv.field_size_limit(): not our header with this delimiter
+            continue
         if "image_sha256" in (name.strip() for name in names):
             return delimiter
     return ","
@@ -271,7 +274,7 @@ def parse_csv(data: bytes | str, result: ImportResult | None = None, *,
     if text is None:
         return []
     text = text.removeprefix("\ufeff")
-    delimiter = _sniff_delimiter(text.split("\n", 1)[0])
+    delimiter = _sniff_delimiter(text.split("\n", 1)[0].split("\r", 1)[0])  # CR alone: "CSV (Macintosh)"
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = [name.strip() for name in next(reader)]

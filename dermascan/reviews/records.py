@@ -72,7 +72,10 @@ def normalize_timestamp(value: Any, name: str = "timestamp") -> str:
         # We only ever write UTC, so a zone-less value is one of ours with the offset stripped.
         moment = moment.replace(tzinfo=UTC)
     # Canonical form matters: cases are matched and decisions ordered by comparing these strings.
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    try:
+        return moment.astimezone(UTC).isoformat(timespec="microseconds")
+    except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is before year 1 in UTC
+        raise ValueError(f"{name} is out of range") from None
 
 
 def _text(name: str, value: Any, *, required: bool = False) -> str | None:

@@ -264,7 +264,11 @@ class ReviewStore:
             params.append(max(int(limit), 0))
         with self._read() as conn:
             rows = conn.execute(sql, params).fetchall()
-        return [_case_from_row(row) for row in rows]
+        try:
+            return [_case_from_row(row) for row in rows]
+        except (ValueError, TypeError):  # SQLite has no checksums: a damaged row reads back as invalid values
+            log.warning("review database: a stored case could not be read")
+            raise errors.corrupt(self._name) from None
 
     def count_cases(self, session_id: str | None = None) -> int:
         """How many cases are stored (in one session if ``session_id`` is given)."""

@@ -11,7 +11,7 @@ from shared_data import HAM, ham_sample
 from tiny_models import keras_lib, save_model, tiny_cnn
 
 import dermascan
-from dermascan.batch import file_sources, run_batch
+from dermascan.batch import bytes_sources, file_sources, run_batch
 
 SESSIONS = 8
 ROUNDS = 3
@@ -71,3 +71,42 @@ def test_concurrent_batches_do_not_mix_rows(shared_model, tmp_path, images):
     for paths, rows in zip(folders, outputs):
         assert [name for name, _ in rows] == [p.name for p in paths]
         assert [h for _, h in rows] == [dermascan.intake.sha256_hex(p.read_bytes()) for p in paths]
+
+
+def test_concurrent_sessions_with_different_options_and_a_batch_get_their_own_results(shared_model, images):
+    # Sessions differ in preprocessing, resize and explained class while one batch runs beside them: the one
+    # compiled pass must never mix options or images between callers, and never retrace.
+    combos = [(p, r, c) for p, r, c in zip(["unit", "tf", "imagenet", "raw"] * 2,
+                                          ["squash", "center-crop", "pad", "squash", "pad", "center-crop",
+                                           "squash", "pad"], [None, "mel", "nv", None, "bcc", None, "df", "vasc"])]
+    alone = [shared_model.analyze(images[i], preprocessing=p, resize=r, class_label=c)
+             for i, (p, r, c) in enumerate(combos)]
+    batch_alone = [(it.name, it.analysis.probabilities) for it in run_batch(shared_model, bytes_sources(
+        [(f"b{i}.jpg", data) for i, data in enumerate(images)]), chunk_size=3)]
+    start = threading.Barrier(SESSIONS + 1)
+
+    def session(i: int):
+        start.wait()
+        p, r, c = combos[i]
+        return [shared_model.analyze(images[i], preprocessing=p, resize=r, class_label=c) for _ in range(ROUNDS)]
+
+    def batch():
+        start.wait()
+        return [(it.name, it.analysis.probabilities) for it in run_batch(shared_model, bytes_sources(
+            [(f"b{i}.jpg", data) for i, data in enumerate(images)]), chunk_size=3)]
+
+    with ThreadPoolExecutor(SESSIONS + 1) as pool:
+        futures = [pool.submit(session, i) for i in range(SESSIONS)]
+        batch_future = pool.submit(batch)
+        results = [f.result(timeout=300) for f in futures]
+        batch_rows = batch_future.result(timeout=300)
+    for i, runs in enumerate(results):
+        for a in runs:
+            assert a.sha256 == alone[i].sha256 and (a.preprocessing, a.resize) == combos[i][:2]
+            assert a.explained_label == alone[i].explained_label
+            np.testing.assert_allclose(a.probabilities, alone[i].probabilities, atol=1e-6)
+            np.testing.assert_allclose(a.heatmap, alone[i].heatmap, atol=1e-5)
+    assert [n for n, _ in batch_rows] == [n for n, _ in batch_alone]
+    for (_, got), (_, want) in zip(batch_rows, batch_alone):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert shared_model._cam._explain.experimental_get_tracing_count() == 1

@@ -1,0 +1,442 @@
+"""Security: upload limits, nothing sensitive in logs, no paths in messages, safe CSV, a private database, XSRF on.
+
+- Uploads are limited by size and pixel count in the Streamlit config *and* in the engine (a client that
+  bypasses the browser's check still meets the engine's; the live server's own 413/403 are checked in
+  ``test_load_browser.py``).
+- A full analysis (case fields, decision, review log, export) and a batch (PNG, TIFF, JPEG, a broken file)
+  with every log record captured (root at DEBUG, Streamlit's own loggers at DEBUG, PIL / TensorFlow as the
+  app leaves them) plus the process's stderr and warnings: no case field, file name, base64 image data,
+  ``data:image`` or raw byte repr in any of it.
+- Messages show no directory (model, database, CLI); the fault tests assert it on every page too.
+- CSV exports (batch table, CLI batch, review log, its filtered view) neutralise = + - @ TAB CR.
+- The review database, its WAL files and its folder are private (0600 / 0700), whatever the umask.
+- XSRF protection is on, in the file and as Streamlit itself reads it.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import logging
+import os
+import re
+import stat
+import subprocess
+import sys
+import tomllib
+import traceback
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+from robust_helpers import HAM, REPO, app, fuzz_settings
+
+from dermascan.batch import BatchItem, batch_columns, batch_row
+from dermascan.csvsafe import FORMULA_PREFIXES
+from dermascan.errors import InvalidImage
+from dermascan.intake import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
+from dermascan.reviews import CaseRecord, Decision, ReviewStore
+from dermascan.reviews.csvio import to_csv_bytes
+
+MB = 1024 * 1024
+MARKERS = {  # distinctive values typed into every case field; none may reach a log
+    "patient": "PATIENT-ZX81-marker", "lesion": "LESION-QW72-marker", "site": "SITE-LK33-marker",
+    "note": "NOTE-PO55-marker", "reviewer": "REVIEWER-MN44-marker", "file": "FILENAME-JH66-marker",
+}
+HAM_LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+DANGEROUS = tuple(FORMULA_PREFIXES)
+assert set(DANGEROUS) == {"=", "+", "-", "@", "\t", "\r"}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return app.build_tiny_model(tmp_path_factory.mktemp("security-model"))
+
+
+@pytest.fixture
+def env(model, tmp_path, monkeypatch) -> Path:
+    db = tmp_path / "reviews.sqlite3"
+    monkeypatch.setenv("DERMASCAN_MODEL", str(model))
+    monkeypatch.setenv("DERMASCAN_REVIEW_DB", str(db))
+    return db
+
+
+def ham(n: int = 1) -> list[Path]:
+    if not HAM.is_dir():
+        pytest.skip("../shared/data (HAM10000 images) is not present")
+    return sorted((HAM / "images").glob("ISIC_*.jpg"))[:n]
+
+
+def encode(path: Path, fmt: str, **kwargs) -> bytes:
+    buf = io.BytesIO()
+    with Image.open(path) as img:
+        img.convert("RGB").save(buf, format=fmt, **kwargs)
+    return buf.getvalue()
+
+
+# -- upload limits -----------------------------------------------------------------------------------------
+
+def test_config_limits_uploads_and_keeps_xsrf_and_error_details_safe():
+    config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    server, client = config["server"], config["client"]
+    assert server["enableXsrfProtection"] is True
+    assert server.get("enableCORS", True) is True  # never switched off (it would weaken the XSRF check)
+    assert server["maxUploadSize"] * MB == DEFAULT_MAX_BYTES  # the browser refuses what the engine would
+    assert client["showErrorDetails"] == "none"  # no tracebacks in the browser
+    assert client["disableDataExport"] is True  # the grid's CSV download would not neutralise formulas
+    analyze = (REPO / "pages" / "analyze.py").read_text()
+    assert "max_upload_size=MAX_UPLOAD_MB" in analyze
+
+
+def test_streamlit_itself_reads_these_settings():
+    out = subprocess.run([sys.executable, "-m", "streamlit", "config", "show"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)}).stdout
+    values = dict(re.findall(r"^(\w+) = (.+)$", out, re.M))
+    assert values["enableXsrfProtection"] == "true"
+    assert values["maxUploadSize"] == str(DEFAULT_MAX_BYTES // MB)
+    assert values["showErrorDetails"] == '"none"'
+    assert values["disableDataExport"] == "true"
+
+
+def test_engine_refuses_oversized_and_overlarge_images_before_decoding():
+    with pytest.raises(InvalidImage, match="larger than the 8 MB limit"):
+        read_image(b"\xff\xd8\xff" + b"\x00" * DEFAULT_MAX_BYTES)
+    side = int(DEFAULT_MAX_PIXELS**0.5) + 1
+    with pytest.raises(InvalidImage, match="too large"):
+        read_image(_png_header(side, side))
+
+
+def _png_header(width: int, height: int) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", b"") + chunk(b"IEND", b""))
+
+
+def test_the_pages_enforce_the_engine_limits_even_when_the_http_limit_is_bypassed(env):
+    # AppTest hands the bytes straight to the page, as a client that skips the browser's check would.
+    at = app.new_app().run()
+    at.file_uploader(key="analyze_upload").set_value(("huge.jpg", b"\xff\xd8\xff" + b"\0" * (9 * MB), "image/jpeg"))
+    at.run()
+    app.assert_no_exception(at)
+    assert any("larger than the 8 MB limit" in e.value for e in at.error) and not at.get("metric")
+    side = int(DEFAULT_MAX_PIXELS**0.5) + 1
+    at.file_uploader(key="analyze_upload").set_value(("bomb.png", _png_header(side, side), "image/png"))
+    at.run()
+    app.assert_no_exception(at)
+    assert any("too large" in e.value and "megapixels" in e.value for e in at.error)
+    batch = app.new_app()
+    batch.switch_page("pages/batch.py").run()
+    batch.file_uploader(key="batch_upload").set_value([("huge.jpg", b"\xff\xd8\xff" + b"\0" * (9 * MB), "image/jpeg")])
+    batch.run()
+    batch.button(key="batch_start").click().run()
+    app.assert_no_exception(batch)
+    errors = next(d.value for d in batch.dataframe if list(d.value.columns) == ["File", "Problem"])
+    assert "larger than the 8 MB limit" in errors["Problem"].iloc[0]
+
+
+# -- nothing sensitive in the logs -------------------------------------------------------------------------
+
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string still shows its parts
+            message = f"{record.msg!r} {record.args!r}"
+        self.lines.append(f"{record.name}:{record.levelname}:{message}")
+        if record.exc_info:
+            self.lines.append("".join(traceback.format_exception(*record.exc_info)))
+        if record.stack_info:
+            self.lines.append(record.stack_info)
+
+
+@pytest.fixture
+def all_logs():
+    """Every log record at DEBUG: the root logger, and each logger that does not propagate (Streamlit's)."""
+    import streamlit.logger
+
+    capture = _Capture()
+    root = logging.getLogger()
+    saved_root = root.level
+    root.setLevel(logging.DEBUG)
+    root.addHandler(capture)
+    streamlit.logger.set_log_level("debug")  # what `streamlit run --logger.level=debug` does
+    isolated = [lg for lg in logging.root.manager.loggerDict.values()
+                if isinstance(lg, logging.Logger) and not lg.propagate]
+    for logger in isolated:
+        logger.addHandler(capture)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield capture, caught
+    finally:
+        for logger in isolated:
+            logger.removeHandler(capture)
+        streamlit.logger.set_log_level("info")
+        root.removeHandler(capture)
+        root.setLevel(saved_root)
+
+
+BYTES_REPR = re.compile(r"""\bb(['"]).{0,400}?\1|\\x[0-9a-fA-F]{2}""")
+
+
+def assert_clean(text: str, uploads: list[bytes]) -> None:
+    for name, marker in MARKERS.items():
+        assert marker not in text, f"the {name} marker reached the logs"
+    assert "data:image" not in text
+    for data in uploads:
+        head = base64.b64encode(data[:48]).decode()  # the first 64 characters of the file's base64
+        assert head not in text, "an image's base64 reached the logs"
+    leaked = BYTES_REPR.search(text)
+    assert leaked is None, f"raw bytes in the logs: {text[max(0, leaked.start() - 80) : leaked.end() + 40]!r}"
+
+
+def test_a_full_analysis_and_a_batch_log_no_case_data_and_no_image_data(env, all_logs, capfd):
+    capture, caught = all_logs
+    jpeg = ham(3)
+    png = encode(jpeg[0], "PNG")
+    tiff = encode(jpeg[1], "TIFF", compression="tiff_deflate", dpi=(300, 300))
+    uploads = [png, tiff, jpeg[2].read_bytes()]
+
+    at = app.new_app().run()
+    at.text_input(key="case_patient_id").input(MARKERS["patient"])
+    at.text_input(key="case_lesion_id").input(MARKERS["lesion"])
+    at.text_input(key="case_body_site").input(MARKERS["site"])
+    at.number_input(key="case_age").set_value(57)
+    at.file_uploader(key="analyze_upload").set_value((f"{MARKERS['file']}.png", png, "image/png"))
+    at.run()
+    app.assert_no_exception(at)
+    selector = next(s for s in at.selectbox if s.label == "Heatmap for class")
+    selector.set_value(next(o for o in selector.options if o != selector.value)).run()
+    at.slider(key="overlay_alpha").set_value(0.8).run()
+    management = next(r.key for r in at.radio if r.key and r.key.endswith("_management"))
+    at.radio(key=management).set_value("excise")
+    at.text_area(key=management.replace("_management", "_note")).input(MARKERS["note"])
+    at.text_input(key=management.replace("_management", "_reviewer")).input(MARKERS["reviewer"])
+    next(b for b in at.button if b.label == "Save to review log").click().run()
+    app.assert_no_exception(at)
+    [case] = ReviewStore(env).list_cases()
+    assert case.patient_id == MARKERS["patient"] and case.decision.note == MARKERS["note"]  # they were saved
+
+    log = app.new_app()
+    log.switch_page("pages/review_log.py").run()
+    log.session_state["log_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+    log.run()
+    app.assert_no_exception(log)
+
+    batch = app.new_app()
+    batch.switch_page("pages/batch.py").run()
+    batch.file_uploader(key="batch_upload").set_value([
+        (f"{MARKERS['file']}-1.png", png, "image/png"), (f"{MARKERS['file']}-2.tif", tiff, "image/tiff"),
+        (f"{MARKERS['file']}-3.jpg", uploads[2], "image/jpeg"), (f"{MARKERS['file']}-4.jpg", b"\xff\xd8junk", "x")])
+    batch.run()
+    batch.button(key="batch_start").click().run()
+    app.assert_no_exception(batch)
+    assert len(batch.dataframe(key="batch_table").value) == 3
+
+    out, err = capfd.readouterr()
+    text = "\n".join([*capture.lines, out, err, *(str(w.message) for w in caught)])
+    assert capture.lines  # the capture works (the app does log, at INFO and DEBUG)
+    assert_clean(text, uploads)
+
+
+def test_pillow_debug_logging_is_kept_out_of_the_app_logs():
+    # Pillow's PNG and TIFF plugins log chunk names and tag values as raw bytes at DEBUG; the engine raises
+    # the "PIL" logger to INFO so a root logger at DEBUG (a common deployment setting) never shows them.
+    import dermascan.intake  # noqa: F401 - the engine sets the level on import
+
+    assert logging.getLogger("PIL").getEffectiveLevel() >= logging.INFO
+
+
+# -- no paths in messages ----------------------------------------------------------------------------------
+
+def test_cli_errors_name_files_not_folders(tmp_path, capsys, model):
+    from dermascan.cli import main
+
+    secret = tmp_path / "secret-folder-Kq3"
+    secret.mkdir()
+    assert main(["analyze", str(secret / "lesion.jpg"), "--model", str(secret / "model.keras")]) == 2
+    assert main(["analyze", str(secret / "lesion.jpg"), "--model", str(model)]) == 2
+    (secret / "corrupt.jpg").write_bytes(b"\xff\xd8 broken")
+    assert main(["analyze", str(secret / "corrupt.jpg"), "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert "model.keras" in err and "lesion.jpg" in err and "corrupt.jpg" in err
+    assert "secret-folder-Kq3" not in err and "Traceback" not in err
+
+
+def test_database_messages_name_the_file_not_the_folder(tmp_path):
+    from dermascan.reviews import ReviewStoreError
+
+    secret = tmp_path / "secret-folder-Vb2"
+    secret.mkdir()
+    (secret / "reviews.sqlite3").write_bytes(b"not a database" * 100)
+    with pytest.raises(ReviewStoreError) as corrupt:
+        ReviewStore(secret / "reviews.sqlite3")
+    (secret / "afile").write_text("x")
+    with pytest.raises(ReviewStoreError) as cannot:
+        ReviewStore(secret / "afile" / "reviews.sqlite3")  # the "folder" is a file
+    for exc in (corrupt.value, cannot.value):
+        assert "reviews.sqlite3" in str(exc) and "secret-folder-Vb2" not in str(exc) and str(tmp_path) not in str(exc)
+
+
+# -- CSV formula injection ---------------------------------------------------------------------------------
+
+def formula_text():
+    return st.one_of(st.text(max_size=20), st.sampled_from(DANGEROUS).flatmap(
+        lambda p: st.text(max_size=20).map(lambda t: p + t)), st.just("'=quoted"), st.just("-12"))
+
+
+def cells_of(data: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+
+
+def assert_neutral(rows: list[dict[str, str]], text_columns) -> None:
+    for row in rows:
+        for column in text_columns:
+            assert not row[column].startswith(DANGEROUS), (column, row[column])
+
+
+@fuzz_settings(150)
+@given(name=formula_text(), error=formula_text(), label=formula_text().filter(bool), top=formula_text())
+def test_batch_csv_neutralises_every_text_cell(name, error, label, top):
+    from dashboard.batch_export import table_csv
+
+    labels = [label, "nv"] if label != "nv" else ["nv"]
+    analysis = SimpleNamespace(sha256="ab" * 32, top_label=top or "nv", malignant_score=0.25, triage="low",
+                               labels=labels, probabilities=[0.5] * len(labels))
+    rows = [batch_row(BatchItem(name=name, error=error or "x"), labels),
+            batch_row(BatchItem(name=name, analysis=analysis), labels)]
+    parsed = cells_of(table_csv(rows, labels))
+    assert_neutral(parsed, ["file", "top_label", "triage", "error"])
+    assert float(parsed[1][f"p_{labels[0]}"]) == 0.5  # numbers stay numbers
+
+
+def test_cli_batch_csv_neutralises_file_names(tmp_path, model):
+    from dermascan.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    jpeg = ham(1)[0].read_bytes()
+    names = ["=HYPERLINK(x).jpg", "+1.jpg", "-2.jpg", "@SUM(A1).jpg", "\tTAB.jpg", "\rCR.jpg", "plain.jpg"]
+    for name in names:
+        (folder / name).write_bytes(jpeg)
+    (folder / "=broken.jpg").write_bytes(b"\xff\xd8 junk")
+    out = tmp_path / "out.csv"
+    assert main(["batch", str(folder), "--csv", str(out), "--model", str(model)]) == 0
+    rows = cells_of(out.read_bytes())
+    assert len(rows) == len(names) + 1 and list(rows[0]) == batch_columns(HAM_LABELS)
+    assert_neutral(rows, ["file", "top_label", "triage", "error"])
+    assert {r["file"].removeprefix("'") for r in rows} == {*names, "=broken.jpg"}
+
+
+@fuzz_settings(100)
+@given(st.lists(st.tuples(formula_text(), formula_text(), formula_text()), min_size=1, max_size=4))
+def test_review_csv_neutralises_every_text_cell_and_round_trips(tmp_path_factory, fields):
+    records = []
+    for i, (patient, note, reviewer) in enumerate(fields):
+        try:
+            records.append(CaseRecord(
+                image_sha256=f"{i:064x}", top_label="nv", patient_id=patient or None, body_site=note or None,
+                file_name=reviewer or None, probabilities={"nv": 1.0},
+                decision=Decision(note=note, reviewer=reviewer or None, reviewer_diagnosis=patient or None)))
+        except ValueError:  # e.g. a NUL character: refused before it could be stored
+            continue
+    if not records:
+        return
+    rows = cells_of(to_csv_bytes(records))
+    assert_neutral(rows, ["patient_id", "body_site", "file_name", "note", "reviewer", "reviewer_diagnosis"])
+    with ReviewStore(tmp_path_factory.mktemp("rt") / "r.sqlite3") as store:
+        result = store.import_csv(to_csv_bytes(records))
+        assert result.errors == []
+        back = {c.image_sha256: c for c in store.list_cases()}
+    for record in records:
+        got = back[record.image_sha256]
+        assert (got.patient_id, got.file_name, got.decision.note) == (record.patient_id, record.file_name,
+                                                                     record.decision.note)
+
+
+def test_review_log_downloads_are_neutralised(env, monkeypatch):
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test
+
+    files: dict = {}
+
+    class Recording(MemoryMediaFileStorage):
+        def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+            file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
+            files[file_id] = self.get_file(file_id)
+            return file_id
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
+    with ReviewStore(env) as store:
+        for i, text in enumerate(["=1+1", "+cmd|' /C calc'!A0", "-2", "@A1", "\t=x", "\r=y"]):
+            store.add_case(CaseRecord(image_sha256=f"{i:064x}", top_label="nv", file_name=f"{text}.jpg",
+                                      patient_id=text, probabilities={"nv": 1.0},
+                                      decision=Decision(note=text, management="monitor")))
+    at = app.new_app()
+    at.switch_page("pages/review_log.py").run()
+    whole = next(b for b in at.get("download_button") if "CSV" in b.proto.label)
+    at.text_input(key="log_search").input("jpg").run()  # a filtered view is exported by another path
+    at.segmented_control(key="log_status").set_value("Decided").run()
+    for button in [whole, *(b for b in at.get("download_button") if "CSV" in b.proto.label)]:
+        rows = cells_of(app.downloaded(files, button))
+        assert len(rows) == 6
+        assert_neutral(rows, ["file_name", "patient_id", "note"])
+
+
+# -- a private database ------------------------------------------------------------------------------------
+
+def test_the_review_database_and_its_folders_are_private_whatever_the_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        path = tmp_path / "new" / "deeper" / "reviews.sqlite3"
+        with ReviewStore(path) as store:
+            store.add_case(CaseRecord(image_sha256="ab" * 32, top_label="nv", probabilities={"nv": 1.0}))
+            companions = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
+            assert all(p.exists() for p in companions)
+            for p in [path, *companions]:
+                assert stat.S_IMODE(p.stat().st_mode) == 0o600, p.name
+            store.export_csv(tmp_path / "export.csv")
+        assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+        assert stat.S_IMODE((tmp_path / "new" / "deeper").stat().st_mode) == 0o700
+        assert stat.S_IMODE((tmp_path / "export.csv").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_the_app_creates_its_default_database_private(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("DERMASCAN_MODEL", str(model))
+    monkeypatch.delenv("DERMASCAN_REVIEW_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    at = app.new_app()
+    at.switch_page("pages/review_log.py").run()
+    app.assert_no_exception(at)
+    default = tmp_path / ".dermascan" / "reviews.sqlite3"
+    assert stat.S_IMODE(default.stat().st_mode) == 0o600
+    assert stat.S_IMODE(default.parent.stat().st_mode) == 0o700
+
+
+def test_a_carriage_return_inside_a_cell_cannot_start_a_row_with_a_formula():
+    # Spreadsheets end a row at a bare CR. The batch CSV once wrote "\r" unquoted (lineterminator "\n"),
+    # so a file name "x\r=cmd|..." put an unneutralised formula at the start of a new row.
+    from dashboard.batch_export import table_csv
+
+    name = "lesion\r=cmd|' /C calc'!A0.jpg"
+    data = table_csv([batch_row(BatchItem(name=name, error="The file is damaged."), HAM_LABELS)], HAM_LABELS)
+    rows = cells_of(data)
+    assert len(rows) == 1 and rows[0]["file"] == name
+    for line in data.decode("utf-8").replace("\r\n", "\n").split("\n"):
+        assert not line.startswith(DANGEROUS) or line.startswith('"')
