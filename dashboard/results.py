@@ -18,7 +18,10 @@ from dermascan.analysis import Analysis
 from . import session
 from .model_cache import ModelSlot
 
-MAX_CACHED = 8  # analyses kept per session; big uploads can weigh tens of MB each
+MAX_CACHED = 8  # analyses kept per session
+# A 100-megapixel upload holds ~300 MB of pixels (and as much again in its coloured heatmap), so the
+# cache is bounded by bytes too; the newest analysis always stays, whatever its size.
+MAX_CACHED_BYTES = 256 * 1024 * 1024
 
 _calls = 0
 _calls_lock = threading.Lock()
@@ -61,9 +64,14 @@ def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, opti
     analysis = slot.model.analyze(data, class_label=class_label, name=name, preprocessing=options.preprocessing,
                                   resize=options.resize)
     cache[key] = analysis
-    while len(cache) > MAX_CACHED:
+    while len(cache) > 1 and (len(cache) > MAX_CACHED or _cached_bytes(cache) > MAX_CACHED_BYTES):
         cache.pop(next(iter(cache)))
     return analysis
+
+
+def _cached_bytes(cache: dict) -> int:
+    # Analyses of one image at several classes share the image array: count each array once.
+    return sum({id(x): x.nbytes for a in cache.values() for x in a.pixel_arrays}.values())
 
 
 def cached_for_image(sha256: str, explained_label: str | None = None) -> Analysis | None:

@@ -110,6 +110,11 @@ class Analysis:
         """The most probable label."""
         return self.labels[int(np.argmax(self.probabilities))]
 
+    @property
+    def pixel_arrays(self) -> list[np.ndarray]:
+        """The pixel arrays this record holds (image, coloured heatmaps), for memory accounting."""
+        return [self.image, *self._colored.values()]
+
     def colored_heatmap(self, colormap: str = "jet") -> np.ndarray | None:
         """The heatmap resized to the image and coloured; computed once per colormap."""
         if self.heatmap is None:

@@ -157,3 +157,23 @@ def _submit(at):
     """Press the decision form's submit button and rerun."""
     next(b for b in at.button if b.label == "Save to review log").click().run()
     return at
+
+
+def test_the_session_cache_is_bounded_by_bytes_and_keeps_the_newest(monkeypatch, tiny_model):
+    import numpy as np
+
+    import dermascan
+    from dashboard import results
+    from dashboard.model_cache import ModelSlot
+
+    cache = {}
+    monkeypatch.setattr(results.session, "bucket", lambda name: cache)
+    image_bytes = 100 * 120 * 3
+    monkeypatch.setattr(results, "MAX_CACHED_BYTES", 3 * 2 * image_bytes)  # image + its coloured map
+    slot = ModelSlot(dermascan.load_model(tiny_model), "tiny", str(tiny_model))
+    options = results.Options("unit", "squash")
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        image = rng.integers(0, 256, (100, 120, 3), dtype=np.uint8)
+        results.analyze(slot, image, sha256=str(i), name=None, options=options).overlay(0.5)
+    assert [key[0] for key in cache] == ["3", "4", "5"]  # three fit; the oldest went first
