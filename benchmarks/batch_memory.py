@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from memory import rss_mb
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,14 +29,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 HAM = REPO.parent / "shared" / "data" / "ham10000_224" / "images"
 HAM_LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
-
-def rss_mb() -> float:
-    """This process's resident set size in MB, from /proc/self/status."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    raise RuntimeError("VmRSS not found (not Linux?)")
 
 
 class Upload(io.BytesIO):

@@ -39,6 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from memory import rss_mb  # noqa: E402 - benchmarks/ is the script folder
 from PIL import Image  # noqa: E402
 
 import dermascan  # noqa: E402
@@ -53,14 +54,6 @@ EFFICIENTNET = SHARED / "user-models" / "keras2.15_efficientnetb0" / "model.h5"
 GOALS = {"seed_over_ours": (">=", 10.0), "ours_over_limit": ("<=", 1.3),
          "batch_nocam_over_raw": (">=", 0.8), "batch_cam_over_raw": (">=", 0.45)}
 
-
-def rss_mb() -> float:
-    """Resident set size of this process in MiB (Linux /proc)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
 
 
 def median_ms(fn, runs: int, warmup: int = 2) -> float:

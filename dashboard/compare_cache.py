@@ -9,7 +9,6 @@ Everything lives in ``st.session_state``: one clinician's images never reach ano
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,25 +20,15 @@ from dermascan.errors import InvalidImage
 from dermascan.intake import read_image, sha256_hex
 
 from . import session
+from .call_counter import count_engine_call, engine_calls  # noqa: F401 - engine_calls for tests
 from .model_cache import ModelSlot
 
 ANALYSES = "compare_analyses"  # (sha256, model key, option) -> Analysis
 PROBABILITIES = "compare_probabilities"  # (sha256, model key, option) -> probability row (float32)
 MAX_ANALYSES = 24  # each holds an image and its heatmap; probability rows are tiny and not capped
 
-_calls = 0
-_lock = threading.Lock()
 
 
-def engine_calls() -> int:
-    """How many model calls the Compare page made in this process (for tests)."""
-    return _calls
-
-
-def _count() -> None:
-    global _calls
-    with _lock:
-        _calls += 1
 
 
 @dataclass(frozen=True)
@@ -73,7 +62,7 @@ def analyses_for(slot: ModelSlot, upload: Upload, options: Sequence[Option]) -> 
     if missing:
         image = read_image(upload.read())
         for option in missing:
-            _count()
+            count_engine_call()
             [analysis] = run_option(slot.model, [image], option, hashes=[upload.sha256], names=[upload.name])
             cache[(upload.sha256, slot.key, option)] = analysis
     out = {}
@@ -108,7 +97,7 @@ def probabilities_for(slot: ModelSlot, uploads: Sequence[Upload], options: Seque
     for option in options:
         todo = [u for u in uploads if (u.sha256, slot.key, option) not in cache and pixels(u) is not None]
         if todo:
-            _count()
+            count_engine_call()
             probs = option_probabilities(slot.model, [decoded[u.sha256] for u in todo], option)
             for u, row in zip(todo, probs):
                 cache[(u.sha256, slot.key, option)] = row.astype(np.float32)

@@ -67,3 +67,12 @@ def current_model() -> ModelSlot:
 def model_file_name(slot: ModelSlot) -> str:
     """Just the file name of the slot's model, for captions (full paths can leak home folders)."""
     return Path(slot.path).name if slot.path else "default model"
+
+
+def require_model() -> ModelSlot:
+    """The session's loaded model; otherwise say why and how to fix it, and stop this page's run."""
+    slot = current_model()
+    if not slot.loaded:
+        st.error(f"No model is loaded: {slot.error} {HOW_TO_FIX}", icon=":material/error:")
+        st.stop()
+    return slot

@@ -10,12 +10,12 @@ cache: one clinician's images must not be served to another session.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from dermascan.analysis import Analysis
 
 from . import session
+from .call_counter import count_engine_call, engine_calls  # noqa: F401 - engine_calls for tests
 from .model_cache import ModelSlot
 
 MAX_CACHED = 8  # analyses kept per session
@@ -23,8 +23,6 @@ MAX_CACHED = 8  # analyses kept per session
 # cache is bounded by bytes too; the newest analysis always stays, whatever its size.
 MAX_CACHED_BYTES = 256 * 1024 * 1024
 
-_calls = 0
-_calls_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -35,15 +33,6 @@ class Options:
     resize: str
 
 
-def engine_calls() -> int:
-    """How many times this process called the engine for an analysis (for tests)."""
-    return _calls
-
-
-def _count_call() -> None:
-    global _calls
-    with _calls_lock:
-        _calls += 1
 
 
 def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, options: Options,
@@ -60,7 +49,7 @@ def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, opti
     if key in cache:
         cache[key] = cache.pop(key)  # mark as most recently used
         return cache[key]
-    _count_call()
+    count_engine_call()
     analysis = slot.model.analyze(data, class_label=class_label, name=name, preprocessing=options.preprocessing,
                                   resize=options.resize)
     cache[key] = analysis

@@ -20,7 +20,7 @@ from dashboard.cases import (
 )
 from dashboard.charts import DIFFERENTIAL_COLUMNS, DIFFERENTIAL_ORDER, differential_chart, differential_frame
 from dashboard.decisions import decision_form, pending_decision, retry_button, save_decision
-from dashboard.model_cache import HOW_TO_FIX, current_model
+from dashboard.model_cache import require_model
 from dashboard.presentation import DISCLAIMER, percent, triage_style
 from dashboard.store import get_store
 from dermascan.errors import DermascanError, InvalidImage
@@ -161,10 +161,7 @@ def decision_section(slot, store_slot, case_id, base, options, fields) -> None:
 
 st.title("Analyze a lesion")
 st.caption(DISCLAIMER)
-slot = current_model()
-if not slot.loaded:
-    st.error(f"No model is loaded: {slot.error} {HOW_TO_FIX}", icon=":material/error:")
-    st.stop()
+slot = require_model()
 
 upload_col, details_col = st.columns([1, 1], gap="large")
 with upload_col:

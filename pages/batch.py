@@ -18,7 +18,7 @@ from dashboard.batch_export import metrics_csv, table_csv
 from dashboard.batch_intake import UPLOAD_TYPES, collect, signature
 from dashboard.batch_job import DONE, RUNNING, STOPPED, BatchJob, advance, decode_preview, flush_cases
 from dashboard.batch_table import ROW_ID, Filters, apply_filters, column_config, labelled, results_frame
-from dashboard.model_cache import HOW_TO_FIX, current_model
+from dashboard.model_cache import require_model
 from dashboard.presentation import DISCLAIMER, TRIAGE, percent
 from dashboard.store import get_store
 from dermascan import charts
@@ -200,10 +200,7 @@ def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
 
 st.title("Batch worklist")
 st.caption(DISCLAIMER)
-slot = current_model()
-if not slot.loaded:
-    st.error(f"No model is loaded: {slot.error} {HOW_TO_FIX}", icon=":material/error:")
-    st.stop()
+slot = require_model()
 model = slot.model
 
 upload_col, labels_col = st.columns([2, 1], gap="large")

@@ -13,7 +13,7 @@ import streamlit as st
 
 from dashboard.batch_intake import UPLOAD_TYPES, collect
 from dashboard.compare_cache import analyses_for, probabilities_for, uploads_from_sources
-from dashboard.model_cache import HOW_TO_FIX, current_model
+from dashboard.model_cache import require_model
 from dashboard.presentation import DISCLAIMER, percent, triage_style
 from dermascan import charts
 from dermascan.compare import (
@@ -151,10 +151,7 @@ def metrics_section(slot, uploads, labels_by_id, options) -> None:
 
 st.title("Compare preprocessing")
 st.caption("See how the model's answer depends on how pixels are scaled, resized and augmented. " + DISCLAIMER)
-slot = current_model()
-if not slot.loaded:
-    st.error(f"No model is loaded: {slot.error} {HOW_TO_FIX}", icon=":material/error:")
-    st.stop()
+slot = require_model()
 model = slot.model
 
 upload_col, labels_col = st.columns([2, 1], gap="large")
