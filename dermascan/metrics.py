@@ -11,6 +11,8 @@ import math
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
+from .scoring import malignant_scores
+
 __all__ = [
     "apply_temperature",
     "classification_report",
@@ -102,18 +104,6 @@ def fit_temperature(probs: np.ndarray, y_true_idx: np.ndarray, bounds: tuple[flo
             b = lo + ratio * (hi - lo)
             fb = _nll(probs, y_true_idx, math.exp(b))
     return float(math.exp((lo + hi) / 2.0))
-
-
-def malignant_scores(probs: np.ndarray, labels: list[str], malignant_labels: list[str]) -> np.ndarray:
-    """Per-row malignancy score: the summed probability of the malignant labels, matched by name."""
-    probs = _as_probs(probs)
-    if probs.shape[1] != len(labels):
-        raise ValueError(f"probs has {probs.shape[1]} columns but {len(labels)} labels were given.")
-    missing = [m for m in malignant_labels if m not in labels]
-    if missing:
-        raise ValueError(f"Malignant label(s) not among the labels: {', '.join(missing)}.")
-    columns = [labels.index(m) for m in malignant_labels]
-    return probs[:, columns].sum(axis=1) if columns else np.zeros(len(probs))
 
 
 def thresholds_for_sensitivity(scores: np.ndarray, is_malignant: np.ndarray, sensitivity: float) -> float:

@@ -16,9 +16,14 @@ TRIAGE_BANDS = ("low", "medium", "high")
 
 def malignant_scores(probs: np.ndarray, labels: Sequence[str], malignant_labels: Sequence[str]) -> np.ndarray:
     """Per-row sum of the probabilities of ``malignant_labels`` (found by name in ``labels``)."""
-    probs = np.asarray(probs, dtype=np.float64)
-    index = [list(labels).index(name) for name in malignant_labels]
-    return probs[..., index].sum(axis=-1)
+    probs = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    labels = list(labels)
+    if probs.shape[1] != len(labels):
+        raise ValueError(f"probs has {probs.shape[1]} columns but {len(labels)} labels were given.")
+    missing = [m for m in malignant_labels if m not in labels]
+    if missing:
+        raise ValueError(f"Malignant label(s) not among the labels: {', '.join(missing)}.")
+    return probs[:, [labels.index(m) for m in malignant_labels]].sum(axis=1)
 
 
 def malignant_score(probs: np.ndarray, labels: Sequence[str], malignant_labels: Sequence[str]) -> float:
