@@ -35,3 +35,24 @@ def downloaded(media: dict, button) -> bytes:
     """The bytes a download button serves."""
     file_id = Path(button.proto.url).stem
     return media[file_id].content
+
+
+def record_media(monkeypatch) -> dict:
+    """Record every media file (images, downloads) the app hands to the browser, by URL file name.
+
+    AppTest keeps them in an in-memory store it creates per run; recording them lets a test read
+    what a download button would give the user.
+    """
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    from streamlit.testing.v1 import app_test
+
+    files: dict = {}
+
+    class RecordingStorage(MemoryMediaFileStorage):
+        def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
+            file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
+            files[file_id] = self.get_file(file_id)
+            return file_id
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", RecordingStorage)
+    return files

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
-from app_helpers import HAM, build_tiny_model
+from app_helpers import HAM, build_tiny_model, record_media
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -47,21 +47,5 @@ def ham_images() -> list[Path]:
 
 @pytest.fixture
 def media(monkeypatch) -> dict:
-    """Every media file (images, downloads) the app hands to the browser, by URL file name.
-
-    AppTest keeps them in an in-memory store it creates per run; recording them lets a
-    test read what a download button would give the user.
-    """
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-    from streamlit.testing.v1 import app_test
-
-    files: dict = {}
-
-    class RecordingStorage(MemoryMediaFileStorage):
-        def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
-            file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
-            files[file_id] = self.get_file(file_id)
-            return file_id
-
-    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", RecordingStorage)
-    return files
+    """Every media file (images, downloads) the app hands to the browser, by URL file name."""
+    return record_media(monkeypatch)

@@ -11,7 +11,15 @@ import io
 import zipfile
 
 import pytest
-from test_browser import CHROMIUM, HAM, RESULT_TIMEOUT_MS, page, server, wait_idle  # noqa: F401 - fixtures by name
+from test_browser import (  # noqa: F401 - page and server are fixtures, used by name
+    CHROMIUM,
+    HAM,
+    RESULT_TIMEOUT_MS,
+    move_opacity_slider,
+    page,
+    server,
+    wait_idle,
+)
 
 from dermascan.batch import batch_columns
 
@@ -58,15 +66,7 @@ def test_upload_several_files_table_and_csv(server, page, tmp_path):  # noqa: F8
     overlay.wait_for(timeout=60_000)
     wait_idle(page)
     before = overlay.get_attribute("src")
-    slider = page.locator('[data-testid="stSlider"]').filter(has_text="Heatmap opacity").get_by_role("slider")
-    slider.focus()
-    for _ in range(6):
-        page.keyboard.press("ArrowRight")
-    page.wait_for_function(
-        """(before) => [...document.querySelectorAll('[data-testid="stImage"]')]
-             .some(el => el.innerText.includes('Grad-CAM') && el.querySelector('img').src !== before)""",
-        arg=before, timeout=60_000,
-    )
+    move_opacity_slider(page, before)
     wait_idle(page)
     page.screenshot(path=str(tmp_path / "batch_selected.png"), full_page=True)
 

@@ -63,6 +63,31 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
     raise TimeoutError(f"streamlit did not become healthy within {timeout_s:.0f}s")
 
 
+def stop_server(proc, log) -> None:
+    """Stop a ``streamlit run`` subprocess (terminate, then kill) and close its log."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    log.close()
+
+
+def move_opacity_slider(page, before: str, presses: int = 6) -> None:
+    """Move the Heatmap opacity slider by keyboard and wait until the Grad-CAM image is no longer ``before``."""
+    slider = page.locator('[data-testid="stSlider"]').filter(has_text="Heatmap opacity").get_by_role("slider")
+    slider.focus()
+    for _ in range(presses):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        """(before) => [...document.querySelectorAll('[data-testid="stImage"]')]
+             .some(el => el.innerText.includes('Grad-CAM') && el.querySelector('img').src !== before)""",
+        arg=before, timeout=60_000,
+    )
+
+
 @pytest.fixture
 def server(tmp_path):
     """``(url, review_db)`` of a running app; the server is always stopped afterwards."""
@@ -82,13 +107,7 @@ def server(tmp_path):
         wait_healthy(url, proc, START_TIMEOUT_S)
         yield url, db
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        stop_server(proc, log)
 
 
 @pytest.fixture
@@ -128,15 +147,7 @@ def test_analyze_slider_decision_and_log(server, page, tmp_path):
     page.locator('[data-testid="stImage"]').filter(has_text="Grad-CAM").locator("img").wait_for()
     before = overlay_src(page)
 
-    slider = page.locator('[data-testid="stSlider"]').filter(has_text="Heatmap opacity").get_by_role("slider")
-    slider.focus()
-    for _ in range(6):
-        page.keyboard.press("ArrowRight")
-    page.wait_for_function(
-        """(before) => [...document.querySelectorAll('[data-testid="stImage"]')]
-             .some(el => el.innerText.includes('Grad-CAM') && el.querySelector('img').src !== before)""",
-        arg=before, timeout=60_000,
-    )
+    move_opacity_slider(page, before)
     wait_idle(page)
     assert not page.locator('[data-testid="stException"]').count()
     page.screenshot(path=str(tmp_path / "analyze.png"), full_page=True)

@@ -79,14 +79,7 @@ def running_server(model: Path, db: Path, log_path: Path, *, port: int | None = 
         e2e.wait_healthy(url, proc, e2e.START_TIMEOUT_S)
         yield url, proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
+        e2e.stop_server(proc, log)
 
 
 @contextlib.contextmanager

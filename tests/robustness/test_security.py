@@ -369,18 +369,7 @@ def test_review_csv_neutralises_every_text_cell_and_round_trips(tmp_path_factory
 
 
 def test_review_log_downloads_are_neutralised(env, monkeypatch):
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-    from streamlit.testing.v1 import app_test
-
-    files: dict = {}
-
-    class Recording(MemoryMediaFileStorage):
-        def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
-            file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
-            files[file_id] = self.get_file(file_id)
-            return file_id
-
-    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
+    files = app.record_media(monkeypatch)
     with ReviewStore(env) as store:
         for i, text in enumerate(["=1+1", "+cmd|' /C calc'!A0", "-2", "@A1", "\t=x", "\r=y"]):
             store.add_case(CaseRecord(image_sha256=f"{i:064x}", top_label="nv", file_name=f"{text}.jpg",

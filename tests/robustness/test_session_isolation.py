@@ -25,19 +25,7 @@ UNSAVED = "UNSAVED-NOTE-OF-A-31x"
 @pytest.fixture
 def media(monkeypatch) -> dict:
     """Every media file the app serves (images, downloads), by file id."""
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-    from streamlit.testing.v1 import app_test
-
-    files: dict = {}
-
-    class Recording(MemoryMediaFileStorage):
-        def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
-            file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
-            files[file_id] = self.get_file(file_id)
-            return file_id
-
-    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
-    return files
+    return app.record_media(monkeypatch)
 
 
 @pytest.fixture
