@@ -44,7 +44,7 @@ from PIL import Image  # noqa: E402
 
 import dermascan  # noqa: E402
 from dermascan._tf import tf  # noqa: E402
-from dermascan.batch import file_sources, run_batch  # noqa: E402
+from dermascan.batch import DEFAULT_CHUNK, file_sources, run_batch  # noqa: E402
 from dermascan.defaults import BUNDLED_MODEL  # noqa: E402
 from dermascan.overlay import blend, colorize  # noqa: E402
 
@@ -187,7 +187,7 @@ def bench_model(name: str, path: Path, extra: dict, args, images: list[Path]) ->
     decoded = [dermascan.read_image_file(p) for p in batch]
     xs = model.preprocess(decoded)
     fwd = raw_forward(model)
-    chunk = 16
+    chunk = DEFAULT_CHUNK  # the raw forward runs at the batch size our batch API uses
     fwd(tf.constant(xs[:chunk])).numpy()
 
     def raw_all():
