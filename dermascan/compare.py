@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .analysis import Analysis
+from .batch import DEFAULT_CHUNK
 from .evaluate import metrics_for
-from .preprocessing import SCALINGS
 from .tta import analyze_with_tta, tta_probabilities
 
-PREDICT_CHUNK = 32
 # Ranking keys, most important first; a missing (None) value ranks below any number.
 RANK_KEYS = ("balanced_accuracy", "macro_auc", "accuracy")
 METRIC_NAMES = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "macro_auc": "Macro AUC"}
@@ -53,7 +52,7 @@ def build_options(scalings: Sequence[str], resizes: Sequence[str], tta_choices: 
 
 def double_scales(model, option: Option) -> bool:
     """True when ``option`` rescales pixels that the model also rescales inside (a Rescaling layer)."""
-    return bool(model.rescaling_layers) and SCALINGS[option.preprocessing].rescales
+    return model.double_scales(option.preprocessing)
 
 
 def run_option(model, images: Sequence[np.ndarray], option: Option, *, hashes: Sequence[str],
@@ -63,21 +62,18 @@ def run_option(model, images: Sequence[np.ndarray], option: Option, *, hashes: S
         return analyze_with_tta(model, images, option.tta, names=names, hashes=hashes,
                                 preprocessing=option.preprocessing, resize=option.resize)
     out: list[Analysis] = []
-    for start in range(0, len(images), PREDICT_CHUNK):
-        chunk = slice(start, start + PREDICT_CHUNK)
-        analyses = model.analyze_many(list(images[chunk]), names=list(names[chunk]),
-                                      preprocessing=option.preprocessing, resize=option.resize)
-        for a, sha in zip(analyses, hashes[chunk]):
-            a.sha256 = sha  # the uploaded bytes' hash, not the decoded pixels'
-        out.extend(analyses)
+    for start in range(0, len(images), DEFAULT_CHUNK):
+        chunk = slice(start, start + DEFAULT_CHUNK)
+        out.extend(model.analyze_many(list(images[chunk]), names=list(names[chunk]), hashes=list(hashes[chunk]),
+                                      preprocessing=option.preprocessing, resize=option.resize))
     return out
 
 
 def option_probabilities(model, images: Sequence[np.ndarray], option: Option) -> np.ndarray:
     """Probabilities (N, C) of decoded RGB images under ``option`` (no heatmaps: metrics only)."""
     out = np.empty((len(images), len(model.labels)), dtype=np.float64)
-    for start in range(0, len(images), PREDICT_CHUNK):
-        chunk = list(images[start : start + PREDICT_CHUNK])
+    for start in range(0, len(images), DEFAULT_CHUNK):
+        chunk = list(images[start : start + DEFAULT_CHUNK])
         x = model.preprocess(chunk, preprocessing=option.preprocessing, resize=option.resize)
         probs = tta_probabilities(model, x, option.tta) if option.tta else model.predict_prepared(x)
         out[start : start + len(chunk)] = probs

@@ -106,7 +106,7 @@ class LesionModel:
             self.warnings.append(
                 f"Preprocessing assumed: '{chosen}' ({why}); set it in the card if it was trained otherwise."
             )
-        elif self.rescaling_layers and SCALINGS[card.preprocessing].rescales:
+        elif self.double_scales(card.preprocessing):
             self.warnings.append(
                 f"Double scaling: preprocessing '{card.preprocessing}' rescales pixels, but the model already rescales "
                 f"inside ({self.rescaling_layers[0]}); 'raw' is probably right."
@@ -170,6 +170,10 @@ class LesionModel:
             "warnings": list(self.warnings),
         }
 
+    def double_scales(self, preprocessing: str) -> bool:
+        """True when scaling ``preprocessing`` rescales pixels that the model also rescales inside."""
+        return bool(self.rescaling_layers) and SCALINGS[preprocessing].rescales
+
     def preprocess(self, images: Sequence[np.ndarray], *, preprocessing: str | None = None,
                    resize: str | None = None) -> np.ndarray:
         """Resize and scale RGB uint8 images into a model-ready float32 batch."""
@@ -214,19 +218,24 @@ class LesionModel:
 
     def analyze_many(self, images: Sequence[bytes | np.ndarray], *, class_label: str | None = None,
                      names: Sequence[str | None] | None = None, preprocessing: str | None = None,
-                     resize: str | None = None) -> list[Analysis]:
-        """Analyses of several images in one compiled call (decoding errors raise ``InvalidImage``)."""
+                     resize: str | None = None, hashes: Sequence[str] | None = None) -> list[Analysis]:
+        """Analyses of several images in one compiled call (decoding errors raise ``InvalidImage``).
+
+        ``hashes`` gives the SHA-256 of the uploaded bytes when ``images`` are already decoded arrays;
+        without it an array is identified by the hash of its pixels.
+        """
         start = time.perf_counter()
-        decoded, hashes = [], []
+        decoded, computed = [], []
         for image in images:
             if isinstance(image, (bytes, bytearray, memoryview)):
                 data = bytes(image)
                 decoded.append(read_image(data))
-                hashes.append(sha256_hex(data))
+                computed.append(sha256_hex(data) if hashes is None else None)
             else:
                 array = np.ascontiguousarray(image, dtype=np.uint8)
                 decoded.append(array)
-                hashes.append(sha256_hex(array.tobytes()))
+                computed.append(sha256_hex(array.tobytes()) if hashes is None else None)
+        hashes = computed if hashes is None else list(hashes)
         preprocessing = preprocessing or self.card.preprocessing
         resize = resize or self.card.resize
         x = np.stack([prepare(im, self.input_size, preprocessing, resize) for im in decoded])
@@ -250,7 +259,7 @@ class LesionModel:
         warnings = list(self.warnings)
         if float(np.max(probs)) < LOW_CONFIDENCE:
             warnings.append(f"Low confidence: the top class has under {LOW_CONFIDENCE:.0%} probability.")
-        if preprocessing != self.card.preprocessing and self.rescaling_layers and SCALINGS[preprocessing].rescales:
+        if preprocessing != self.card.preprocessing and self.double_scales(preprocessing):
             warnings.append(f"Double scaling: '{preprocessing}' rescales pixels the model also rescales inside.")
         return Analysis.build(
             image=image, probs=probs, heatmap=heatmap, explained_index=explained, card=self.card,
