@@ -2,8 +2,8 @@
 
 An option is a pixel scaling, a resize policy and optionally a set of test-time
 augmentation transforms. Running an option is one compiled call per chunk of images
-(``analyze_many`` or ``tta``); metrics reuse ``evaluate.metrics_for`` so the numbers
-are the CLI's numbers.
+(``analyze_many`` or ``tta``); metrics per option come from ``evaluate.metrics_for``, so the
+numbers are the CLI's numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy as np
 
 from .analysis import Analysis
 from .batch import DEFAULT_CHUNK
-from .evaluate import metrics_for
 from .tta import analyze_with_tta, tta_probabilities
 
 # Ranking keys, most important first; a missing (None) value ranks below any number.
@@ -101,11 +100,6 @@ def agreement(results: dict[Option, Analysis]) -> Agreement:
         if diff[c] > best[0]:
             best = (float(diff[c]), a.labels[c], (oa, ob))
     return Agreement(tops, len(set(tops.values())) <= 1, *best)
-
-
-def option_metrics(model, y_true: Sequence[str], probs: np.ndarray) -> dict:
-    """The CLI's evaluation report for one option's probabilities."""
-    return metrics_for(model, list(y_true), probs)
 
 
 def metrics_table(reports: dict[Option, dict], declared: Option | None = None) -> list[dict]:

@@ -24,9 +24,9 @@ from dermascan.compare import (
     double_scales,
     metrics_table,
     notes,
-    option_metrics,
 )
 from dermascan.errors import DermascanError, InvalidImage
+from dermascan.evaluate import metrics_for
 from dermascan.labelsets import parse_labels_csv
 from dermascan.overlay import DEFAULT_ALPHA
 from dermascan.preprocessing import RESIZE_POLICIES, SCALINGS
@@ -128,7 +128,7 @@ def metrics_section(slot, uploads, labels_by_id, options) -> None:
         return
     y_true = [labels_by_id[PurePosixPath(u.name).stem] for u in readable]
     try:
-        reports = {o: option_metrics(model, y_true, probs[o]) for o in options}
+        reports = {o: metrics_for(model, y_true, probs[o]) for o in options}
     except DermascanError as exc:
         st.error(str(exc), icon=":material/error:")
         return
