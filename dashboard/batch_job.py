@@ -17,7 +17,6 @@ through one lock, so the new run never draws a half-updated job.
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ import cv2
 import numpy as np
 
 from dermascan.batch import BatchItem, Source, batch_row, run_batch
+from dermascan.overlay import png_data_uri
 from dermascan.reviews import CaseRecord
 
 THUMBNAIL_PX = 64
@@ -108,8 +108,7 @@ def _resize_within(image: np.ndarray, max_px: int) -> np.ndarray:
 
 def thumbnail_data_uri(image: np.ndarray, max_px: int = THUMBNAIL_PX) -> str:
     """A small PNG data URI of an RGB image (for ``st.column_config.ImageColumn``)."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(_resize_within(image, max_px), cv2.COLOR_RGB2BGR))
-    return "data:image/png;base64," + base64.b64encode(buf.tobytes() if ok else b"").decode("ascii")
+    return png_data_uri(_resize_within(image, max_px))
 
 
 def preview_jpeg(image: np.ndarray, max_px: int = PREVIEW_PX) -> bytes:

@@ -22,6 +22,7 @@ from dermascan.intake import read_image, sha256_hex
 from . import session
 from .call_counter import count_engine_call, engine_calls  # noqa: F401 - engine_calls for tests
 from .model_cache import ModelSlot
+from .results import MAX_CACHED_BYTES, evict_oldest
 
 ANALYSES = "compare_analyses"  # (sha256, model key, option) -> Analysis
 PROBABILITIES = "compare_probabilities"  # (sha256, model key, option) -> probability row (float32)
@@ -70,8 +71,7 @@ def analyses_for(slot: ModelSlot, upload: Upload, options: Sequence[Option]) -> 
         key = (upload.sha256, slot.key, option)
         cache[key] = cache.pop(key)  # most recently used last
         out[option] = cache[key]
-    while len(cache) > MAX_ANALYSES:
-        cache.pop(next(iter(cache)))
+    evict_oldest(cache, MAX_ANALYSES, MAX_CACHED_BYTES)
     return out
 
 

@@ -53,9 +53,14 @@ def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, opti
     analysis = slot.model.analyze(data, class_label=class_label, name=name, preprocessing=options.preprocessing,
                                   resize=options.resize)
     cache[key] = analysis
-    while len(cache) > 1 and (len(cache) > MAX_CACHED or _cached_bytes(cache) > MAX_CACHED_BYTES):
-        cache.pop(next(iter(cache)))
+    evict_oldest(cache, MAX_CACHED, MAX_CACHED_BYTES)
     return analysis
+
+
+def evict_oldest(cache: dict, max_items: int, max_bytes: int) -> None:
+    """Drop the oldest analyses of an insertion-ordered cache until both bounds hold; the newest always stays."""
+    while len(cache) > 1 and (len(cache) > max_items or _cached_bytes(cache) > max_bytes):
+        cache.pop(next(iter(cache)))
 
 
 def _cached_bytes(cache: dict) -> int:
