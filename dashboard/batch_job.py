@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from dermascan.batch import BatchItem, Source, batch_row, run_batch
-from dermascan.overlay import png_data_uri
+from dermascan.png import png_data_uri
 from dermascan.reviews import CaseRecord
 
 THUMBNAIL_PX = 64

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .card import ModelCard
-from .overlay import DEFAULT_ALPHA, blend, colorize, png_data_uri
+from .overlay import DEFAULT_ALPHA, blend, colorize
+from .png import png_data_uri
 from .scoring import malignant_score, triage_band
 
 _ROWS = ("upper", "middle", "lower")

@@ -115,7 +115,7 @@ def _cmd_analyze(args) -> int:
             records.append({"file": path.name, "error": str(exc)})
             continue
         if args.overlay_dir:
-            from .overlay import png_bytes
+            from .png import png_bytes
 
             out_dir = Path(args.overlay_dir)
             out_dir.mkdir(parents=True, exist_ok=True)

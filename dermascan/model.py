@@ -23,7 +23,7 @@ from .defaults import resolve_model_path
 from .errors import CardError, ModelLoadError
 from .intake import read_image, sha256_hex
 from .loading import load_keras_file
-from .preprocessing import SCALINGS, prepare, prepare_batch
+from .preprocessing import SCALINGS, prepare_batch
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class LesionModel:
         hashes = computed if hashes is None else list(hashes)
         preprocessing = preprocessing or self.card.preprocessing
         resize = resize or self.card.resize
-        x = np.stack([prepare(im, self.input_size, preprocessing, resize) for im in decoded])
+        x = prepare_batch(decoded, self.input_size, preprocessing, resize)
         idx = [self.class_index(class_label)] * len(decoded)
         probs, cams, chosen = self.explain_prepared(x, idx)
         elapsed_ms = (time.perf_counter() - start) * 1000.0 / max(len(decoded), 1)

@@ -1,8 +1,10 @@
 """Registry of preprocessing options: pixel scalings and resize policies.
 
 Each option is one small function registered under a name with a one-line description,
-so the UI can list them and a new option is a decorator away. All functions take an RGB
-``uint8`` array of shape (H, W, 3); scalings return ``float32`` arrays of the same shape.
+so the UI can list them and a new option is a decorator away. Resize policies take an RGB
+``uint8`` array of shape (H, W, 3). Scalings get a fresh ``float32`` copy of the resized
+pixels (0..255) that they own: they may scale it in place (the built-in ones do, which saves
+two full-size temporaries per image) or return a new array of the same shape.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ RESIZE_POLICIES: dict[str, ResizePolicy] = {}
 
 
 def register_scaling(name: str, description: str, *, rescales: bool = True):
-    """Register ``fn(float32 HxWx3 in 0..255) -> float32`` as scaling ``name``."""
+    """Register ``fn(float32 HxWx3 in 0..255, owned by fn) -> float32`` as scaling ``name``."""
 
     def decorator(fn):
         SCALINGS[name] = Scaling(name, description, fn, rescales)
@@ -80,17 +82,19 @@ def _raw(x: np.ndarray) -> np.ndarray:
 
 @register_scaling("unit", "x / 255 -> [0, 1]: the most common choice for small custom CNNs")
 def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.float32(255.0)
+    return np.divide(x, np.float32(255.0), out=x)
 
 
 @register_scaling("tf", "x / 127.5 - 1 -> [-1, 1]: MobileNet / Inception family")
 def _tf(x: np.ndarray) -> np.ndarray:
-    return x / np.float32(127.5) - np.float32(1.0)
+    np.divide(x, np.float32(127.5), out=x)
+    return np.subtract(x, np.float32(1.0), out=x)
 
 
 @register_scaling("imagenet", "(x/255 - ImageNet mean) / ImageNet std: ResNet-style torch ports")
 def _imagenet(x: np.ndarray) -> np.ndarray:
-    return (x - IMAGENET_MEAN) / IMAGENET_STD
+    np.subtract(x, IMAGENET_MEAN, out=x)
+    return np.divide(x, IMAGENET_STD, out=x)
 
 
 def _interpolation(src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> int:
@@ -138,15 +142,25 @@ def _pad(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def prepare(image: np.ndarray, size: tuple[int, int], scaling: str, resize: str) -> np.ndarray:
-    """Resize an RGB uint8 image with policy ``resize`` and scale it with ``scaling``."""
+def prepare(image: np.ndarray, size: tuple[int, int], scaling: str, resize: str, *,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """Resize an RGB uint8 image with policy ``resize`` and scale it with ``scaling``.
+
+    ``out`` (float32, the input size) receives the result, e.g. one row of a batch; it is returned.
+    """
     resized = RESIZE_POLICIES[resize].fn(image, size)
-    return SCALINGS[scaling].fn(resized.astype(np.float32))
+    if out is None:
+        out = np.empty((size[0], size[1], 3), dtype=np.float32)
+    out[...] = resized  # the cast to float32 happens in this one copy
+    scaled = SCALINGS[scaling].fn(out)
+    if scaled is not out:  # a registered scaling that returns a new array
+        out[...] = scaled
+    return out
 
 
 def prepare_batch(images, size: tuple[int, int], scaling: str, resize: str) -> np.ndarray:
-    """Stack ``prepare`` over several images into one float32 batch (N, H, W, 3)."""
+    """``prepare`` over several images, written straight into one float32 batch (N, H, W, 3)."""
     out = np.empty((len(images), size[0], size[1], 3), dtype=np.float32)
     for i, image in enumerate(images):
-        out[i] = prepare(image, size, scaling, resize)
+        prepare(image, size, scaling, resize, out=out[i])
     return out

@@ -25,7 +25,8 @@ from dashboard.presentation import DISCLAIMER, percent, triage_style
 from dashboard.store import get_store
 from dermascan.errors import DermascanError, InvalidImage
 from dermascan.intake import DEFAULT_MAX_BYTES, sha256_hex
-from dermascan.overlay import DEFAULT_ALPHA, png_bytes
+from dermascan.overlay import DEFAULT_ALPHA
+from dermascan.png import png_bytes
 from dermascan.preprocessing import RESIZE_POLICIES, SCALINGS
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp"]

@@ -8,7 +8,7 @@ from tiny_models import keras_lib, save_model, tiny_cnn
 
 import dermascan
 from dermascan.batch import batch_columns, batch_row, bytes_sources, run_batch
-from dermascan.overlay import png_bytes
+from dermascan.png import png_bytes
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-
+import cv2
 import numpy as np
 import pytest
 
-from dermascan.overlay import blend, colorize, overlay, png_bytes, png_data_uri
+from dermascan.overlay import COLORMAPS, _cubic_resampling, blend, colorize, overlay
 
 
 def test_overlay_keeps_the_image_resolution_and_alpha_extremes():
@@ -39,11 +38,19 @@ def test_alpha_is_clipped(alpha):
     np.testing.assert_array_equal(blend(image, colored, alpha), expected)
 
 
-def test_png_data_uri_round_trips():
-    image = np.random.default_rng(0).integers(0, 256, (10, 12, 3), dtype=np.uint8)
-    uri = png_data_uri(image)
-    assert uri.startswith("data:image/png;base64,")
-    assert base64.b64decode(uri.split(",", 1)[1]) == png_bytes(image)
-    from dermascan.intake import read_image
+@pytest.mark.parametrize("colormap", sorted(COLORMAPS))
+def test_colours_are_opencvs_colormap_in_rgb_order(colormap):
+    heatmap = np.linspace(0.0, 1.0, 49, dtype=np.float32).reshape(7, 7)
+    smooth = cv2.resize(heatmap, (60, 50), interpolation=cv2.INTER_CUBIC)
+    levels = np.clip(smooth * 255.0, 0, 255).astype(np.uint8)
+    expected = cv2.cvtColor(cv2.applyColorMap(levels, COLORMAPS[colormap]), cv2.COLOR_BGR2RGB)
+    np.testing.assert_array_equal(colorize(heatmap, (50, 60), colormap), expected)
 
-    np.testing.assert_array_equal(read_image(png_bytes(image)), image)
+
+@pytest.mark.parametrize(("map_shape", "size"), [((7, 7), (224, 224)), ((7, 7), (450, 600)), ((14, 10), (97, 31)),
+                                                 ((1, 1), (5, 8)), ((7, 7), (7, 7)), ((16, 16), (4, 6))])
+def test_matrix_resampling_is_opencvs_bicubic_resize(map_shape, size):
+    heatmap = np.random.default_rng(sum(size)).random(map_shape).astype(np.float32)
+    expected = cv2.resize(heatmap, size[::-1], interpolation=cv2.INTER_CUBIC).reshape(size)
+    got = _cubic_resampling(map_shape[0], size[0]) @ heatmap @ _cubic_resampling(map_shape[1], size[1]).T
+    np.testing.assert_allclose(got, expected, atol=1e-5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dermascan.preprocessing import RESIZE_POLICIES, SCALINGS, prepare, register_scaling
+from dermascan.preprocessing import RESIZE_POLICIES, SCALINGS, prepare, prepare_batch, register_scaling
 
 
 def test_registry_has_the_documented_options_with_descriptions():
@@ -53,3 +53,28 @@ def test_adding_an_option_is_one_small_function():
         assert out.max() == 50
     finally:
         SCALINGS.pop("half-test")
+
+
+def test_a_scaling_that_returns_a_new_array_still_fills_the_batch():
+    @register_scaling("new-array-test", "x - 100 as a new array (test only)")
+    def _shifted(x):
+        return x - 100
+
+    try:
+        images = [np.full((3, 4, 3), v, np.uint8) for v in (100, 150)]
+        batch = prepare_batch(images, (3, 4), "new-array-test", "squash")
+        assert batch.dtype == np.float32 and batch.shape == (2, 3, 4, 3)
+        np.testing.assert_array_equal(batch[:, 0, 0, 0], [0.0, 50.0])
+    finally:
+        SCALINGS.pop("new-array-test")
+
+
+@pytest.mark.parametrize("name", ["raw", "unit", "tf", "imagenet"])
+def test_built_in_scalings_in_a_batch_equal_the_textbook_formula(name):
+    images = [np.random.default_rng(i).integers(0, 256, (5, 6, 3), dtype=np.uint8) for i in range(3)]
+    x = np.stack(images).astype(np.float32)
+    mean = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
+    std = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
+    expected = {"raw": x, "unit": x / np.float32(255.0), "tf": x / np.float32(127.5) - np.float32(1.0),
+                "imagenet": (x - mean) / std}[name]
+    np.testing.assert_array_equal(prepare_batch(images, (5, 6), name, "squash"), expected)
