@@ -51,9 +51,11 @@ from dermascan.overlay import blend, colorize  # noqa: E402
 SHARED = REPO.parent / "shared" / "data"
 IMAGES = SHARED / "ham10000_224" / "images"
 EFFICIENTNET = SHARED / "user-models" / "keras2.15_efficientnetb0" / "model.h5"
+# Ours and the limit differ by a few milliseconds on this VM, where run-to-run noise is of that order:
+# many alternating runs keep the ratio steady (200 pairs take about 5 s on the bundled model).
+PAIRED_RUNS = 200
 GOALS = {"seed_over_ours": (">=", 10.0), "ours_over_limit": ("<=", 1.3),
          "batch_nocam_over_raw": (">=", 0.8), "batch_cam_over_raw": (">=", 0.45)}
-
 
 
 def median_ms(fn, runs: int, warmup: int = 2) -> float:
@@ -180,7 +182,7 @@ def bench_model(name: str, path: Path, extra: dict, args, images: list[Path]) ->
     # Ours and the limit alternate run by run, so both see the same machine state (caches, other load).
     paired = interleaved_medians_ms({"ours_ms": lambda: model.analyze(data).to_dict(),
                                      "limit_ms": lambda: [t.numpy() for t in step(tf.constant(x1))]},
-                                    max(args.runs, 50))
+                                    max(args.runs, PAIRED_RUNS))
     res.update(paired)
 
     batch = images[: args.batch_images]
