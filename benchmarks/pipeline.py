@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/pipeline.py [--runs 20] [--batch-images 256] [--memory-images 500]
 
 For each model (the bundled one and a user-style Keras 2 EfficientNetB0 .h5) it measures,
-medians over ``--runs`` runs after warm-up:
+medians over ``--runs`` runs after warm-up (ours and the limit: 200 runs, alternating):
 
 1. seed: the original backend's per-request pipeline (decode, tf.image.resize, model.predict,
    a gradient model built per request and run eagerly, overlay, PNG + base64);
