@@ -122,7 +122,8 @@ def heatmap_panel(slot, data: bytes, sha: str, name: str, options, base):
     left, right = st.columns(2)
     left.image(analysis.image, caption="Original", width="stretch")
     right.image(overlay, caption=f"Grad-CAM: {model.card.display_name(analysis.explained_label)}", width="stretch")
-    st.download_button("Download overlay (PNG)", png_bytes(overlay), icon=":material/download:",
+    # Deferred: the PNG is encoded only when the button is clicked, not on every slider move.
+    st.download_button("Download overlay (PNG)", lambda: png_bytes(overlay), icon=":material/download:",
                        file_name=f"{Path(name).stem}_gradcam_{analysis.explained_label}.png", mime="image/png",
                        on_click="ignore")
     return analysis

@@ -17,7 +17,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from tiny_models import save_tiny_lesion_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,6 +152,13 @@ def test_analyze_slider_decision_and_log(server, page, tmp_path):
     move_opacity_slider(page, before)
     wait_idle(page)
     assert not page.locator('[data-testid="stException"]').count()
+    with page.expect_download(timeout=60_000) as download:
+        page.get_by_role("button", name="Download overlay (PNG)").click()
+    # The PNG is made on click (deferred): it must be the overlay at the upload's own resolution.
+    with Image.open(download.value.path()) as png:
+        original = Image.open(image)
+        assert png.format == "PNG" and png.size == original.size
+        assert np.abs(np.asarray(png, np.int16) - np.asarray(original.convert("RGB"), np.int16)).mean() > 1
     page.screenshot(path=str(tmp_path / "analyze.png"), full_page=True)
     page.screenshot(path=str(tmp_path / "analyze_top.png"), clip={"x": 0, "y": 0, "width": 1440, "height": 1250})
 
