@@ -3,9 +3,10 @@
 A response's overlay PNG was the largest fixed cost after the model pass (about 1.5 ms of
 OpenCV's libpng + zlib for a 224 x 224 image, 13% of the bundled model's pass). Here each row
 gets PNG's "Up" filter (one vectorised subtraction: dermoscopy varies slowly row to row) and
-the stream is deflated by Intel ISA-L through ``python-isal``, about 5x faster than zlib at a
-smaller size. The container around it is the four chunks every PNG has (signature, IHDR, IDAT,
-IEND), straight from the PNG specification; any PNG decoder reads the result.
+the stream is deflated by Intel ISA-L through ``python-isal``: about 0.3 ms instead of 1.5 ms,
+at a size within a few percent of OpenCV's (tests/test_png.py checks the pixels and the size).
+The container around it is the four chunks every PNG has (signature, IHDR, IDAT, IEND),
+straight from the PNG specification; any PNG decoder reads the result.
 """
 
 from __future__ import annotations
