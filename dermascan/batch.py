@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .aligned import empty_aligned
 from .analysis import Analysis
 from .errors import DermascanError
 from .intake import read_file_bytes, read_image, sha256_hex
@@ -130,7 +131,7 @@ def _infer(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, r
 
 def _analyse(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, resize: str) -> list[Analysis]:
     start = time.perf_counter()
-    x = np.stack([d.x for d in decoded])
+    x = np.stack([d.x for d in decoded], out=empty_aligned((len(decoded), *decoded[0].x.shape)))
     if with_cam and model.target is not None:
         probs, cams, chosen = model.explain_prepared(x)
     else:

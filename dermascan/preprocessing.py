@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .aligned import empty_aligned
+
 __all__ = [
     "RESIZE_POLICIES",
     "SCALINGS",
@@ -160,7 +162,7 @@ def prepare(image: np.ndarray, size: tuple[int, int], scaling: str, resize: str,
 
 def prepare_batch(images, size: tuple[int, int], scaling: str, resize: str) -> np.ndarray:
     """``prepare`` over several images, written straight into one float32 batch (N, H, W, 3)."""
-    out = np.empty((len(images), size[0], size[1], 3), dtype=np.float32)
+    out = empty_aligned((len(images), size[0], size[1], 3))  # handed to TensorFlow without a copy
     for i, image in enumerate(images):
         prepare(image, size, scaling, resize, out=out[i])
     return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .aligned import empty_aligned
 from .analysis import Analysis
 from .intake import sha256_hex
 from .preprocessing import prepare_batch
@@ -65,7 +66,7 @@ def _check(transforms: Sequence[str], input_size: tuple[int, int]) -> list[Trans
 def augment(x: np.ndarray, transforms: Sequence[str]) -> np.ndarray:
     """All views of a prepared batch (N, H, W, 3) as (N * T, H, W, 3), image-major."""
     chosen = _check(transforms, x.shape[1:3])
-    views = np.empty((len(x) * len(chosen), *x.shape[1:]), dtype=x.dtype)
+    views = empty_aligned((len(x) * len(chosen), *x.shape[1:]), x.dtype)
     for i, image in enumerate(x):
         for j, t in enumerate(chosen):
             views[i * len(chosen) + j] = t.forward(image)

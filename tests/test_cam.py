@@ -121,3 +121,35 @@ def test_no_positive_evidence_gives_an_all_zero_map(tmp_path):
     assert "no positive evidence" in a.explanation
     blank = model.analyze(np.zeros((32, 32, 3), np.uint8))  # all-zero gradients and activations
     assert np.isfinite(blank.heatmap).all() and blank.heatmap.max() == 0.0
+
+
+def test_shared_and_copied_inputs_give_the_same_results_and_the_input_is_left_intact(tiny, rgb_images):
+    from dermascan.aligned import can_share, empty_aligned
+
+    _, model = tiny
+    shared = model.preprocess(rgb_images)
+    assert can_share(shared)
+    before = shared.copy()
+    raw = empty_aligned((shared.size + 1,))  # the same pixels 4 bytes off the boundary: copied, never shared
+    copied = raw[1:].reshape(shared.shape)
+    copied[...] = shared
+    assert not can_share(copied)
+    for a, b in zip(model.explain_prepared(shared, calibrated=False), model.explain_prepared(copied, calibrated=False)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(model.predict_prepared(shared), model.predict_prepared(copied))
+    np.testing.assert_array_equal(shared, before)  # TensorFlow never wrote into the caller's memory
+
+
+def test_a_shareable_batch_is_handed_over_without_a_copy():
+    from dermascan.aligned import empty_aligned
+    from dermascan.cam.base import _as_float_tensor
+
+    x = empty_aligned((2, 4, 4, 3))
+    x[...] = 1.0
+    tensor = _as_float_tensor(x)
+    x[0, 0, 0, 0] = 5.0  # visible through the tensor only if the memory is shared
+    assert float(tensor[0, 0, 0, 0]) == 5.0
+    y = np.ones((2, 4, 4, 3), np.float64)
+    copied = _as_float_tensor(y)
+    y[0, 0, 0, 0] = 5.0
+    assert copied.dtype == tf.float32 and float(copied[0, 0, 0, 0]) == 1.0

@@ -15,9 +15,20 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .._tf import tf
+from ..aligned import can_share
 
 # Probabilities are floored before the log so that a hard 0 gives a finite score.
 _PROB_FLOOR = 1e-12
+
+
+def _as_float_tensor(x: np.ndarray):
+    """``x`` as a float32 tensor: sharing its memory when ``can_share(x)`` (no copy), else a copy.
+
+    The engine hands over only batches it made for the call and never writes them again.
+    """
+    if can_share(x):
+        return tf.experimental.dlpack.from_dlpack(x.__dlpack__())
+    return tf.constant(x, tf.float32)
 
 
 class BaseCAM(ABC):
@@ -75,11 +86,11 @@ class BaseCAM(ABC):
 
     def predict(self, x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
         """Probabilities (N, C) for a preprocessed batch, no gradients."""
-        return self._predict_call(tf.constant(x, tf.float32), tf.constant(temperature, tf.float32)).numpy()
+        return self._predict_call(_as_float_tensor(x), tf.constant(temperature, tf.float32)).numpy()
 
     def explain(self, x: np.ndarray, class_index: np.ndarray, temperature: float = 1.0):
         """``(probs (N, C), heatmaps (N, h, w) in [0, 1], explained class (N,))``; -1 picks the top class."""
         probs, cams, chosen = self._explain_call(
-            tf.constant(x, tf.float32), tf.constant(class_index, tf.int32), tf.constant(temperature, tf.float32)
+            _as_float_tensor(x), tf.constant(class_index, tf.int32), tf.constant(temperature, tf.float32)
         )
         return probs.numpy(), cams.numpy(), chosen.numpy()
