@@ -34,7 +34,9 @@ _RGB_TABLES = {name: _rgb_table(code) for name, code in COLORMAPS.items()}
 def _cubic_resampling(source: int, target: int) -> np.ndarray:
     """(target, source) matrix that resamples a length-``source`` signal as OpenCV's INTER_CUBIC does."""
     # Resizing is linear and separable, so resizing the identity gives the whole operator.
-    return cv2.resize(np.eye(source, dtype=np.float32), (source, target), interpolation=cv2.INTER_CUBIC)
+    matrix = cv2.resize(np.eye(source, dtype=np.float32), (source, target), interpolation=cv2.INTER_CUBIC)
+    matrix.flags.writeable = False  # cached and shared by every caller
+    return matrix
 
 
 def colorize(heatmap: np.ndarray, size: tuple[int, int], colormap: str = "jet") -> np.ndarray:
