@@ -24,6 +24,11 @@ TRIAGE = {
     "high": TriageStyle("High", "red", ":material/priority_high:", "High malignancy score: prioritise this case."),
 }
 
+# Streamlit shows an image at most 1460 px wide (it resizes wider ones itself, after encoding them at full
+# size): images are brought to this width before they reach st.image, so nothing visible changes and a
+# large upload no longer costs half a second per slider move.
+DISPLAY_WIDTH = 1460
+
 FITZPATRICK = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI"}  # the store keeps the number
 SEX_OPTIONS = ("female", "male", "other")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .card import ModelCard
-from .overlay import DEFAULT_ALPHA, blend, colorize
+from .overlay import DEFAULT_ALPHA, blend, colorize, fit_width
 from .png import png_data_uri
 from .scoring import malignant_score, triage_band
 
@@ -63,7 +63,8 @@ class Analysis:
     warnings: list[str]
     processing_time_ms: float
     explanation: str
-    _colored: dict = field(default_factory=dict, repr=False)
+    _colored: dict = field(default_factory=dict, repr=False)  # (colormap, max_width) -> coloured heatmap
+    _displayed: dict = field(default_factory=dict, repr=False)  # max_width -> downscaled image
 
     @classmethod
     def build(cls, *, image, probs, heatmap, explained_index, card: ModelCard, sha256, name, preprocessing, resize,
@@ -114,20 +115,36 @@ class Analysis:
     @property
     def pixel_arrays(self) -> list[np.ndarray]:
         """The pixel arrays this record holds (image, coloured heatmaps), for memory accounting."""
-        return [self.image, *self._colored.values()]
+        return [self.image, *self._colored.values(), *self._displayed.values()]
 
-    def colored_heatmap(self, colormap: str = "jet") -> np.ndarray | None:
-        """The heatmap resized to the image and coloured; computed once per colormap."""
+    def display_image(self, max_width: int | None = None) -> np.ndarray:
+        """The image, area-averaged down to ``max_width`` pixels wide when it is wider; computed once per width.
+
+        A screen shows no more than its width: a 12-megapixel upload blended and encoded at full size on
+        every slider move costs about half a second, at screen width a few milliseconds.
+        """
+        if max_width is None or self.image.shape[1] <= max_width:
+            return self.image
+        if max_width not in self._displayed:
+            self._displayed[max_width] = fit_width(self.image, max_width)
+        return self._displayed[max_width]
+
+    def colored_heatmap(self, colormap: str = "jet", max_width: int | None = None) -> np.ndarray | None:
+        """The heatmap resized to ``display_image(max_width)`` and coloured; computed once per colormap and width."""
         if self.heatmap is None:
             return None
-        if colormap not in self._colored:
-            self._colored[colormap] = colorize(self.heatmap, self.image.shape[:2], colormap)
-        return self._colored[colormap]
+        image = self.display_image(max_width)
+        key = (colormap, image.shape[1])
+        if key not in self._colored:
+            self._colored[key] = colorize(self.heatmap, image.shape[:2], colormap)
+        return self._colored[key]
 
-    def overlay(self, alpha: float = DEFAULT_ALPHA, colormap: str = "jet") -> np.ndarray:
-        """The heatmap blended over the original image (the image itself without a heatmap)."""
-        colored = self.colored_heatmap(colormap)
-        return self.image if colored is None else blend(self.image, colored, alpha)
+    def overlay(self, alpha: float = DEFAULT_ALPHA, colormap: str = "jet", *,
+                max_width: int | None = None) -> np.ndarray:
+        """The heatmap blended over the image (the image itself without a heatmap), at most ``max_width`` wide."""
+        image = self.display_image(max_width)
+        colored = self.colored_heatmap(colormap, max_width)
+        return image if colored is None else blend(image, colored, alpha)
 
     def to_dict(self, alpha: float = DEFAULT_ALPHA, *, include_overlay: bool = True) -> dict:
         """JSON-ready record (the original backend's fields plus ours)."""

@@ -51,6 +51,15 @@ def colorize(heatmap: np.ndarray, size: tuple[int, int], colormap: str = "jet") 
     return cv2.applyColorMap(levels, _RGB_TABLES[colormap])
 
 
+def fit_width(image: np.ndarray, max_width: int) -> np.ndarray:
+    """``image`` itself when at most ``max_width`` pixels wide, else a copy area-averaged down to that width."""
+    h, w = image.shape[:2]
+    if w <= max_width:
+        return image
+    size = (max_width, max(1, round(h * max_width / w)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
 def blend(image: np.ndarray, colored: np.ndarray, alpha: float = DEFAULT_ALPHA) -> np.ndarray:
     """``(1 - alpha) * image + alpha * colored`` as uint8; alpha is clipped to [0, 1]."""
     alpha = float(min(max(alpha, 0.0), 1.0))

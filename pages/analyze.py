@@ -21,7 +21,7 @@ from dashboard.cases import (
 from dashboard.charts import DIFFERENTIAL_COLUMNS, DIFFERENTIAL_ORDER, differential_chart, differential_frame
 from dashboard.decisions import decision_form, pending_decision, retry_button, save_decision
 from dashboard.model_cache import require_model
-from dashboard.presentation import DISCLAIMER, percent, triage_style
+from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, triage_style
 from dashboard.store import get_store
 from dermascan.errors import DermascanError, InvalidImage
 from dermascan.intake import DEFAULT_MAX_BYTES, sha256_hex
@@ -115,15 +115,16 @@ def heatmap_panel(slot, data: bytes, sha: str, name: str, options, base):
                           help="See where the model looks for another class.")
     analysis = results.analyze(slot, data, sha256=sha, name=name, options=options, class_label=chosen)
     if analysis.heatmap is None:
-        st.image(analysis.image, caption="Original (this model has no layer a heatmap can explain)", width="stretch")
+        st.image(analysis.display_image(DISPLAY_WIDTH), width="stretch",
+                 caption="Original (this model has no layer a heatmap can explain)")
         return analysis
     alpha = st.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="overlay_alpha")
-    overlay = analysis.overlay(alpha)
     left, right = st.columns(2)
-    left.image(analysis.image, caption="Original", width="stretch")
-    right.image(overlay, caption=f"Grad-CAM: {model.card.display_name(analysis.explained_label)}", width="stretch")
+    left.image(analysis.display_image(DISPLAY_WIDTH), caption="Original", width="stretch")
+    right.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
+                caption=f"Grad-CAM: {model.card.display_name(analysis.explained_label)}")
     # Deferred: the PNG is encoded only when the button is clicked, not on every slider move.
-    st.download_button("Download overlay (PNG)", lambda: png_bytes(overlay), icon=":material/download:",
+    st.download_button("Download overlay (PNG)", lambda: png_bytes(analysis.overlay(alpha)), icon=":material/download:",
                        file_name=f"{Path(name).stem}_gradcam_{analysis.explained_label}.png", mime="image/png",
                        on_click="ignore")
     return analysis

@@ -14,7 +14,7 @@ import streamlit as st
 from dashboard.batch_intake import UPLOAD_TYPES, collect
 from dashboard.compare_cache import analyses_for, probabilities_for, uploads_from_sources
 from dashboard.model_cache import require_model
-from dashboard.presentation import DISCLAIMER, percent, triage_style
+from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, triage_style
 from dermascan import charts
 from dermascan.compare import (
     METRIC_NAMES,
@@ -103,7 +103,8 @@ def side_by_side(slot, upload, options) -> None:
             style = triage_style(analysis.triage)
             st.metric("Malignancy score", percent(analysis.malignant_score))
             st.badge(f"Triage {style.title}", icon=style.icon, color=style.color)
-            st.image(analysis.overlay(alpha), caption=f"Grad-CAM: {analysis.explained_label}", width="stretch")
+            st.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
+                     caption=f"Grad-CAM: {analysis.explained_label}")
             st.dataframe(
                 pd.DataFrame([{"Class": p["label"], "Probability": p["probability"]} for p in analysis.predictions]),
                 hide_index=True, width="stretch",

@@ -20,7 +20,7 @@ from dashboard.cases import (
 from dashboard.decisions import decision_form, pending_decision, retry_button, save_decision
 from dashboard.log_table import HISTORY_COLUMNS, LOG_COLUMNS, history_frame, log_frame
 from dashboard.model_cache import current_model
-from dashboard.presentation import FITZPATRICK, percent, plain, triage_style
+from dashboard.presentation import DISPLAY_WIDTH, FITZPATRICK, percent, plain, triage_style
 from dashboard.store import get_store
 from dermascan.card import HAM10000_DISPLAY_NAMES, HAM10000_LABELS
 from dermascan.caselog import filter_cases
@@ -61,9 +61,9 @@ def heatmap_again(store, case) -> None:
         return
     alpha = st.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="log_alpha")
     left, right = st.columns(2)
-    left.image(analysis.image, caption="Original", width="stretch")
-    right.image(analysis.overlay(alpha), caption=f"Grad-CAM: {analysis.display_names[analysis.explained_label]}",
-                width="stretch")
+    left.image(analysis.display_image(DISPLAY_WIDTH), caption="Original", width="stretch")
+    right.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
+                caption=f"Grad-CAM: {analysis.display_names[analysis.explained_label]}")
 
 
 def ai_result(case, display_name) -> None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
+import cv2
 from app_helpers import assert_no_exception, new_app
+from PIL import Image
 
 from dashboard import results
+from dashboard.presentation import DISPLAY_WIDTH
+from dermascan.intake import read_image
 from dermascan.reviews import ReviewStore
 
 LABELS = {"akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}
@@ -177,3 +184,30 @@ def test_the_session_cache_is_bounded_by_bytes_and_keeps_the_newest(monkeypatch,
         image = rng.integers(0, 256, (100, 120, 3), dtype=np.uint8)
         results.analyze(slot, image, sha256=str(i), name=None, options=options).overlay(0.5)
     assert [key[0] for key in cache] == ["3", "4", "5"]  # three fit; the oldest went first
+
+
+def test_a_large_upload_is_encoded_at_screen_width_and_looks_the_same(app_env, ham_images, media, monkeypatch):
+    # Streamlit shows an image at most 1460 px wide, but only after encoding it at full size: for a
+    # 12-megapixel upload that cost about half a second per slider move. The page hands over screen-wide copies.
+    from streamlit.elements.lib import image_utils
+
+    encoded, real_encoder = [], image_utils._np_array_to_bytes
+
+    def recording_encoder(array, *args, **kwargs):
+        encoded.append(array.shape)
+        return real_encoder(array, *args, **kwargs)
+
+    monkeypatch.setattr(image_utils, "_np_array_to_bytes", recording_encoder)
+    pixels = cv2.resize(read_image(ham_images[0].read_bytes()), (3000, 2250), interpolation=cv2.INTER_CUBIC)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    at = new_app().run()
+    at.file_uploader(key="analyze_upload").set_value(("large.jpg", buffer.getvalue(), "image/jpeg"))
+    at.run()
+    at.slider(key="overlay_alpha").set_value(0.7).run()
+    assert_no_exception(at)
+    assert encoded and all(shape[:2] == (1095, DISPLAY_WIDTH) for shape in encoded)
+    shown = {img.captions[0].split(":")[0]: Image.open(io.BytesIO(media[Path(img.value[0]).stem].content))
+             for img in at.image}
+    assert set(shown) == {"Original", "Grad-CAM"}
+    assert all(img.size == (DISPLAY_WIDTH, 1095) for img in shown.values())  # what the browser gets is unchanged
