@@ -19,10 +19,10 @@ from .call_counter import count_engine_call, engine_calls  # noqa: F401 - engine
 from .model_cache import ModelSlot
 
 MAX_CACHED = 8  # analyses kept per session
-# A 100-megapixel upload holds ~300 MB of pixels (and as much again in its coloured heatmap), so the
-# cache is bounded by bytes too; the newest analysis always stays, whatever its size.
+# A 100-megapixel upload holds ~300 MB of pixels (and as much again in its coloured heatmap once the
+# full-size overlay is downloaded; the screen copies are at most 1460 px wide), so the cache is bounded
+# by bytes too; the newest analysis always stays, whatever its size.
 MAX_CACHED_BYTES = 256 * 1024 * 1024
-
 
 
 @dataclass(frozen=True)
