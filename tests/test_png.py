@@ -8,6 +8,9 @@ import io
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from dermascan.intake import read_image
@@ -72,3 +75,9 @@ def test_data_uri_holds_the_same_png():
     uri = png_data_uri(image)
     assert uri.startswith("data:image/png;base64,")
     assert base64.b64decode(uri.split(",", 1)[1]) == png_bytes(image)
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.uint8, st.tuples(st.integers(1, 48), st.integers(1, 48), st.just(3))))
+def test_any_rgb_image_round_trips_exactly(image):
+    np.testing.assert_array_equal(_decoded_by_pillow(png_bytes(image)), image)
