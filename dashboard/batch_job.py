@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from dermascan.batch import BatchItem, Source, batch_row, run_batch
+from dermascan.overlay import fit_within
 from dermascan.png import png_data_uri
 from dermascan.reviews import CaseRecord
 
@@ -97,23 +98,14 @@ class BatchJob:
                 self.status = RUNNING
 
 
-def _resize_within(image: np.ndarray, max_px: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = max_px / max(h, w)
-    if scale >= 1.0:
-        return image
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 def thumbnail_data_uri(image: np.ndarray, max_px: int = THUMBNAIL_PX) -> str:
     """A small PNG data URI of an RGB image (for ``st.column_config.ImageColumn``)."""
-    return png_data_uri(_resize_within(image, max_px))
+    return png_data_uri(fit_within(image, max_px, max_px))
 
 
 def preview_jpeg(image: np.ndarray, max_px: int = PREVIEW_PX) -> bytes:
     """A downscaled JPEG of an RGB image, enough for an overlay on screen."""
-    bgr = cv2.cvtColor(_resize_within(image, max_px), cv2.COLOR_RGB2BGR)
+    bgr = cv2.cvtColor(fit_within(image, max_px, max_px), cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, PREVIEW_JPEG_QUALITY])
     return buf.tobytes() if ok else b""
 

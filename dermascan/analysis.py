@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .card import ModelCard
-from .overlay import DEFAULT_ALPHA, blend, colorize, fit_width
+from .overlay import DEFAULT_ALPHA, blend, colorize, fit_within
 from .png import png_data_uri
 from .scoring import malignant_score, triage_band
 
@@ -126,7 +126,7 @@ class Analysis:
         if max_width is None or self.image.shape[1] <= max_width:
             return self.image
         if max_width not in self._displayed:
-            self._displayed[max_width] = fit_width(self.image, max_width)
+            self._displayed[max_width] = fit_within(self.image, max_width)
         return self._displayed[max_width]
 
     def colored_heatmap(self, colormap: str = "jet", max_width: int | None = None) -> np.ndarray | None:

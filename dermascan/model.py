@@ -238,7 +238,7 @@ class LesionModel:
         hashes = computed if hashes is None else list(hashes)
         preprocessing = preprocessing or self.card.preprocessing
         resize = resize or self.card.resize
-        x = prepare_batch(decoded, self.input_size, preprocessing, resize)
+        x = self.preprocess(decoded, preprocessing=preprocessing, resize=resize)
         idx = [self.class_index(class_label)] * len(decoded)
         probs, cams, chosen = self.explain_prepared(x, idx)
         elapsed_ms = (time.perf_counter() - start) * 1000.0 / max(len(decoded), 1)

@@ -51,12 +51,14 @@ def colorize(heatmap: np.ndarray, size: tuple[int, int], colormap: str = "jet") 
     return cv2.applyColorMap(levels, _RGB_TABLES[colormap])
 
 
-def fit_width(image: np.ndarray, max_width: int) -> np.ndarray:
-    """``image`` itself when at most ``max_width`` pixels wide, else a copy area-averaged down to that width."""
+def fit_within(image: np.ndarray, max_width: int, max_height: int | None = None) -> np.ndarray:
+    """``image`` itself when it fits ``max_width`` x ``max_height`` (None: any height), else a copy
+    area-averaged down until it fits, aspect ratio kept."""
     h, w = image.shape[:2]
-    if w <= max_width:
+    scale = min(max_width / w, (max_height / h) if max_height else 1.0)
+    if scale >= 1.0:
         return image
-    size = (max_width, max(1, round(h * max_width / w)))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 

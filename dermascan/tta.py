@@ -17,7 +17,6 @@ import numpy as np
 from .aligned import empty_aligned
 from .analysis import Analysis
 from .intake import sha256_hex
-from .preprocessing import prepare_batch
 
 MAX_VIEWS_PER_CALL = 64  # bounds the float32 batch (64 x 224 x 224 x 3 = 38 MB)
 
@@ -118,7 +117,7 @@ def analyze_with_tta(model, images: Sequence[np.ndarray], transforms: Sequence[s
     step = _image_chunks(len(images), t).step
     for start in range(0, len(images), step):
         chunk = images[start : start + step]
-        x = prepare_batch(chunk, model.input_size, preprocessing, resize)
+        x = model.preprocess(chunk, preprocessing=preprocessing, resize=resize)
         probs, cams, chosen = model.explain_prepared(augment(x, transforms))
         probs = np.asarray(probs, np.float64).reshape(len(chunk), t, -1)
         for i, image in enumerate(chunk):

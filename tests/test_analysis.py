@@ -7,7 +7,7 @@ import pytest
 
 from dermascan.analysis import Analysis, focus_description
 from dermascan.card import DEFAULT_MALIGNANT, HAM10000_LABELS, ModelCard
-from dermascan.overlay import colorize, fit_width
+from dermascan.overlay import colorize, fit_within
 
 
 def _record(image: np.ndarray, heatmap: np.ndarray | None) -> Analysis:
@@ -49,7 +49,9 @@ def test_narrow_images_are_never_copied_or_enlarged():
     record = _record(image, np.ones((7, 7), np.float32))
     assert record.display_image(1460) is image
     assert record.overlay(0.4, max_width=1460).shape == image.shape
-    assert fit_width(image, 600) is image and fit_width(image, 300).shape == (225, 300, 3)
+    assert fit_within(image, 600) is image and fit_within(image, 300).shape == (225, 300, 3)
+    assert fit_within(image, 600, 450) is image and fit_within(image, 64, 64).shape == (48, 64, 3)
+    assert fit_within(image.transpose(1, 0, 2), 64, 64).shape == (64, 48, 3)  # the long side decides
 
 
 def test_without_a_heatmap_the_overlay_is_the_shown_image(wide):
