@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .card import ModelCard
+from .errors import INVALID_OUTPUT_MESSAGE, InvalidModelOutput
 from .overlay import DEFAULT_ALPHA, blend, colorize, fit_within
 from .png import png_data_uri
 from .scoring import malignant_score, triage_band
@@ -71,10 +72,14 @@ class Analysis:
               cam_layer, warnings, processing_time_ms, heatmap_requested: bool = True) -> Analysis:
         """Assemble a record, deriving score, triage and explanation from the card.
 
-        ``heatmap_requested=False`` marks a prediction-only run (fast batch scoring).
+        ``heatmap_requested=False`` marks a prediction-only run (fast batch scoring). Non-finite
+        probabilities or heatmap values raise ``InvalidModelOutput``: such a record never exists,
+        so it can never be triaged, shown or stored.
         """
         labels = list(card.labels)
         probs = np.asarray(probs, dtype=np.float64)
+        if not np.isfinite(probs).all() or (heatmap is not None and not np.isfinite(heatmap).all()):
+            raise InvalidModelOutput(INVALID_OUTPUT_MESSAGE)
         score = malignant_score(probs, labels, card.malignant_labels)
         top = int(np.argmax(probs))
         explained = labels[explained_index]
@@ -82,7 +87,7 @@ class Analysis:
         sentence = f"Top class: {display[labels[top]]} [{labels[top]}] at {probs[top]:.0%}."
         focus = focus_description(heatmap)
         if not heatmap_requested:
-            pass
+            pass  # prediction-only runs say nothing about a heatmap
         elif heatmap is None:
             sentence += " No heatmap is available for this model."
         elif focus is None:

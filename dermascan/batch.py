@@ -116,6 +116,8 @@ def _infer(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, r
             for d in good:
                 try:
                     results[id(d)] = _analyse(model, [d], with_cam, preprocessing, resize)[0]
+                except DermascanError as one_exc:  # e.g. the model's numbers for this image are invalid
+                    results[id(d)] = str(one_exc)
                 except Exception as one_exc:
                     log.warning("One batch image failed: %s", type(one_exc).__name__)
                     results[id(d)] = "The model could not analyse this image."

@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,8 @@ class ModelCard:
             raise CardError("The model card must be a JSON object.")
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         kwargs = {k: v for k, v in data.items() if k in known}
+        if isinstance(kwargs.get("version"), (int, float)) and not isinstance(kwargs["version"], bool):
+            kwargs["version"] = str(kwargs["version"])  # "version": 2 is a common way to write it
         extra = {k: v for k, v in data.items() if k not in known}
         try:
             card = cls(**kwargs, extra=extra)
@@ -100,7 +104,8 @@ class ModelCard:
         return self.display_names.get(label) or HAM10000_DISPLAY_NAMES.get(label, label)
 
     def validate(self) -> None:
-        """Raise ``CardError`` with a one-line reason when a field is out of range."""
+        """Raise ``CardError`` with a one-line reason when a field has the wrong type or is out of range."""
+        self._check_types()
         if self.labels is not None:
             if not self.labels or not all(isinstance(x, str) and x for x in self.labels):
                 raise CardError("Labels must be a non-empty list of names.")
@@ -119,15 +124,34 @@ class ModelCard:
         if self.output not in OUTPUT_KINDS:
             raise CardError(f"Unknown output kind '{self.output}'; choose one of: {', '.join(OUTPUT_KINDS)}.")
         t = self.temperature
-        if not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
+        if not (isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0):
             raise CardError("The calibration temperature must be a positive number.")
         medium, high = self.thresholds.get("medium"), self.thresholds.get("high")
-        if set(self.thresholds) != {"medium", "high"} or not (0.0 <= medium <= high <= 1.0):
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (medium, high))
+        if set(self.thresholds) != {"medium", "high"} or not numbers or not (0.0 <= medium <= high <= 1.0):
             raise CardError("Triage thresholds must be {'medium': m, 'high': h} with 0 <= m <= h <= 1.")
         if self.input_size is not None and (
             len(self.input_size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.input_size)
         ):
             raise CardError("input_size must be [height, width] in pixels.")
+
+    def _check_types(self) -> None:
+        # A card comes from a user's file: a string where a list belongs must be a one-line error,
+        # not a TypeError deep in the engine. The expected types are read from the annotations above.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, _field_types(f.name)) or isinstance(value, bool):
+                raise CardError(f"The model card field '{f.name}' has the wrong type ({type(value).__name__}).")
+        texts = [*(self.labels or []), *(self.malignant_labels or []), *self.display_names.values()]
+        if not all(isinstance(text, str) for text in texts):
+            raise CardError("Labels and display names in the model card must be text.")
+
+
+def _field_types(name: str) -> tuple[type, ...]:
+    hint = typing.get_type_hints(ModelCard)[name]
+    parts = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    found = tuple(typing.get_origin(part) or part for part in parts)
+    return (*found, int) if float in found else found  # JSON writes 1.0 as 1
 
 
 def card_path_for(model_path: Path) -> Path | None:

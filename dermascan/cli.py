@@ -122,7 +122,7 @@ def _cmd_analyze(args) -> int:
             (out_dir / f"{path.stem}.gradcam.png").write_bytes(png_bytes(analysis.overlay(args.alpha)))
         records.append(analysis.to_dict(args.alpha) if args.json else analysis)
     if args.json:
-        print(json.dumps(records[0] if len(records) == 1 else records, indent=2))
+        print(json.dumps(records[0] if len(records) == 1 else records, indent=2, allow_nan=False))
     else:
         for rec in records:
             if isinstance(rec, dict):
@@ -172,13 +172,13 @@ def _cmd_evaluate(args) -> int:
 
     model = _load(args)
     report = evaluate_folder(model, args.images_dir, args.labels_csv, progress=_progress)
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    print(json.dumps(report, indent=2, allow_nan=False) if args.json else format_report(report))
     return EXIT_OK
 
 
 def _cmd_info(args) -> int:
     model = _load(args)
-    print(json.dumps(model.describe(), indent=2))
+    print(json.dumps(model.describe(), indent=2, allow_nan=False))
     return EXIT_OK
 
 

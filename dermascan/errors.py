@@ -19,3 +19,12 @@ class ModelLoadError(DermascanError):
 
 class CardError(DermascanError):
     """The model card (or an override) is inconsistent with itself or with the model."""
+
+
+class InvalidModelOutput(DermascanError):
+    """The model returned NaN or infinite numbers: there is no result to show, score or store."""
+
+
+INVALID_OUTPUT_MESSAGE = (
+    "The model produced invalid numbers (NaN or infinity) for this image, so no result or triage is given."
+)

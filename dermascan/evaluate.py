@@ -23,7 +23,12 @@ def metrics_for(model, y_true: list[str], probs: np.ndarray) -> dict:
     unknown = sorted(set(y_true) - set(model.labels))
     if unknown:
         raise DermascanError(f"Labels not among the model's classes: {', '.join(unknown[:5])}.")
-    return classification_report(list(y_true), np.asarray(probs), model.labels, model.card.malignant_labels,
+    probs = np.asarray(probs)
+    invalid = int(np.count_nonzero(~np.isfinite(probs).all(axis=-1)))
+    if invalid:
+        raise DermascanError(f"The model produced invalid numbers (NaN or infinity) for {invalid} image(s); "
+                             "no metrics can be computed.")
+    return classification_report(list(y_true), probs, model.labels, model.card.malignant_labels,
                                  model.card.thresholds)
 
 

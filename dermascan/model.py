@@ -129,11 +129,20 @@ class LesionModel:
         return kind
 
     def _warm_up(self) -> None:
-        # Trace both compiled functions now, so no user request pays for tracing.
-        x = np.zeros((1, *self.input_size, 3), dtype=np.float32)
-        self._cam.predict(x, 1.0)
+        """Trace both compiled functions (no user request pays for tracing) on probe images, and refuse a
+        model whose numbers are already invalid there: a black, a mid-grey and a noise image."""
+        rng = np.random.default_rng(0)
+        probe = [np.zeros((*self.input_size, 3), np.uint8), np.full((*self.input_size, 3), 128, np.uint8),
+                 rng.integers(0, 256, size=(*self.input_size, 3), dtype=np.uint8)]
+        x = self.preprocess(probe)
+        outputs = [self._cam.predict(x, 1.0)]
         if self._cam.has_target:
-            self._cam.explain(x, np.array([-1], dtype=np.int32), 1.0)
+            outputs.extend(self._cam.explain(x, np.full(len(probe), -1, dtype=np.int32), 1.0)[:2])
+        if not all(np.isfinite(out).all() for out in outputs):
+            raise ModelLoadError(
+                "The model produced invalid numbers (NaN or infinity) on test images when it was loaded; "
+                "its weights may be damaged."
+            )
 
     # -- public API -----------------------------------------------------------------------
     @property

@@ -7,6 +7,7 @@ which silently scores the wrong classes whenever the ranking changes.)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,7 +33,13 @@ def malignant_score(probs: np.ndarray, labels: Sequence[str], malignant_labels: 
 
 
 def triage_band(score: float, thresholds: dict[str, float]) -> str:
-    """``high`` at or above thresholds['high'], ``medium`` at or above thresholds['medium'], else ``low``."""
+    """``high`` at or above thresholds['high'], ``medium`` at or above thresholds['medium'], else ``low``.
+
+    A non-finite score raises ``ValueError``: every comparison with NaN is false, so it would
+    otherwise fall through to ``low``, the one band that tells a clinician not to worry.
+    """
+    if not math.isfinite(score):
+        raise ValueError(f"The malignancy score must be a finite number; got {score}.")
     if score >= thresholds["high"]:
         return "high"
     if score >= thresholds["medium"]:

@@ -79,10 +79,14 @@ class BaseCAM(ABC):
         if grads is None:  # the class score does not depend on the layer at all
             grads = tf.zeros_like(fmap)
         cam = tf.nn.relu(tf.einsum("nhwk,nk->nhw", fmap, self.channel_weights(fmap, grads)))
-        cam = tf.where(tf.math.is_finite(cam), cam, 0.0)
+        # A map with any NaN or infinity is returned as all NaN, so the engine refuses it
+        # instead of showing a silently zeroed (or peak-distorted) map as evidence.
+        broken = tf.reduce_any(tf.logical_not(tf.math.is_finite(cam)), axis=[1, 2], keepdims=True)
+        cam = tf.where(broken, 0.0, cam)
         peak = tf.reduce_max(cam, axis=[1, 2], keepdims=True)
         # All-zero evidence gives an all-zero map rather than 0/0.
-        return probs, tf.math.divide_no_nan(cam, peak), chosen
+        cam = tf.math.divide_no_nan(cam, peak)
+        return probs, tf.where(broken, tf.constant(np.nan, tf.float32), cam), chosen
 
     def predict(self, x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
         """Probabilities (N, C) for a preprocessed batch, no gradients."""
