@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python benchmarks/batch_memory.py [--images 500] [--model PATH] [--no-cam]
 
 Runs exactly the Batch page's code path, without a browser: in-memory uploads (as Streamlit
-holds them) -> ``dashboard.batch_intake.collect`` -> ``BatchJob`` + ``dashboard.batch_job.advance``
+holds them) -> ``dashboard.uploads.collect`` -> ``BatchJob`` + ``dashboard.batch_job.advance``
 (``run_batch`` underneath, with Grad-CAM) -> cases merged into a throw-away ReviewStore each
 chunk. Reads VmRSS from /proc/self/status (Linux). The model is ``--model``, else
 $DERMASCAN_MODEL / the bundled one, else an untrained MobileNetV2 at 224 px (the bundled
@@ -69,9 +69,9 @@ def main() -> None:
     if not HAM.is_dir():
         sys.exit("../shared/data/ham10000_224 is not present")
 
-    from dashboard.batch_intake import collect
     from dashboard.batch_job import BatchJob, advance, flush_cases
-    from dermascan.batch import DEFAULT_CHUNK
+    from dashboard.uploads import collect
+    from dermascan.inference.batch import DEFAULT_CHUNK
     from dermascan.reviews import ReviewStore
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -45,9 +45,9 @@ from PIL import Image  # noqa: E402
 
 import dermascan  # noqa: E402
 from dermascan._tf import tf  # noqa: E402
-from dermascan.batch import DEFAULT_CHUNK, file_sources, run_batch  # noqa: E402
-from dermascan.defaults import BUNDLED_MODEL  # noqa: E402
-from dermascan.overlay import blend, colorize  # noqa: E402
+from dermascan.config import BUNDLED_MODEL  # noqa: E402
+from dermascan.inference.batch import DEFAULT_CHUNK, file_sources, run_batch  # noqa: E402
+from dermascan.render.overlay import blend, colorize  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
 IMAGES = SHARED / "ham10000_224" / "images"

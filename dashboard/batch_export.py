@@ -1,6 +1,6 @@
 """CSV downloads of the Batch page: the results table and the flattened metrics.
 
-The table CSV has exactly ``dermascan.batch.batch_columns`` (the CLI's ``batch`` output),
+The table CSV has exactly ``dermascan.inference.batch.batch_columns`` (the CLI's ``batch`` output),
 rows from ``batch_row``; every cell goes through ``csvsafe.safe_row`` because file names
 come from users and a name like ``=HYPERLINK(...)`` must stay text in a spreadsheet.
 """
@@ -11,8 +11,8 @@ import csv
 import io
 from collections.abc import Iterable
 
-from dermascan.batch import batch_columns
 from dermascan.csvsafe import safe_row
+from dermascan.inference.batch import batch_columns
 
 METRICS_COLUMNS = ["metric", "class", "value"]
 _SCALARS = ("n", "accuracy", "balanced_accuracy", "macro_auc", "melanoma_auc", "ece", "mel_sensitivity_high")

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from dermascan.batch import BatchItem, Source, batch_row, run_batch
-from dermascan.overlay import fit_within
-from dermascan.png import png_data_uri
+from dermascan.inference.batch import BatchItem, Source, batch_row, run_batch
+from dermascan.render.overlay import fit_within
+from dermascan.render.png import png_data_uri
 from dermascan.reviews import CaseRecord
 
 THUMBNAIL_PX = 64
@@ -51,7 +51,7 @@ class BatchResult:
     thumbnail: str  # data:image/png;base64,... (<= 64 px)
     preview_jpeg: bytes  # <= 384 px, for the overlay
     heatmap: np.ndarray | None  # float16 at the CAM layer's resolution
-    csv_row: dict  # dermascan.batch.batch_row, computed while the Analysis was at hand
+    csv_row: dict  # dermascan.inference.batch.batch_row, computed while the Analysis was at hand
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Toggling options back and forth must never reach the model again: full analyses (with
 pixels and heatmaps, for the side-by-side view) and probability rows (for metrics) are
 kept per option. Every real engine call bumps a process-wide counter (``engine_calls``),
-like ``dashboard.results`` does for the Analyze page, so tests can prove a cache hit.
+like ``dashboard.analysis_cache`` does for the Analyze page, so tests can prove a cache hit.
 Everything lives in ``st.session_state``: one clinician's images never reach another session.
 """
 
@@ -14,15 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dermascan.analysis import Analysis
-from dermascan.compare import Option, option_probabilities, run_option
 from dermascan.errors import InvalidImage
-from dermascan.intake import read_image, sha256_hex
+from dermascan.evaluation.compare import Option, option_probabilities, run_option
+from dermascan.inference.analysis import Analysis
+from dermascan.intake.images import read_image, sha256_hex
 
 from . import session
+from .analysis_cache import MAX_CACHED_BYTES, evict_oldest
 from .call_counter import count_engine_call, engine_calls  # noqa: F401 - engine_calls for tests
 from .model_cache import ModelSlot
-from .results import MAX_CACHED_BYTES, evict_oldest
 
 ANALYSES = "compare_analyses"  # (sha256, model key, option) -> Analysis
 PROBABILITIES = "compare_probabilities"  # (sha256, model key, option) -> probability row (float32)

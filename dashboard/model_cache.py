@@ -15,7 +15,7 @@ from pathlib import Path
 import streamlit as st
 
 import dermascan
-from dermascan.defaults import MODEL_ENV, resolve_model_path
+from dermascan.config import MODEL_ENV, resolve_model_path
 from dermascan.errors import DermascanError
 
 from . import session

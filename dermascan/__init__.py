@@ -6,16 +6,16 @@ Grad-CAM heatmap from one compiled pass.
 
 TensorFlow takes seconds to import, so the names that need it (``load_model``,
 ``LesionModel``) are imported on first use: ``import dermascan.reviews`` or
-``dermascan.intake`` stays fast.
+``dermascan.intake.images`` stays fast.
 """
 
-from .card import ModelCard, read_card, write_card
 from .errors import CardError, DermascanError, InvalidImage, ModelLoadError
-from .intake import read_image, read_image_file
+from .intake.images import read_image, read_image_file
+from .model.card import ModelCard, read_card, write_card
 
 __version__ = "0.1.0"
 
-_LAZY = {"load_model": "model", "LesionModel": "model", "Analysis": "analysis"}
+_LAZY = {"load_model": "model.lesion", "LesionModel": "model.lesion", "Analysis": "inference.analysis"}
 
 __all__ = [
     "Analysis",

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from .errors import DermascanError
-from .preprocessing import RESIZE_POLICIES, SCALINGS
+from .inference.preprocessing import RESIZE_POLICIES, SCALINGS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
-    from .model import load_model
+    from .model.lesion import load_model
 
     overrides = dict(labels=args.labels, malignant_labels=args.malignant, preprocessing=args.preprocessing,
                      resize=args.resize, cam_layer=args.layer, temperature=args.temperature,
@@ -99,7 +99,7 @@ def _progress(done: int, total: int) -> None:
 
 
 def _cmd_analyze(args) -> int:
-    from .intake import read_file_bytes
+    from .intake.images import read_file_bytes
 
     model = _load(args)
     class_label = args.class_label
@@ -115,7 +115,7 @@ def _cmd_analyze(args) -> int:
             records.append({"file": path.name, "error": str(exc)})
             continue
         if args.overlay_dir:
-            from .png import png_bytes
+            from .render.png import png_bytes
 
             out_dir = Path(args.overlay_dir)
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -147,8 +147,8 @@ def _expand_inputs(inputs: list[str]) -> list[Path]:
 
 
 def _cmd_batch(args) -> int:
-    from .batch import batch_columns, batch_row, file_sources, run_batch
     from .csvsafe import safe_row
+    from .inference.batch import batch_columns, batch_row, file_sources, run_batch
 
     paths = _expand_inputs(args.inputs)
     if not paths:
@@ -168,7 +168,7 @@ def _cmd_batch(args) -> int:
 
 
 def _cmd_evaluate(args) -> int:
-    from .evaluate import evaluate_folder, format_report
+    from .evaluation.evaluate import evaluate_folder, format_report
 
     model = _load(args)
     report = evaluate_folder(model, args.images_dir, args.labels_csv, progress=_progress)

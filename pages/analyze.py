@@ -6,8 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import results
-from dashboard.cases import (
+from dashboard import analysis_cache as results
+from dashboard.case_details import (
     RETRY_LABEL,
     detail_inputs,
     ensure_case,
@@ -18,16 +18,16 @@ from dashboard.cases import (
     sync_details_to_image,
     unsaved_details,
 )
-from dashboard.charts import DIFFERENTIAL_COLUMNS, DIFFERENTIAL_ORDER, differential_chart, differential_frame
-from dashboard.decisions import decision_form, pending_decision, retry_button, save_decision
+from dashboard.decision_form import decision_form, pending_decision, retry_button, save_decision
+from dashboard.differential import DIFFERENTIAL_COLUMNS, DIFFERENTIAL_ORDER, differential_chart, differential_frame
 from dashboard.model_cache import require_model
 from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, triage_style
-from dashboard.store import get_store
+from dashboard.review_store import get_store
 from dermascan.errors import DermascanError, InvalidImage
-from dermascan.intake import DEFAULT_MAX_BYTES, sha256_hex
-from dermascan.overlay import DEFAULT_ALPHA
-from dermascan.png import png_bytes
-from dermascan.preprocessing import RESIZE_POLICIES, SCALINGS
+from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
+from dermascan.intake.images import DEFAULT_MAX_BYTES, sha256_hex
+from dermascan.render.overlay import DEFAULT_ALPHA
+from dermascan.render.png import png_bytes
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp"]
 MAX_UPLOAD_MB = DEFAULT_MAX_BYTES // (1024 * 1024)

@@ -15,18 +15,18 @@ import streamlit as st
 
 from dashboard import session
 from dashboard.batch_export import metrics_csv, table_csv
-from dashboard.batch_intake import UPLOAD_TYPES, collect, signature
 from dashboard.batch_job import DONE, RUNNING, STOPPED, BatchJob, advance, decode_preview, flush_cases
 from dashboard.batch_table import ROW_ID, Filters, apply_filters, column_config, labelled, results_frame
 from dashboard.model_cache import require_model
 from dashboard.presentation import DISCLAIMER, TRIAGE, percent
-from dashboard.store import get_store
-from dermascan import charts
-from dermascan.batch import DEFAULT_CHUNK, batch_columns
+from dashboard.review_store import get_store
+from dashboard.uploads import UPLOAD_TYPES, collect, signature
 from dermascan.errors import DermascanError
-from dermascan.evaluate import metrics_for
-from dermascan.labelsets import parse_labels_csv
-from dermascan.overlay import DEFAULT_ALPHA, blend, colorize
+from dermascan.evaluation import charts
+from dermascan.evaluation.evaluate import metrics_for
+from dermascan.inference.batch import DEFAULT_CHUNK, batch_columns
+from dermascan.intake.labelsets import parse_labels_csv
+from dermascan.render.overlay import DEFAULT_ALPHA, blend, colorize
 
 JOB = "batch_job"  # the BatchJob of this session
 METRICS = "batch_metrics"  # (job signature, done, labels file id) -> report

@@ -11,12 +11,13 @@ from pathlib import PurePosixPath
 import pandas as pd
 import streamlit as st
 
-from dashboard.batch_intake import UPLOAD_TYPES, collect
 from dashboard.compare_cache import analyses_for, probabilities_for, uploads_from_sources
 from dashboard.model_cache import require_model
 from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, triage_style
-from dermascan import charts
-from dermascan.compare import (
+from dashboard.uploads import UPLOAD_TYPES, collect
+from dermascan.errors import DermascanError, InvalidImage
+from dermascan.evaluation import charts
+from dermascan.evaluation.compare import (
     METRIC_NAMES,
     agreement,
     build_options,
@@ -25,12 +26,11 @@ from dermascan.compare import (
     metrics_table,
     notes,
 )
-from dermascan.errors import DermascanError, InvalidImage
-from dermascan.evaluate import metrics_for
-from dermascan.labelsets import parse_labels_csv
-from dermascan.overlay import DEFAULT_ALPHA
-from dermascan.preprocessing import RESIZE_POLICIES, SCALINGS
-from dermascan.tta import DEFAULT_TTA, TRANSFORMS, available_transforms
+from dermascan.evaluation.evaluate import metrics_for
+from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
+from dermascan.inference.tta import DEFAULT_TTA, TRANSFORMS, available_transforms
+from dermascan.intake.labelsets import parse_labels_csv
+from dermascan.render.overlay import DEFAULT_ALPHA
 
 MAX_OPTIONS = 8  # more columns than this are unreadable side by side
 CARD_MARK = " ★ model card"

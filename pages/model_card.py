@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.card_view import metric_tables
+from dashboard.card_tables import metric_tables
 from dashboard.model_cache import HOW_TO_FIX, current_model, model_file_name
-from dermascan.preprocessing import RESIZE_POLICIES, SCALINGS
+from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
 
 
 def text_or_dash(value) -> str:

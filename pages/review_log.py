@@ -6,8 +6,9 @@ from datetime import date
 
 import streamlit as st
 
-from dashboard import results, session
-from dashboard.cases import (
+from dashboard import analysis_cache as results
+from dashboard import session
+from dashboard.case_details import (
     DETAILS_SAVED,
     RETRY_LABEL,
     detail_inputs,
@@ -17,16 +18,16 @@ from dashboard.cases import (
     present,
     save_case_details,
 )
-from dashboard.decisions import decision_form, pending_decision, retry_button, save_decision
+from dashboard.decision_form import decision_form, pending_decision, retry_button, save_decision
 from dashboard.log_table import HISTORY_COLUMNS, LOG_COLUMNS, history_frame, log_frame
 from dashboard.model_cache import current_model
 from dashboard.presentation import DISPLAY_WIDTH, FITZPATRICK, percent, plain, triage_style
-from dashboard.store import get_store
-from dermascan.card import HAM10000_DISPLAY_NAMES, HAM10000_LABELS
-from dermascan.caselog import filter_cases
+from dashboard.review_store import get_store
 from dermascan.errors import DermascanError
-from dermascan.overlay import DEFAULT_ALPHA
+from dermascan.model.card import HAM10000_DISPLAY_NAMES, HAM10000_LABELS
+from dermascan.render.overlay import DEFAULT_ALPHA
 from dermascan.reviews.csvio import to_csv_bytes
+from dermascan.reviews.filters import filter_cases
 from dermascan.reviews.records import CASE_DETAIL_FIELDS
 
 STATUS = {"All": None, "Undecided": False, "Decided": True}

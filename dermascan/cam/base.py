@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .._tf import tf
-from ..aligned import can_share
+from ..inference.aligned import can_share
 
 # Probabilities are floored before the log so that a hard 0 gives a finite score.
 _PROB_FLOOR = 1e-12

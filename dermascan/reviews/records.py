@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # type-only: importing the engine would pull in TensorFlow
-    from dermascan.analysis import Analysis
+    from dermascan.inference.analysis import Analysis
 
 MANAGEMENT_OPTIONS = ("reassure", "monitor", "biopsy", "excise", "refer", "other")
 """Allowed ``Decision.management`` values (stored and exported as these exact words)."""

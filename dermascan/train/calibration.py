@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import apply_temperature, fit_temperature, malignant_scores, thresholds_for_sensitivity
+from ..evaluation.metrics import apply_temperature, fit_temperature, malignant_scores, thresholds_for_sensitivity
 
 HIGH_SENSITIVITY = 0.95  # "high" band: flags at least 95% of malignant validation lesions
 MEDIUM_SENSITIVITY = 0.99  # "medium" band: flags at least 99%, so medium <= high

@@ -8,7 +8,7 @@ from typing import Any
 
 import keras
 
-from ..card import DEFAULT_MALIGNANT, HAM10000_DISPLAY_NAMES, ModelCard, write_card
+from ..model.card import DEFAULT_MALIGNANT, HAM10000_DISPLAY_NAMES, ModelCard, write_card
 from .architecture import CAM_LAYER, INPUT_SIZE, build_model
 
 MODEL_NAME = "dermascan-mnv2-ham10000"

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from ..card import HAM10000_LABELS
-from ..metrics import apply_temperature, classification_report
+from ..evaluation.metrics import apply_temperature, classification_report
+from ..model.card import HAM10000_LABELS
 from .architecture import build_model
 from .calibration import fit_calibration
 from .data import class_weights, load_images, training_dataset

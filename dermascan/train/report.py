@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..card import read_card, write_card
-from ..evaluation_report import confusion_matrix_figure, evaluate_report_markdown
-from ..metrics import classification_report
+from ..evaluation.metrics import classification_report
+from ..model.card import read_card, write_card
 from .data import load_images
 from .export import LIMITATIONS, MODEL_NAME
+from .report_render import confusion_matrix_figure, evaluate_report_markdown
 from .split import split_sizes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

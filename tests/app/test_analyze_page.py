@@ -9,9 +9,9 @@ import cv2
 from app_helpers import assert_no_exception, new_app
 from PIL import Image
 
-from dashboard import results
+from dashboard import analysis_cache as results
 from dashboard.presentation import DISPLAY_WIDTH
-from dermascan.intake import read_image
+from dermascan.intake.images import read_image
 from dermascan.reviews import ReviewStore
 
 LABELS = {"akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}
@@ -170,7 +170,7 @@ def test_the_session_cache_is_bounded_by_bytes_and_keeps_the_newest(monkeypatch,
     import numpy as np
 
     import dermascan
-    from dashboard import results
+    from dashboard import analysis_cache as results
     from dashboard.model_cache import ModelSlot
 
     cache = {}

@@ -10,7 +10,7 @@ import zipfile
 import pytest
 from app_helpers import HAM, assert_no_exception, downloaded, new_app
 
-from dermascan.batch import batch_columns
+from dermascan.inference.batch import batch_columns
 from dermascan.reviews import ReviewStore
 
 LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
@@ -102,7 +102,7 @@ def test_zip_of_images_skips_folders_and_hidden_files(app_env, twenty_images):
 
 def test_labelled_batch_metrics_match_the_cli(app_env, twenty_images, media, tmp_path, tiny_model):
     import dermascan
-    from dermascan.evaluate import evaluate_folder
+    from dermascan.evaluation.evaluate import evaluate_folder
 
     with open(HAM / "labels.csv", newline="") as fh:
         truth = {row["image_id"]: row["dx"] for row in csv.DictReader(fh)}
@@ -131,7 +131,7 @@ def test_labelled_batch_metrics_match_the_cli(app_env, twenty_images, media, tmp
 def test_a_run_that_lost_the_job_cannot_change_it():
     """Streamlit starts the next script run while the old one is still busy: only the newest run may write."""
     from dashboard.batch_job import DONE, STOPPED, BatchJob, record
-    from dermascan.batch import BatchItem
+    from dermascan.inference.batch import BatchItem
 
     job = BatchJob(("sig",), total=3, labels=LABELS, with_cam=False)
     old = job.claim()

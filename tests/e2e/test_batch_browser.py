@@ -21,7 +21,7 @@ from test_browser import (  # noqa: F401 - page and server are fixtures, used by
     wait_idle,
 )
 
-from dermascan.batch import batch_columns
+from dermascan.inference.batch import batch_columns
 
 LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 

@@ -11,7 +11,7 @@ from shared_data import HAM, ham_sample
 from tiny_models import keras_lib, save_model, tiny_cnn
 
 import dermascan
-from dermascan.batch import bytes_sources, file_sources, run_batch
+from dermascan.inference.batch import bytes_sources, file_sources, run_batch
 
 SESSIONS = 8
 ROUNDS = 3
@@ -70,7 +70,7 @@ def test_concurrent_batches_do_not_mix_rows(shared_model, tmp_path, images):
         outputs = list(pool.map(batch, folders))
     for paths, rows in zip(folders, outputs):
         assert [name for name, _ in rows] == [p.name for p in paths]
-        assert [h for _, h in rows] == [dermascan.intake.sha256_hex(p.read_bytes()) for p in paths]
+        assert [h for _, h in rows] == [dermascan.intake.images.sha256_hex(p.read_bytes()) for p in paths]
 
 
 def test_concurrent_sessions_with_different_options_and_a_batch_get_their_own_results(shared_model, images):

@@ -35,7 +35,7 @@ from PIL import Image
 from robust_helpers import HAM, app
 
 import dermascan
-from dermascan.batch import bytes_sources, run_batch
+from dermascan.inference.batch import bytes_sources, run_batch
 from dermascan.reviews import CaseRecord, Decision, ReviewStore
 
 HAM_LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
@@ -247,7 +247,7 @@ def _write_lock(path: Path):
 def test_a_locked_database_keeps_the_result_and_the_decision_until_it_is_free(models, db, monkeypatch, image):
     monkeypatch.setenv("DERMASCAN_MODEL", str(models["good"]))
     # The app waits DEFAULT_BUSY_TIMEOUT (5 s) for another writer; 1 s keeps this test short.
-    monkeypatch.setattr("dashboard.store.ReviewStore", functools.partial(ReviewStore, busy_timeout=1.0))
+    monkeypatch.setattr("dashboard.review_store.ReviewStore", functools.partial(ReviewStore, busy_timeout=1.0))
     saved = _seed(db)
     before = _everything(db)
     at = app.new_app().run()
@@ -486,8 +486,8 @@ def test_one_failing_image_costs_that_image_only_in_the_engine(models, monkeypat
     model = dermascan.load_model(models["good"])
     good = [(p.name, p.read_bytes()) for p in sorted((HAM / "images").glob("ISIC_*.jpg"))[:5]]
     alone = {name: model.analyze(data, name=name) for name, data in good}
-    monkeypatch.setattr(dermascan.model.LesionModel, "explain_prepared",
-                        _poisoned(dermascan.model.LesionModel.explain_prepared))
+    monkeypatch.setattr(dermascan.model.lesion.LesionModel, "explain_prepared",
+                        _poisoned(dermascan.model.lesion.LesionModel.explain_prepared))
 
     def exploding_reader():
         raise MemoryError("simulated: the upload vanished")
@@ -510,8 +510,8 @@ def test_one_failing_image_on_the_batch_page(models, db, monkeypatch):
     if not HAM.is_dir():
         pytest.skip("../shared/data (HAM10000 images) is not present")
     monkeypatch.setenv("DERMASCAN_MODEL", str(models["good"]))
-    monkeypatch.setattr(dermascan.model.LesionModel, "explain_prepared",
-                        _poisoned(dermascan.model.LesionModel.explain_prepared))
+    monkeypatch.setattr(dermascan.model.lesion.LesionModel, "explain_prepared",
+                        _poisoned(dermascan.model.lesion.LesionModel.explain_prepared))
     files = [(p.name, p.read_bytes()) for p in sorted((HAM / "images").glob("ISIC_*.jpg"))[:5]]
     files.insert(2, ("poison.png", POISON))
     at = app.new_app().run()

@@ -28,7 +28,7 @@ from PIL import Image
 from robust_helpers import HAM, fuzz_settings
 
 from dermascan.errors import InvalidImage
-from dermascan.intake import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
+from dermascan.intake.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
 
 # Float TIFFs with signalling NaNs make NumPy warn while they are scaled; harmless, and expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")

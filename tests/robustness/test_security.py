@@ -36,10 +36,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from robust_helpers import HAM, REPO, app, fuzz_settings
 
-from dermascan.batch import BatchItem, batch_columns, batch_row
 from dermascan.csvsafe import FORMULA_PREFIXES
 from dermascan.errors import InvalidImage
-from dermascan.intake import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
+from dermascan.inference.batch import BatchItem, batch_columns, batch_row
+from dermascan.intake.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
 from dermascan.reviews import CaseRecord, Decision, ReviewStore
 from dermascan.reviews.csvio import to_csv_bytes
 
@@ -256,7 +256,7 @@ def test_a_full_analysis_and_a_batch_log_no_case_data_and_no_image_data(env, all
 def test_pillow_debug_logging_is_kept_out_of_the_app_logs():
     # Pillow's PNG and TIFF plugins log chunk names and tag values as raw bytes at DEBUG; the engine raises
     # the "PIL" logger to INFO so a root logger at DEBUG (a common deployment setting) never shows them.
-    import dermascan.intake  # noqa: F401 - the engine sets the level on import
+    import dermascan.intake.images  # noqa: F401 - the engine sets the level on import
 
     assert logging.getLogger("PIL").getEffectiveLevel() >= logging.INFO
 

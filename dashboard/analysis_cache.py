@@ -1,0 +1,77 @@
+"""Per-session cache of analyses, keyed by image, model, options and explained class.
+
+Only moving the opacity slider must never reach the model: an ``Analysis`` keeps its
+coloured heatmap and re-blends it. Each real engine call goes through ``analyze`` and
+bumps a process-wide counter that tests read with ``engine_calls()``.
+
+Analyses (which hold pixels) live in ``st.session_state``, never in a cross-session
+cache: one clinician's images must not be served to another session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dermascan.inference.analysis import Analysis
+
+from . import session
+from .call_counter import count_engine_call, engine_calls  # noqa: F401 - engine_calls for tests
+from .model_cache import ModelSlot
+
+MAX_CACHED = 8  # analyses kept per session
+# A 100-megapixel upload holds ~300 MB of pixels (and as much again in its coloured heatmap once the
+# full-size overlay is downloaded; the screen copies are at most 1460 px wide), so the cache is bounded
+# by bytes too; the newest analysis always stays, whatever its size.
+MAX_CACHED_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Options:
+    """Preprocessing choices that change the model's answer."""
+
+    preprocessing: str
+    resize: str
+
+
+
+
+def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, options: Options,
+            class_label: str | None = None) -> Analysis:
+    """The analysis of ``data`` explaining ``class_label`` (None: the top class), from cache when possible.
+
+    Raises ``dermascan.InvalidImage`` for unreadable bytes.
+    """
+    cache = session.bucket(session.ANALYSES)
+    base_key = (sha256, slot.key, options, None)
+    if class_label is not None and base_key in cache and cache[base_key].explained_label == class_label:
+        class_label = None  # the top-class map is this class's map: no second call
+    key = (sha256, slot.key, options, class_label)
+    if key in cache:
+        cache[key] = cache.pop(key)  # mark as most recently used
+        return cache[key]
+    count_engine_call()
+    analysis = slot.model.analyze(data, class_label=class_label, name=name, preprocessing=options.preprocessing,
+                                  resize=options.resize)
+    cache[key] = analysis
+    evict_oldest(cache, MAX_CACHED, MAX_CACHED_BYTES)
+    return analysis
+
+
+def evict_oldest(cache: dict, max_items: int, max_bytes: int) -> None:
+    """Drop the oldest analyses of an insertion-ordered cache until both bounds hold; the newest always stays."""
+    while len(cache) > 1 and (len(cache) > max_items or _cached_bytes(cache) > max_bytes):
+        cache.pop(next(iter(cache)))
+
+
+def _cached_bytes(cache: dict) -> int:
+    # Analyses of one image at several classes share the image array: count each array once.
+    return sum({id(x): x.nbytes for a in cache.values() for x in a.pixel_arrays}.values())
+
+
+def cached_for_image(sha256: str, explained_label: str | None = None) -> Analysis | None:
+    """A cached analysis of the image ``sha256`` (preferring ``explained_label``'s map), or None."""
+    matches = [a for a in session.bucket(session.ANALYSES).values() if a.sha256 == sha256]
+    for analysis in reversed(matches):
+        if explained_label is None or analysis.explained_label == explained_label:
+            return analysis
+    return matches[-1] if matches else None

@@ -1,0 +1,6 @@
+"""How good a model is on labelled images, and how preprocessing options compare.
+
+Modules, one job each: ``metrics`` (calibration, triage thresholds, the JSON-ready report), ``evaluate``
+(a model on a labelled folder), ``compare`` (preprocessing options side by side), ``charts`` (Altair
+charts of batch results and metrics, Streamlit-free). Nothing is imported here, so TensorFlow stays lazy.
+"""

@@ -1,0 +1,157 @@
+"""Compare preprocessing options on the same images: results, agreement, metrics, the best option.
+
+An option is a pixel scaling, a resize policy and optionally a set of test-time
+augmentation transforms. Running an option is one compiled call per chunk of images
+(``analyze_many`` or ``tta``); metrics per option come from ``evaluate.metrics_for``, so the
+numbers are the CLI's numbers.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..inference.analysis import Analysis
+from ..inference.batch import DEFAULT_CHUNK
+from ..inference.tta import analyze_with_tta, tta_probabilities
+
+# Ranking keys, most important first; a missing (None) value ranks below any number.
+RANK_KEYS = ("balanced_accuracy", "macro_auc", "accuracy")
+METRIC_NAMES = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "macro_auc": "Macro AUC"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way to feed the model: scaling, resize policy and TTA transforms (empty: no TTA)."""
+
+    preprocessing: str
+    resize: str
+    tta: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """Short name for column headers and tables, e.g. ``unit · squash · TTA×4``."""
+        text = f"{self.preprocessing} · {self.resize}"
+        return f"{text} · TTA×{len(self.tta)}" if self.tta else text
+
+
+def card_option(model) -> Option:
+    """The option the model card declares (no TTA)."""
+    return Option(model.card.preprocessing, model.card.resize)
+
+
+def build_options(scalings: Sequence[str], resizes: Sequence[str], tta_choices: Sequence[tuple[str, ...]] = ((),)
+                  ) -> list[Option]:
+    """Every combination of the chosen scalings, resize policies and TTA settings, in the order given."""
+    return [Option(s, r, tuple(t)) for s, r, t in itertools.product(scalings, resizes, tta_choices)]
+
+
+def double_scales(model, option: Option) -> bool:
+    """True when ``option`` rescales pixels that the model also rescales inside (a Rescaling layer)."""
+    return model.double_scales(option.preprocessing)
+
+
+def run_option(model, images: Sequence[np.ndarray], option: Option, *, hashes: Sequence[str],
+               names: Sequence[str | None]) -> list[Analysis]:
+    """Full analyses (differential, score, Grad-CAM) of decoded RGB images under ``option``; one call per chunk."""
+    if option.tta:
+        return analyze_with_tta(model, images, option.tta, names=names, hashes=hashes,
+                                preprocessing=option.preprocessing, resize=option.resize)
+    out: list[Analysis] = []
+    for start in range(0, len(images), DEFAULT_CHUNK):
+        chunk = slice(start, start + DEFAULT_CHUNK)
+        out.extend(model.analyze_many(list(images[chunk]), names=list(names[chunk]), hashes=list(hashes[chunk]),
+                                      preprocessing=option.preprocessing, resize=option.resize))
+    return out
+
+
+def option_probabilities(model, images: Sequence[np.ndarray], option: Option) -> np.ndarray:
+    """Probabilities (N, C) of decoded RGB images under ``option`` (no heatmaps: metrics only)."""
+    out = np.empty((len(images), len(model.labels)), dtype=np.float64)
+    for start in range(0, len(images), DEFAULT_CHUNK):
+        chunk = list(images[start : start + DEFAULT_CHUNK])
+        x = model.preprocess(chunk, preprocessing=option.preprocessing, resize=option.resize)
+        probs = tta_probabilities(model, x, option.tta) if option.tta else model.predict_prepared(x)
+        out[start : start + len(chunk)] = probs
+    return out
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How much the options agree on one image."""
+
+    top_labels: dict[Option, str]
+    same_top: bool
+    max_shift: float  # largest |p_a(c) - p_b(c)| over classes c and option pairs (a, b)
+    shift_label: str | None  # the class c of that largest shift
+    shift_options: tuple[Option, Option] | None
+
+
+def agreement(results: dict[Option, Analysis]) -> Agreement:
+    """Top class per option, whether they all agree, and the largest probability shift between two options."""
+    tops = {opt: a.top_label for opt, a in results.items()}
+    best = (0.0, None, None)
+    for (oa, a), (ob, b) in itertools.combinations(results.items(), 2):
+        diff = np.abs(np.asarray(a.probabilities) - np.asarray(b.probabilities))
+        c = int(np.argmax(diff))
+        if diff[c] > best[0]:
+            best = (float(diff[c]), a.labels[c], (oa, ob))
+    return Agreement(tops, len(set(tops.values())) <= 1, *best)
+
+
+def metrics_table(reports: dict[Option, dict], declared: Option | None = None) -> list[dict]:
+    """One row per option: accuracy, balanced accuracy, macro AUC, n, and whether it is the declared / best one."""
+    winner = best_option(reports)
+    return [
+        {
+            "option": opt.label,
+            "preprocessing": opt.preprocessing,
+            "resize": opt.resize,
+            "tta": len(opt.tta),
+            **{key: report.get(key) for key in METRIC_NAMES},
+            "n": report.get("n"),
+            "model_card": opt == declared,
+            "best": opt == winner,
+        }
+        for opt, report in reports.items()
+    ]
+
+
+def _rank(report: dict) -> tuple:
+    return tuple((-1.0 if report.get(k) is None else float(report[k])) for k in RANK_KEYS)
+
+
+def best_option(reports: dict[Option, dict]) -> Option | None:
+    """The option with the highest balanced accuracy (ties: macro AUC, then accuracy, then first given)."""
+    if not reports:
+        return None
+    return max(reports, key=lambda opt: _rank(reports[opt]))
+
+
+def notes(model, options: Sequence[Option], reports: dict[Option, dict] | None = None) -> list[str]:
+    """Plain-language cautions: double scaling, and the model card's option not being the best one."""
+    out = [
+        f"Option {opt.label} double-scales: '{opt.preprocessing}' rescales pixels, but the model already rescales "
+        f"inside ({model.rescaling_layers[0]})."
+        for opt in options
+        if double_scales(model, opt)
+    ]
+    if reports:
+        declared = card_option(model)
+        winner = best_option(reports)
+        if declared not in reports:
+            out.append(f"The model card's option ({declared.label}) is not among the options compared.")
+        elif winner != declared and _rank(reports[winner]) > _rank(reports[declared]):
+            out.append(
+                f"The model card declares {declared.label}, but {winner.label} scores better on these images "
+                f"(balanced accuracy {_fmt(reports[winner].get('balanced_accuracy'))} vs "
+                f"{_fmt(reports[declared].get('balanced_accuracy'))}). Check the card before trusting either."
+            )
+    return out
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,294 @@
+"""``LesionModel``: a loaded Keras model plus everything needed to use it correctly.
+
+``load_model`` reads the file (Keras 3 or tf_keras), its card and any overrides, checks
+them against each other, finds the Grad-CAM layer, compiles the probability + heatmap
+pass and warms it up, so the first real request is as fast as every later one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..cam import METHODS, build_explain_model, find_target
+from ..cam.target import single_io
+from ..config import resolve_model_path
+from ..errors import CardError, ModelLoadError
+from ..inference.analysis import Analysis
+from ..inference.preprocessing import SCALINGS, prepare_batch
+from ..intake.images import read_image, sha256_hex
+from . import introspect
+from .card import DEFAULT_MALIGNANT, HAM10000_LABELS, ModelCard, card_path_for, read_card
+from .loading import load_keras_file
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 32
+LOW_CONFIDENCE = 0.5
+
+
+class LesionModel:
+    """A skin-lesion classifier ready to predict and explain; share one per process."""
+
+    def __init__(self, keras_model, card: ModelCard, *, loader: str, path: Path | None, card_file: Path | None,
+                 cam_method: str = "gradcam"):
+        self.keras_model = keras_model
+        self.loader = loader
+        self.path = path
+        self.card_file = card_file
+        self.warnings: list[str] = []
+        inp, out = single_io(keras_model)
+        self.input_size = self._input_size(inp, card)
+        self.card = self._complete_card(card, int(out.shape[-1]))
+        self.rescaling_layers = introspect.rescaling_layers(keras_model)
+        self._check_preprocessing()
+        self.target = find_target(keras_model, self.card.cam_layer)
+        tensor, head, stripped = introspect.strip_final_softmax(keras_model, out)
+        self.output_kind = "softmax" if stripped else None
+        forward = build_explain_model(keras_model, self.target, tensor, head)
+        if not stripped:
+            self.output_kind = self._probe_output_kind(forward)
+        logits = self.output_kind in ("softmax", "logits")
+        self._cam = METHODS[cam_method](forward, self.input_size, logits, self.target is not None)
+        if self.target is None:
+            self.warnings.append("No heatmap: the model has no layer with a spatial (4-D) output to explain.")
+        self._warm_up()
+
+    # -- construction helpers -------------------------------------------------------------
+    def _input_size(self, inp, card: ModelCard) -> tuple[int, int]:
+        shape = tuple(inp.shape)
+        if len(shape) != 4 or shape[-1] != 3:
+            raise ModelLoadError(
+                f"The model expects input of shape {shape[1:]}; only RGB images (H, W, 3) are supported."
+            )
+        model_hw = shape[1:3]
+        if None not in model_hw:
+            if card.input_size and tuple(card.input_size) != tuple(model_hw):
+                raise CardError(f"The card says input size {card.input_size} but the model takes {list(model_hw)}.")
+            return int(model_hw[0]), int(model_hw[1])
+        if card.input_size:
+            return int(card.input_size[0]), int(card.input_size[1])
+        self.warnings.append("The model accepts any input size; 224x224 was assumed (set input_size in the card).")
+        return 224, 224
+
+    def _complete_card(self, card: ModelCard, n_outputs: int) -> ModelCard:
+        labels = card.labels
+        if labels is None:
+            if n_outputs != len(HAM10000_LABELS):
+                raise CardError(
+                    f"The model has {n_outputs} outputs and no card names them; give its labels in output order "
+                    "(card 'labels' or --labels)."
+                )
+            labels = list(HAM10000_LABELS)
+            self.warnings.append(
+                "Labels assumed: no model card, so the 7 outputs were taken as the HAM10000 classes in alphabetical "
+                "order (akiec, bcc, bkl, df, mel, nv, vasc)."
+            )
+        if len(labels) != n_outputs:
+            raise CardError(f"The model has {n_outputs} outputs but {len(labels)} labels were given.")
+        malignant = card.malignant_labels
+        if malignant is None:
+            malignant = [m for m in DEFAULT_MALIGNANT if m in labels]
+            if not malignant:
+                self.warnings.append("No label counts as malignant, so the malignancy score is always 0.")
+        return card.with_overrides(labels=list(labels), malignant_labels=list(malignant))
+
+    def _check_preprocessing(self) -> None:
+        card = self.card
+        if card.preprocessing is None:
+            chosen = "raw" if self.rescaling_layers else "unit"
+            self.card = card.with_overrides(preprocessing=chosen)
+            why = "the model rescales inside" if self.rescaling_layers else "the most common choice"
+            self.warnings.append(
+                f"Preprocessing assumed: '{chosen}' ({why}); set it in the card if it was trained otherwise."
+            )
+        elif self.double_scales(card.preprocessing):
+            self.warnings.append(
+                f"Double scaling: preprocessing '{card.preprocessing}' rescales pixels, but the model already rescales "
+                f"inside ({self.rescaling_layers[0]}); 'raw' is probably right."
+            )
+
+    def _probe_output_kind(self, forward) -> str:
+        declared = self.card.output
+        if declared != "auto":
+            kind = declared
+        else:
+            rng = np.random.default_rng(0)
+            probe = rng.integers(0, 256, size=(4, *self.input_size, 3), dtype=np.uint8)
+            x = prepare_batch(list(probe), self.input_size, self.card.preprocessing, self.card.resize)
+            _, out = forward(x, training=False)
+            out = np.asarray(out, dtype=np.float64)
+            sums_to_one = np.all(out >= -1e-6) and np.allclose(out.sum(axis=-1), 1.0, atol=1e-3)
+            kind = "probabilities" if sums_to_one else "logits"
+        if kind == "logits":
+            self.warnings.append("The model's outputs are not probabilities (logits); softmax was applied.")
+        return kind
+
+    def _warm_up(self) -> None:
+        """Trace both compiled functions (no user request pays for tracing) on probe images, and refuse a
+        model whose numbers are already invalid there: a black, a mid-grey and a noise image."""
+        rng = np.random.default_rng(0)
+        probe = [np.zeros((*self.input_size, 3), np.uint8), np.full((*self.input_size, 3), 128, np.uint8),
+                 rng.integers(0, 256, size=(*self.input_size, 3), dtype=np.uint8)]
+        x = self.preprocess(probe)
+        outputs = [self._cam.predict(x, 1.0)]
+        if self._cam.has_target:
+            outputs.extend(self._cam.explain(x, np.full(len(probe), -1, dtype=np.int32), 1.0)[:2])
+        if not all(np.isfinite(out).all() for out in outputs):
+            raise ModelLoadError(
+                "The model produced invalid numbers (NaN or infinity) on test images when it was loaded; "
+                "its weights may be damaged."
+            )
+
+    # -- public API -----------------------------------------------------------------------
+    @property
+    def labels(self) -> list[str]:
+        """Class labels in output order."""
+        return list(self.card.labels)
+
+    @property
+    def version(self) -> str:
+        """The card's model version."""
+        return self.card.version
+
+    @property
+    def cam_layer(self) -> str | None:
+        """Dotted name of the Grad-CAM layer, or None when the model has none."""
+        return self.target.name if self.target else None
+
+    def describe(self) -> dict:
+        """What the engine detected about the model (for the Model page and ``--json``)."""
+        return {
+            "name": self.card.name or (self.path.stem if self.path else "model"),
+            "version": self.version,
+            "loader": self.loader,
+            "input_size": list(self.input_size),
+            "n_outputs": len(self.labels),
+            "output_kind": self.output_kind,
+            "cam_layer": self.cam_layer,
+            "rescales_internally": bool(self.rescaling_layers),
+            "rescaling_layers": list(self.rescaling_layers),
+            "preprocessing": self.card.preprocessing,
+            "resize": self.card.resize,
+            "temperature": self.card.temperature,
+            "card_file": self.card_file.name if self.card_file else None,
+            "warnings": list(self.warnings),
+        }
+
+    def double_scales(self, preprocessing: str) -> bool:
+        """True when scaling ``preprocessing`` rescales pixels that the model also rescales inside."""
+        return bool(self.rescaling_layers) and SCALINGS[preprocessing].rescales
+
+    def preprocess(self, images: Sequence[np.ndarray], *, preprocessing: str | None = None,
+                   resize: str | None = None) -> np.ndarray:
+        """Resize and scale RGB uint8 images into a model-ready float32 batch."""
+        return prepare_batch(images, self.input_size, preprocessing or self.card.preprocessing,
+                             resize or self.card.resize)
+
+    def _temperature(self, calibrated: bool) -> float:
+        return float(self.card.temperature) if calibrated else 1.0
+
+    def predict(self, images: Sequence[np.ndarray], *, calibrated: bool = True, batch_size: int = DEFAULT_BATCH_SIZE,
+                preprocessing: str | None = None, resize: str | None = None) -> np.ndarray:
+        """Probabilities (N, C) for RGB uint8 images; temperature-scaled unless ``calibrated=False``."""
+        out = np.empty((len(images), len(self.labels)), dtype=np.float32)
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            x = self.preprocess(chunk, preprocessing=preprocessing, resize=resize)
+            out[start : start + len(chunk)] = self._cam.predict(x, self._temperature(calibrated))
+        return out
+
+    def predict_prepared(self, x: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
+        """Probabilities for an already preprocessed float32 batch."""
+        return self._cam.predict(x, self._temperature(calibrated))
+
+    def explain_prepared(self, x: np.ndarray, class_index: Sequence[int] | None = None, *, calibrated: bool = True):
+        """``(probs, heatmaps, explained class index)`` for a preprocessed batch, in one compiled call."""
+        idx = np.full(len(x), -1, dtype=np.int32) if class_index is None else np.asarray(class_index, np.int32)
+        return self._cam.explain(x, idx, self._temperature(calibrated))
+
+    def class_index(self, label: str | None) -> int:
+        """Output index of ``label``; -1 (the top class) for None."""
+        if label is None:
+            return -1
+        if label not in self.labels:
+            raise CardError(f"Unknown class '{label}'; the model's classes are: {', '.join(self.labels)}.")
+        return self.labels.index(label)
+
+    def analyze(self, image: bytes | np.ndarray, *, class_label: str | None = None, name: str | None = None,
+                preprocessing: str | None = None, resize: str | None = None) -> Analysis:
+        """Full analysis of one image (bytes are decoded safely; arrays must be RGB uint8)."""
+        return self.analyze_many([image], class_label=class_label, names=[name], preprocessing=preprocessing,
+                                 resize=resize)[0]
+
+    def analyze_many(self, images: Sequence[bytes | np.ndarray], *, class_label: str | None = None,
+                     names: Sequence[str | None] | None = None, preprocessing: str | None = None,
+                     resize: str | None = None, hashes: Sequence[str] | None = None) -> list[Analysis]:
+        """Analyses of several images in one compiled call (decoding errors raise ``InvalidImage``).
+
+        ``hashes`` gives the SHA-256 of the uploaded bytes when ``images`` are already decoded arrays;
+        without it an array is identified by the hash of its pixels.
+        """
+        start = time.perf_counter()
+        decoded, computed = [], []
+        for image in images:
+            if isinstance(image, (bytes, bytearray, memoryview)):
+                data = bytes(image)
+                decoded.append(read_image(data))
+                computed.append(sha256_hex(data) if hashes is None else None)
+            else:
+                array = np.ascontiguousarray(image, dtype=np.uint8)
+                decoded.append(array)
+                computed.append(sha256_hex(array.tobytes()) if hashes is None else None)
+        hashes = computed if hashes is None else list(hashes)
+        preprocessing = preprocessing or self.card.preprocessing
+        resize = resize or self.card.resize
+        x = self.preprocess(decoded, preprocessing=preprocessing, resize=resize)
+        idx = [self.class_index(class_label)] * len(decoded)
+        probs, cams, chosen = self.explain_prepared(x, idx)
+        elapsed_ms = (time.perf_counter() - start) * 1000.0 / max(len(decoded), 1)
+        names = list(names) if names is not None else [None] * len(decoded)
+        return [
+            self.make_analysis(decoded[i], probs[i], cams[i] if self.target else None, int(chosen[i]),
+                               sha256=hashes[i], name=names[i], preprocessing=preprocessing, resize=resize,
+                               processing_time_ms=elapsed_ms)
+            for i in range(len(decoded))
+        ]
+
+    def make_analysis(self, image: np.ndarray, probs: np.ndarray, heatmap: np.ndarray | None, explained: int, *,
+                      sha256: str, name: str | None, preprocessing: str | None = None, resize: str | None = None,
+                      processing_time_ms: float = 0.0, heatmap_requested: bool = True) -> Analysis:
+        """Wrap one image's raw outputs as an ``Analysis`` record with this model's context."""
+        preprocessing = preprocessing or self.card.preprocessing
+        resize = resize or self.card.resize
+        warnings = list(self.warnings)
+        if float(np.max(probs)) < LOW_CONFIDENCE:
+            warnings.append(f"Low confidence: the top class has under {LOW_CONFIDENCE:.0%} probability.")
+        if preprocessing != self.card.preprocessing and self.double_scales(preprocessing):
+            warnings.append(f"Double scaling: '{preprocessing}' rescales pixels the model also rescales inside.")
+        return Analysis.build(
+            image=image, probs=probs, heatmap=heatmap, explained_index=explained, card=self.card,
+            sha256=sha256, name=name, preprocessing=preprocessing, resize=resize, cam_layer=self.cam_layer,
+            warnings=warnings, processing_time_ms=processing_time_ms, heatmap_requested=heatmap_requested,
+        )
+
+
+def load_model(path: str | Path | None = None, *, card: str | Path | None = None, cam_method: str = "gradcam",
+               **overrides) -> LesionModel:
+    """Load a ``.keras`` / ``.h5`` model with its card (sidecar JSON or ``card=``) and overrides.
+
+    ``path=None`` means ``$DERMASCAN_MODEL`` or the bundled model. Overrides are card
+    fields (``labels=[...]``, ``preprocessing="tf"``, ``cam_layer="conv5"``...).
+    """
+    model_path = resolve_model_path(path)
+    keras_model, loader = load_keras_file(model_path)
+    card_file = Path(card) if card is not None else card_path_for(model_path)
+    base = read_card(card_file) if card_file is not None else ModelCard()
+    merged = base.with_overrides(**overrides)
+    log.info("Loaded model %s with %s", model_path.name, loader)
+    return LesionModel(keras_model, merged, loader=loader, path=model_path, card_file=card_file,
+                       cam_method=cam_method)

@@ -1,0 +1,5 @@
+"""Pictures of a result: what the dashboard and the CLI show or save.
+
+Modules, one job each: ``overlay`` (heatmap colouring and blending, cheap enough for every slider move),
+``png`` (fast PNG encoding of RGB images). No TensorFlow.
+"""

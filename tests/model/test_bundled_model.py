@@ -1,0 +1,58 @@
+"""The shipped default model: it loads with its card, and the card's metrics are reproducible."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from shared_data import HAM, HAM_LABELS, REPO
+
+import dermascan
+from dermascan.config import BUNDLED_MODEL
+from dermascan.evaluation.evaluate import metrics_for
+
+pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="the bundled model is not in model/")
+SPLIT = REPO / "model" / "split.csv"
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return dermascan.load_model()  # no path: the bundled model is the default
+
+
+def test_loads_with_its_card_and_no_assumptions(bundled):
+    assert bundled.path == BUNDLED_MODEL
+    assert bundled.labels == HAM_LABELS
+    assert bundled.card.preprocessing == "tf" and bundled.card.resize == "squash"
+    assert bundled.cam_layer == "out_relu" and bundled.input_size == (224, 224)
+    assert bundled.warnings == []  # nothing assumed, nothing double-scaled
+    assert 0 < bundled.card.thresholds["medium"] <= bundled.card.thresholds["high"] < 1
+    for key in ("intended_use", "limitations", "training_data", "backbone", "provenance"):
+        assert getattr(bundled.card, key)
+    assert "CC BY-NC 4.0" in str(bundled.card.training_data)
+    assert BUNDLED_MODEL.stat().st_size <= 25 * 1024 * 1024
+
+
+def test_env_variable_overrides_the_default(monkeypatch, tmp_path):
+    from tiny_models import save_tiny_lesion_model
+
+    path = save_tiny_lesion_model(tmp_path)
+    monkeypatch.setenv("DERMASCAN_MODEL", str(path))
+    assert dermascan.load_model().path == path
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAM.is_dir(), reason="../shared/data (HAM10000 images) is not present")
+def test_card_metrics_match_a_fresh_evaluation_on_the_saved_test_split(bundled):
+    with open(SPLIT, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+    images = [dermascan.read_image_file(HAM / "images" / f"{r['image_id']}.jpg") for r in rows]
+    probs = bundled.predict(images)
+    fresh = metrics_for(bundled, [r["dx"] for r in rows], probs)
+    recorded = bundled.card.metrics["test"]
+    assert fresh["n"] == recorded["n"] == len(rows)
+    for key in ("accuracy", "balanced_accuracy", "macro_auc", "melanoma_auc", "ece"):
+        assert fresh[key] == pytest.approx(recorded[key], abs=1e-6), key
+    assert fresh["confusion_matrix"]["matrix"] == recorded["confusion_matrix"]["matrix"]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
