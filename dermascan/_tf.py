@@ -11,7 +11,9 @@ import contextlib
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from .config import TF_LOG_LEVEL, TF_LOG_LEVEL_ENV
+
+os.environ.setdefault(TF_LOG_LEVEL_ENV, TF_LOG_LEVEL)
 
 
 @contextlib.contextmanager

@@ -10,11 +10,10 @@ import errno
 import logging
 import sqlite3
 
+from dermascan.config import REVIEW_DB_ENV as DB_ENV_VAR
 from dermascan.errors import DermascanError
 
 log = logging.getLogger(__name__)
-
-DB_ENV_VAR = "DERMASCAN_REVIEW_DB"
 
 # Primary SQLite result codes (the low byte of an extended code).
 _SQLITE_PERM, _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 3, 5, 6, 8

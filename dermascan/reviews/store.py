@@ -31,13 +31,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
+from ..config import DEFAULT_REVIEW_DB as DEFAULT_DB_PATH
 from . import csvio, errors, schema
 from .errors import DB_ENV_VAR
 from .records import CASE_DETAIL_FIELDS, CaseRecord, Decision, utc_now
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DB_PATH = Path(".dermascan") / "reviews.sqlite3"
 DEFAULT_BUSY_TIMEOUT = 5.0
 
 _CASE_COLUMNS = (

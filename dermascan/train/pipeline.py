@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from ..config import REPO_ROOT
 from ..evaluation.metrics import apply_temperature, classification_report
 from ..model.card import HAM10000_LABELS
 from .architecture import build_model
@@ -48,8 +49,7 @@ class RunOptions:
 def _display_path(path: Path) -> str:
     """``path`` relative to the repository root when inside it (portable provenance), else absolute."""
     resolved = Path(path).resolve()
-    root = Path(__file__).resolve().parents[2]
-    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else str(resolved)
+    return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else str(resolved)
 
 
 def _select_images(labels: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:

@@ -15,14 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import MODEL_DIR, TRAINING_DATA
 from ..evaluation.metrics import classification_report
 from ..model.card import read_card, write_card
 from .data import load_images
 from .export import LIMITATIONS, MODEL_NAME
 from .report_render import confusion_matrix_figure, evaluate_report_markdown
 from .split import split_sizes
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_report(out_dir: Path, evaluation: dict, card: dict) -> None:
@@ -69,8 +68,8 @@ def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path, batch_
 def main(argv: list[str] | None = None) -> int:
     """Regenerate the evaluation of the shipped model through the engine."""
     p = argparse.ArgumentParser(prog="python -m dermascan.train.report", description=__doc__)
-    p.add_argument("--model", type=Path, default=REPO_ROOT / "model" / f"{MODEL_NAME}.keras")
-    p.add_argument("--data", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "ham10000_224")
+    p.add_argument("--model", type=Path, default=MODEL_DIR / f"{MODEL_NAME}.keras")
+    p.add_argument("--data", type=Path, default=TRAINING_DATA)
     p.add_argument("--split", type=Path, default=None, help="default: split.csv beside the model")
     args = p.parse_args(argv)
     split_path = args.split or args.model.parent / "split.csv"
