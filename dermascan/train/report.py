@@ -39,8 +39,7 @@ def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path, batch_
     from .. import load_model
 
     lesion_model = load_model(model_path)
-    card = lesion_model.card if hasattr(lesion_model, "card") else read_card(model_path.with_name(
-        model_path.stem + ".card.json"))
+    card = lesion_model.card
     labels, malignant = list(card.labels), list(card.malignant_labels)
     split = pd.read_csv(split_path, dtype=str)
     reports = {}
