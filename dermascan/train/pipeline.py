@@ -82,17 +82,80 @@ def run_training(options: RunOptions, config: FitConfig) -> dict:
         return _run(options, config)
 
 
+@dataclass
+class _Data:
+    """The split and the decoded images of one run."""
+
+    split_path: Path
+    sizes: dict
+    parts: dict  # split name -> its rows of labels.csv
+    images: dict  # split name -> uint8 images
+    y: dict  # split name -> class indices
+
+
+@dataclass
+class _Calibration:
+    """What the validation split decided: temperature, triage thresholds and the reports they give."""
+
+    temperature: float
+    thresholds: dict
+    malignant: list
+    val_after: dict
+    val_ece_before: float
+
+
 def _run(options: RunOptions, config: FitConfig) -> dict:
     log = RunLog(options.out / ("probe_log.txt" if options.probe else "train_log.txt"))
     deadline = log.start + options.time_budget_min * 60.0 - EVALUATION_RESERVE_S
     keras.utils.set_random_seed(options.seed)
+    _log_setup(log, options, config)
+
+    labels_list = list(HAM10000_LABELS)
+    data = _load_data(options, labels_list, log)
+    model, phases = _fit(options, config, data, labels_list, deadline, log)
+    train_minutes = log.elapsed_min
+
+    t0 = time.perf_counter()
+    calibration = _calibrate(model, data, labels_list, log)
+    summary = {
+        "recipe": asdict(config),
+        "seed": options.seed,
+        "val_balanced_accuracy": calibration.val_after["balanced_accuracy"],
+        "val_macro_auc": calibration.val_after["macro_auc"],
+        "temperature": calibration.temperature,
+        "thresholds": calibration.thresholds,
+        "phases": [asdict(p) for p in phases],
+        "train_minutes": train_minutes,
+    }
+    if options.probe:
+        (options.out / "probe_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        log(f"probe done in {log.elapsed_min:.2f} min")
+        return summary
+
+    before, after = _test_reports(model, data, labels_list, calibration, log)
+    log(f"prediction + calibration + reports: {time.perf_counter() - t0:.1f}s")
+    log(f"test: bal.acc {after['balanced_accuracy']:.4f}, macro AUC {after['macro_auc']:.4f}, "
+        f"mel AUC {after['melanoma_auc']}, mel sens(high) {after['mel_sensitivity_high']}, "
+        f"ECE before {before['ece']:.4f} after {after['ece']:.4f}")
+
+    model_path, card_path = _export(options, config, model, labels_list, data, calibration, phases, train_minutes,
+                                    (before, after), log)
+    log(f"total wall time {log.elapsed_min:.2f} min")
+    summary.update({"test": after, "model": str(model_path), "card": str(card_path)})
+    print(json.dumps({k: summary[k] for k in ("val_balanced_accuracy", "temperature", "train_minutes")}),
+          file=sys.stderr)
+    return summary
+
+
+def _log_setup(log: RunLog, options: RunOptions, config: FitConfig) -> None:
     log(f"command: {options.command}")
     log(f"python {platform.python_version()}, tensorflow {tf.__version__}, keras {keras.__version__}, "
         f"{tf.config.threading.get_inter_op_parallelism_threads() or 'auto'} inter-op threads, "
         f"{os.cpu_count()} CPU cores")
     log(f"recipe: {json.dumps(asdict(config))}, seed {options.seed}, budget {options.time_budget_min} min")
 
-    labels_list = list(HAM10000_LABELS)
+
+def _load_data(options: RunOptions, labels_list: list[str], log: RunLog) -> _Data:
     table = _select_images(pd.read_csv(options.data / "labels.csv", dtype=str), options.limit, options.seed)
     split_path = options.out / "split.csv"
     split = load_or_make_split(table, split_path, options.seed)
@@ -107,8 +170,12 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
     y = {k: np.array([labels_list.index(d) for d in v["dx"]], dtype=np.int64) for k, v in parts.items()}
     log(f"decoded {sum(len(v) for v in images.values())} images into memory "
         f"({sum(v.nbytes for v in images.values()) / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f}s")
+    return _Data(split_path, sizes, parts, images, y)
 
-    n_classes = len(labels_list)
+
+def _fit(options: RunOptions, config: FitConfig, data: _Data, labels_list: list[str], deadline: float, log: RunLog):
+    """Build and train the network: (model, phases)."""
+    images, y, n_classes = data.images, data.y, len(labels_list)
     weights = class_weights(y["train"], n_classes, config.class_weight_power) if config.class_weight_power else None
     if weights:
         log("class weights: " + ", ".join(f"{labels_list[k]} {w:.2f}" for k, w in weights.items()))
@@ -120,13 +187,14 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
     for phase in phases:
         rate = f"{phase.images_per_second:.1f} img/s" if phase.images_per_second else "n/a"
         log(f"phase {phase.name}: {phase.epochs} epochs, {phase.seconds / 60:.2f} min, {rate}")
-    train_minutes = log.elapsed_min
+    return model, phases
 
-    t0 = time.perf_counter()
-    val_probs = predict_probs(model, images["val"])
-    temperature, thresholds = fit_calibration(val_probs, y["val"], labels_list, ["mel", "bcc", "akiec"])
+
+def _calibrate(model, data: _Data, labels_list: list[str], log: RunLog) -> _Calibration:
+    val_probs = predict_probs(model, data.images["val"])
+    temperature, thresholds = fit_calibration(val_probs, data.y["val"], labels_list, ["mel", "bcc", "akiec"])
     malignant = ["mel", "bcc", "akiec"]
-    val_true = list(parts["val"]["dx"])
+    val_true = list(data.parts["val"]["dx"])
     val_after = classification_report(
         val_true, apply_temperature(val_probs, temperature), labels_list, malignant, thresholds
     )
@@ -135,40 +203,33 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
         f"high {thresholds['high']:.4f}")
     log(f"val: bal.acc {val_after['balanced_accuracy']:.4f}, macro AUC {val_after['macro_auc']}, "
         f"ECE {val_after['ece']:.4f}")
-    summary = {
-        "recipe": asdict(config),
-        "seed": options.seed,
-        "val_balanced_accuracy": val_after["balanced_accuracy"],
-        "val_macro_auc": val_after["macro_auc"],
-        "temperature": temperature,
-        "thresholds": thresholds,
-        "phases": [asdict(p) for p in phases],
-        "train_minutes": train_minutes,
-    }
-    if options.probe:
-        (options.out / "probe_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        log(f"probe done in {log.elapsed_min:.2f} min")
-        return summary
+    return _Calibration(temperature, thresholds, malignant, val_after, val_ece_before)
 
-    test_probs = predict_probs(model, images["test"])
-    test_true = list(parts["test"]["dx"])
-    before = classification_report(test_true, test_probs, labels_list, malignant, thresholds)
+
+def _test_reports(model, data: _Data, labels_list: list[str], cal: _Calibration, log: RunLog) -> tuple[dict, dict]:
+    """Reports on the test split: (uncalibrated, calibrated)."""
+    test_probs = predict_probs(model, data.images["test"])
+    test_true = list(data.parts["test"]["dx"])
+    before = classification_report(test_true, test_probs, labels_list, cal.malignant, cal.thresholds)
     after = classification_report(
-        test_true, apply_temperature(test_probs, temperature), labels_list, malignant, thresholds
+        test_true, apply_temperature(test_probs, cal.temperature), labels_list, cal.malignant, cal.thresholds
     )
-    log(f"prediction + calibration + reports: {time.perf_counter() - t0:.1f}s")
-    log(f"test: bal.acc {after['balanced_accuracy']:.4f}, macro AUC {after['macro_auc']:.4f}, "
-        f"mel AUC {after['melanoma_auc']}, mel sens(high) {after['mel_sensitivity_high']}, "
-        f"ECE before {before['ece']:.4f} after {after['ece']:.4f}")
+    return before, after
 
+
+def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str], data: _Data, cal: _Calibration,
+            phases, train_minutes: float, test: tuple[dict, dict], log: RunLog) -> tuple[Path, Path]:
+    """Save the inference model and its card, evaluation.json and the report: (model path, card path)."""
+    before, after = test
     metrics = {
         "split": "test",
         "calibrated": True,
         "test": after,
         "ece_uncalibrated": before["ece"],
-        "validation": {"balanced_accuracy": val_after["balanced_accuracy"], "macro_auc": val_after["macro_auc"],
-                       "ece": val_after["ece"], "ece_uncalibrated": val_ece_before},
-        "split_sizes": sizes,
+        "validation": {"balanced_accuracy": cal.val_after["balanced_accuracy"],
+                       "macro_auc": cal.val_after["macro_auc"],
+                       "ece": cal.val_after["ece"], "ece_uncalibrated": cal.val_ece_before},
+        "split_sizes": data.sizes,
     }
     provenance = {
         "command": options.command,
@@ -178,17 +239,17 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
         "training_minutes": round(train_minutes, 2),
         "total_minutes_incl_evaluation": round(log.elapsed_min, 2),  # up to export; the log has the final figure
         "machine": "2-core CPU",
-        "split_file": _display_path(split_path),
+        "split_file": _display_path(data.split_path),
         "recipe": asdict(config),
         "phases": [{"name": p.name, "epochs": p.epochs, "minutes": round(p.seconds / 60, 2)} for p in phases],
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    card = build_card(labels_list, temperature, thresholds, metrics, provenance,
+    card = build_card(labels_list, cal.temperature, cal.thresholds, metrics, provenance,
                       options.weights.name if options.weights else "none")
-    clean = strip_for_inference(model, n_classes, options.dropout)
+    clean = strip_for_inference(model, len(labels_list), options.dropout)
     model_path, card_path = save_model_and_card(clean, card, options.out)
     log(f"saved {model_path.name} ({model_path.stat().st_size / 2**20:.2f} MiB) and {card_path.name}")
-    evaluation = {"before": before, "after": after, "validation": val_after, "split_sizes": sizes,
+    evaluation = {"before": before, "after": after, "validation": cal.val_after, "split_sizes": data.sizes,
                   "source": "direct Keras predictions (training process)"}
     (options.out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
     try:
@@ -198,8 +259,4 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
         log("wrote EVALUATION.md and confusion_matrix.svg")
     except Exception as exc:  # noqa: BLE001 - the model is already saved; the report can be regenerated
         log(f"report generation failed ({type(exc).__name__}: {exc}); rerun python -m dermascan.train.report")
-    log(f"total wall time {log.elapsed_min:.2f} min")
-    summary.update({"test": after, "model": str(model_path), "card": str(card_path)})
-    print(json.dumps({k: summary[k] for k in ("val_balanced_accuracy", "temperature", "train_minutes")}),
-          file=sys.stderr)
-    return summary
+    return model_path, card_path
