@@ -143,56 +143,20 @@ def classification_report(
     """
     probs = _as_probs(probs)
     labels = list(labels)
-    if probs.shape[1] != len(labels):
-        raise ValueError(f"probs has {probs.shape[1]} columns but {len(labels)} labels were given.")
-    if len(y_true) != len(probs):
-        raise ValueError(f"{len(y_true)} true labels but {len(probs)} rows of probabilities.")
-    unknown = sorted({y for y in y_true} - set(labels))
-    if unknown:
-        raise ValueError(f"True label(s) not among the model's labels {labels}: {', '.join(map(str, unknown))}.")
+    y_idx = _label_indices(y_true, probs, labels)
     n = len(y_true)
-    y_idx = np.array([labels.index(y) for y in y_true], dtype=int)
     pred = probs.argmax(axis=1) if n else np.zeros(0, dtype=int)
     all_idx = list(range(len(labels)))
     present = sorted(set(y_idx.tolist()))
 
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_idx, pred, labels=all_idx, zero_division=0
-    )
-    per_class = {
-        label: {
-            "precision": float(precision[i]),
-            "recall": float(recall[i]) if support[i] else None,
-            "f1": float(f1[i]) if support[i] else None,
-            "support": int(support[i]),
-        }
-        for i, label in enumerate(labels)
-    }
-    # Balanced accuracy = mean recall over the classes actually present.
-    balanced = float(np.mean([recall[i] for i in present])) if present else None
-
+    per_class, balanced = _per_class(y_idx, pred, labels, present)
     aucs = [_binary_auc((y_idx == i).astype(int), probs[:, i]) for i in present] if n else []
     aucs = [a for a in aucs if a is not None]
     macro_auc = float(np.mean(aucs)) if aucs else None
     mel_auc = _binary_auc((y_idx == labels.index("mel")).astype(int), probs[:, labels.index("mel")]) if (
         "mel" in labels and n
     ) else None
-
-    malignant: dict = {"auc": None, "at_thresholds": {}}
-    mel_sens_high = None
-    if malignant_labels:
-        scores = malignant_scores(probs, labels, malignant_labels)
-        is_mal = np.isin(y_idx, [labels.index(m) for m in malignant_labels])
-        malignant["auc"] = _binary_auc(is_mal.astype(int), scores) if n else None
-        for band, t in sorted(thresholds.items(), key=lambda kv: kv[1]):
-            flagged = scores >= t
-            sens = float(flagged[is_mal].mean()) if is_mal.any() else None
-            spec = float((~flagged[~is_mal]).mean()) if (~is_mal).any() else None
-            malignant["at_thresholds"][band] = {"threshold": float(t), "sensitivity": sens, "specificity": spec}
-        if "mel" in labels and "high" in thresholds:
-            is_mel = y_idx == labels.index("mel")
-            if is_mel.any():
-                mel_sens_high = float((scores[is_mel] >= thresholds["high"]).mean())
+    malignant, mel_sens_high = _malignant_report(probs, y_idx, labels, malignant_labels, thresholds)
 
     matrix = confusion_matrix(y_idx, pred, labels=all_idx).tolist() if n else [[0] * len(labels)] * len(labels)
     return {
@@ -212,3 +176,57 @@ def classification_report(
         "mel_sensitivity_high": mel_sens_high,
         "reliability": reliability_bins(y_idx, probs) if n else [],
     }
+
+
+def _label_indices(y_true: list[str], probs: np.ndarray, labels: list[str]) -> np.ndarray:
+    """Indices of the true label names in ``labels``, after checking that they fit ``probs``."""
+    if probs.shape[1] != len(labels):
+        raise ValueError(f"probs has {probs.shape[1]} columns but {len(labels)} labels were given.")
+    if len(y_true) != len(probs):
+        raise ValueError(f"{len(y_true)} true labels but {len(probs)} rows of probabilities.")
+    unknown = sorted({y for y in y_true} - set(labels))
+    if unknown:
+        raise ValueError(f"True label(s) not among the model's labels {labels}: {', '.join(map(str, unknown))}.")
+    return np.array([labels.index(y) for y in y_true], dtype=int)
+
+
+def _per_class(y_idx: np.ndarray, pred: np.ndarray, labels: list[str], present: list[int]) -> tuple[dict, float | None]:
+    """Precision, recall, F1 and support per label, and the balanced accuracy."""
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_idx, pred, labels=list(range(len(labels))), zero_division=0
+    )
+    per_class = {
+        label: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]) if support[i] else None,
+            "f1": float(f1[i]) if support[i] else None,
+            "support": int(support[i]),
+        }
+        for i, label in enumerate(labels)
+    }
+    # Balanced accuracy = mean recall over the classes actually present.
+    balanced = float(np.mean([recall[i] for i in present])) if present else None
+    return per_class, balanced
+
+
+def _malignant_report(probs: np.ndarray, y_idx: np.ndarray, labels: list[str], malignant_labels: list[str],
+                      thresholds: dict[str, float]) -> tuple[dict, float | None]:
+    """The malignancy score's AUC and sensitivity / specificity per triage threshold, and melanoma's
+    sensitivity at the high threshold."""
+    n = len(y_idx)
+    malignant: dict = {"auc": None, "at_thresholds": {}}
+    mel_sens_high = None
+    if malignant_labels:
+        scores = malignant_scores(probs, labels, malignant_labels)
+        is_mal = np.isin(y_idx, [labels.index(m) for m in malignant_labels])
+        malignant["auc"] = _binary_auc(is_mal.astype(int), scores) if n else None
+        for band, t in sorted(thresholds.items(), key=lambda kv: kv[1]):
+            flagged = scores >= t
+            sens = float(flagged[is_mal].mean()) if is_mal.any() else None
+            spec = float((~flagged[~is_mal]).mean()) if (~is_mal).any() else None
+            malignant["at_thresholds"][band] = {"threshold": float(t), "sensitivity": sens, "specificity": spec}
+        if "mel" in labels and "high" in thresholds:
+            is_mel = y_idx == labels.index("mel")
+            if is_mel.any():
+                mel_sens_high = float((scores[is_mel] >= thresholds["high"]).mean())
+    return malignant, mel_sens_high
