@@ -23,7 +23,7 @@ from dashboard.decisions import decision_form, pending_decision, retry_button, s
 from dashboard.model_cache import require_model
 from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, triage_style
 from dashboard.store import get_store
-from dermascan.errors import DermascanError, InvalidImage
+from dermascan.errors import DermascanError, InvalidImage, InvalidModelOutput
 from dermascan.intake import DEFAULT_MAX_BYTES, sha256_hex
 from dermascan.overlay import DEFAULT_ALPHA
 from dermascan.png import png_bytes
@@ -113,7 +113,11 @@ def heatmap_panel(slot, data: bytes, sha: str, name: str, options, base):
     chosen = st.selectbox("Heatmap for class", labels, index=labels.index(base.top_label),
                           format_func=model.card.display_name, key=f"cam_class_{sha[:16]}",
                           help="See where the model looks for another class.")
-    analysis = results.analyze(slot, data, sha256=sha, name=name, options=options, class_label=chosen)
+    try:
+        analysis = results.analyze(slot, data, sha256=sha, name=name, options=options, class_label=chosen)
+    except InvalidModelOutput as exc:  # this class's map is broken; the top-class result still stands
+        st.error(str(exc), icon=":material/error:")
+        analysis = base
     if analysis.heatmap is None:
         st.image(analysis.display_image(DISPLAY_WIDTH), width="stretch",
                  caption="Original (this model has no layer a heatmap can explain)")
@@ -191,6 +195,9 @@ try:
 except InvalidImage as exc:
     st.error(f"This file cannot be analysed: {exc} Try another JPEG, PNG or WebP image.",
              icon=":material/broken_image:")
+    st.stop()
+except InvalidModelOutput as exc:
+    st.error(str(exc), icon=":material/error:")
     st.stop()
 
 store_slot = get_store()

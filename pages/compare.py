@@ -25,7 +25,7 @@ from dermascan.compare import (
     metrics_table,
     notes,
 )
-from dermascan.errors import DermascanError, InvalidImage
+from dermascan.errors import DermascanError, InvalidImage, InvalidModelOutput
 from dermascan.evaluate import metrics_for
 from dermascan.labelsets import parse_labels_csv
 from dermascan.overlay import DEFAULT_ALPHA
@@ -75,7 +75,7 @@ def side_by_side(slot, upload, options) -> None:
     model = slot.model
     try:
         results = analyses_for(slot, upload, options)
-    except InvalidImage as exc:
+    except (InvalidImage, InvalidModelOutput) as exc:
         st.error(f"{upload.name} cannot be analysed: {exc}", icon=":material/broken_image:")
         return
     declared = card_option(model)
