@@ -85,6 +85,7 @@ class ReviewStore:
     # -- opening -------------------------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
+        self._check_before_writing()
         if not self.read_only:
             try:
                 self._create_private_file()
@@ -102,10 +103,7 @@ class ReviewStore:
             # A read first: a file that is not a database fails here, before anything could be written to it.
             conn.execute("PRAGMA schema_version").fetchone()
             if self.read_only:
-                found = schema.user_version(conn)
-                if found > schema.SCHEMA_VERSION:
-                    raise errors.newer_schema(self._name, found)
-                if found < schema.SCHEMA_VERSION:
+                if schema.check_ours(conn, self._name) < schema.SCHEMA_VERSION:
                     raise errors.needs_upgrade(self._name)
             else:
                 conn.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -119,6 +117,31 @@ class ReviewStore:
             raise
         log.info("review database opened (schema %d)", schema.SCHEMA_VERSION)
         return conn
+
+    def _check_before_writing(self) -> None:
+        # Opening read-write is not neutral: journal_mode=WAL rewrites the header (and creates -wal/-shm). So a
+        # file from a newer release, another application's database or a non-database is refused from a
+        # read-only look first, and stays byte-for-byte as it was.
+        try:
+            if self.path.stat().st_size == 0:
+                return
+        except OSError:
+            return  # missing or unreadable: created, or reported, by the real open
+        # immutable=1 reads the main file without locks and without creating -shm; that is only right when no
+        # -wal holds newer pages, so with a -wal beside it (a database in use) a normal read-only open is used.
+        wal = self.path.with_name(self.path.name + "-wal")
+        target = f"file:{urllib.parse.quote(str(self.path))}?mode=ro" + ("" if wal.exists() else "&immutable=1")
+        try:
+            probe = sqlite3.connect(target, timeout=self.busy_timeout, uri=True)
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc, self._name) from None
+        try:
+            probe.execute("PRAGMA schema_version").fetchone()
+            schema.check_ours(probe, self._name)
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc, self._name) from None
+        finally:
+            probe.close()
 
     def _create_private_file(self) -> None:
         missing = []
