@@ -91,7 +91,7 @@ _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
 _TIMESTAMP_COLUMNS = ("created_at", "decided_at")
 # A date alone (or a spreadsheet's "01/03/2025 10:00") is a reformatted timestamp, not ours.
 _DATE_AND_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")
-_UTF16_SAMPLE = 4096
+_UTF16_SAMPLE = 512  # bytes: within our (ASCII) header, whatever the rows hold
 
 
 def csv_header(labels: list[str] | tuple[str, ...] = ()) -> list[str]:

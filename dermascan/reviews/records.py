@@ -164,15 +164,24 @@ class Decision:
         )
 
 
+_SHOWN_CHARS = 80
+
+
+def _one_line(text: str) -> str:
+    # Typed or imported text may hold line breaks or 10,000 characters; a summary line shows a short, flat copy.
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _SHOWN_CHARS else flat[: _SHOWN_CHARS - 1] + "…"
+
+
 def describe_decision(decision: Decision) -> str:
     """A short reading of a decision for messages: reviewer, management, diagnosis, agreement (never the note)."""
     parts = [decision.management or "no management chosen"]
     if decision.reviewer_diagnosis:
-        parts.append(f"diagnosis {decision.reviewer_diagnosis}")
+        parts.append(f"diagnosis {_one_line(decision.reviewer_diagnosis)}")
     if decision.reviewer_agrees is not None:
         parts.append("agrees with the AI" if decision.reviewer_agrees else "disagrees with the AI")
     when = decision.decided_at[:16].replace("T", " ")
-    return f"{decision.reviewer or 'unnamed reviewer'}: {', '.join(parts)} (decided {when} UTC)"
+    return f"{_one_line(decision.reviewer or 'unnamed reviewer')}: {', '.join(parts)} (decided {when} UTC)"
 
 
 @dataclass(frozen=True)
@@ -192,7 +201,7 @@ class DecisionChange:
 
     def describe(self) -> str:
         """One line for the import summary: which case, whose decision, previous -> new."""
-        case = f"Case {self.case_id}" + (f" ({self.file_name})" if self.file_name else "")
+        case = f"Case {self.case_id}" + (f" ({_one_line(self.file_name)})" if self.file_name else "")
         before = describe_decision(self.previous) if self.previous is not None else "no decision"
         if self.became_current:
             return f"{case}: {before} -> {describe_decision(self.incoming)}"

@@ -379,3 +379,22 @@ def test_a_nul_byte_rejects_its_row_and_the_others_import(empty, encoding):
     assert [line[:28] for line in result.errors] == ["Row 3: contains a NUL byte (", "Row 4: contains a NUL byte ("]
     assert "SECRET" not in " ".join(result.errors)
     assert sorted(c.image_sha256 for c in empty.list_cases()) == sorted([sha(1), sha(4)])
+
+
+def test_summary_lines_are_one_short_line_whatever_the_names(store):
+    case_id = store.add_case(make_case(42, file_name="scan\n" + "x" * 5000))
+    long_name = "dr.\r\nsomeone " + "y" * 5000
+    result = store.import_csv(to_csv_bytes([make_case(42, decision=Decision(
+        management="refer", reviewer=long_name, reviewer_diagnosis="a\nb", decided_at="2025-03-01T00:00:00Z"))]))
+    [line] = result.change_lines()
+    assert line.startswith(f"Case {case_id} (scan xxx") and "dr. someone yyy" in line and "diagnosis a b" in line
+    assert "\n" not in line and "\r" not in line and len(line) < 400
+
+
+def test_utf16_without_bom_is_detected_even_when_the_rows_are_not_latin(empty):
+    lines = [header_line()] + [row_line(n, note="皮膚病変の所見" * 40, management="monitor",
+                                        decided_at="2025-01-02T00:00:00Z") for n in range(1, 4)]
+    for encoding in ("utf-16-le", "utf-16-be"):
+        result = empty.import_csv("\r\n".join(lines).encode(encoding))
+        assert result.errors == [] and result.warnings == []
+    assert [c.decision.note for c in empty.list_cases()] == ["皮膚病変の所見" * 40] * 3

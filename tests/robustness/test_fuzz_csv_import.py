@@ -118,6 +118,8 @@ def assert_nothing_lost(before: dict, after: dict, result: ImportResult) -> None
             assert all(d in changed for d in history[len(old_history):] if d not in old_history), (
                 "a stored case's decisions changed without being listed in the import summary")
     assert result.updated + sum(not c.became_current for c in result.changes) == len(result.changes)
+    for line in result.change_lines():  # reviewer names and file names are shown, flattened and shortened
+        assert "\n" not in line and len(line) < 600
 
 
 def import_into_copy(template: Path, data: bytes) -> tuple[dict, dict, ImportResult]:
