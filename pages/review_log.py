@@ -30,6 +30,7 @@ from dermascan.reviews.csvio import to_csv_bytes
 from dermascan.reviews.records import CASE_DETAIL_FIELDS
 
 STATUS = {"All": None, "Undecided": False, "Decided": True}
+SHOWN_CHANGES = 100  # import summary lines shown; the history of every case keeps them all anyway
 CASE_FIELDS = {"patient_id": "Patient ID", "lesion_id": "Lesion ID", "body_site": "Body site",
                "fitzpatrick": "Fitzpatrick", "age": "Age", "sex": "Sex"}
 
@@ -184,6 +185,13 @@ def export_import(store, shown, filtered: bool) -> None:
         outcome = st.session_state.get(session.IMPORT_RESULT)
         if outcome is not None:
             st.success(f"Import: {outcome.summary()}", icon=":material/check_circle:")
+            if outcome.changes:  # whose decision was replaced (or kept aside) is never silent
+                lines = outcome.change_lines()
+                st.markdown(f"**{len(lines)} stored case(s) had their decisions changed by this import:**")
+                st.markdown("\n".join(f"- {plain(line)}" for line in lines[:SHOWN_CHANGES]))
+                if len(lines) > SHOWN_CHANGES:
+                    st.caption(f"... and {len(lines) - SHOWN_CHANGES} more; every earlier decision is in the "
+                               "case's decision history.")
             for warning in outcome.warnings:
                 st.warning(warning)
             if outcome.errors:

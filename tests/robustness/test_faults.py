@@ -7,7 +7,8 @@ file-system path or stack trace, and loses nothing already saved.
 Model faults: missing, empty, truncated .keras and .h5, not a model, a folder, outputs that do not match
 the card's labels, 5 outputs without a card, a broken card, a grayscale-input model.
 Database faults: locked by another writer, read-only (file and folder, enforced by the kernel: as root
-the test drops CAP_DAC_OVERRIDE for its own thread), not a database, damaged pages inside a real one.
+the test drops CAP_DAC_OVERRIDE for its own thread), not a database, damaged pages inside a real one, a
+newer release's file and another application's SQLite file (refused, byte-for-byte untouched).
 Batch faults: the model raising on one image of a chunk, a file reader raising, in the engine and on
 the Batch page. Durability: the review log survives a restart (fresh store + new session here; a real
 ``streamlit run`` killed with SIGKILL and restarted in ``test_load_browser.py``), and a CSV import never
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import hashlib
 import io
 import json
 import os
@@ -378,6 +380,32 @@ def test_a_file_that_is_not_a_database_is_reported_and_never_overwritten(models,
     assert db.read_bytes() == raw
 
 
+@pytest.mark.parametrize("kind", ["newer-release", "another-application"])
+def test_a_refused_database_is_reported_and_left_byte_for_byte_untouched(models, db, monkeypatch, kind):
+    monkeypatch.setenv("DERMASCAN_MODEL", str(models["good"]))
+    raw = sqlite3.connect(db)
+    if kind == "newer-release":  # what a newer DermaScan leaves behind: WAL mode, a higher schema version
+        raw.execute("PRAGMA journal_mode = WAL")
+        raw.execute("CREATE TABLE cases (case_id INTEGER PRIMARY KEY, colour_profile TEXT)")
+        raw.execute("PRAGMA user_version = 99")
+    else:
+        raw.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer TEXT)")
+        raw.execute("INSERT INTO invoices VALUES (1, 'ACME')")
+    raw.commit()
+    raw.close()
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    at = app.new_app()
+    at.switch_page(LOG).run()
+    assert_safe(at, str(db.parent))
+    [message] = [e.value for e in at.main.error]
+    assert "\n" not in message and "reviews.sqlite3" in message
+    assert ("newer version" if kind == "newer-release" else "another application") in message
+    at.switch_page("pages/analyze.py").run()  # the app keeps serving
+    assert_safe(at, str(db.parent))
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in db.parent.iterdir()) == ["reviews.sqlite3"]  # no -wal, -shm or journal
+
+
 def test_damaged_pages_inside_a_real_database_are_reported(models, db, monkeypatch):
     monkeypatch.setenv("DERMASCAN_MODEL", str(models["good"]))
     with ReviewStore(db) as store:  # enough cases for the table to span several pages
@@ -440,7 +468,8 @@ def test_an_import_adds_and_updates_only_and_the_page_offers_no_replace(models, 
         store.add_case(CaseRecord(image_sha256="00" * 32, top_label="nv", file_name="earlier-0.jpg",
                                   created_at="2025-01-01T09:00:00Z", model_version="test-1",
                                   probabilities={"nv": 1.0},
-                                  decision=Decision(management="excise", decided_at="2024-12-31T00:00:00Z")))
+                                  decision=Decision(management="excise", reviewer="[dr.x](http://evil.invalid)",
+                                                    decided_at="2024-12-31T00:00:00Z")))
         data = store.export_csv()
     at = app.new_app()
     at.switch_page(LOG).run()
@@ -451,6 +480,9 @@ def test_an_import_adds_and_updates_only_and_the_page_offers_no_replace(models, 
     next(b for b in at.button if b.label == "Import CSV").click().run()
     assert_safe(at, str(db.parent))
     assert any("3 new case(s) imported" in s.value for s in at.success)
+    # The case whose decisions the import touched is listed, user strings as plain text (no link).
+    [listed] = [m.value for m in at.markdown if "kept in the history only" in m.value]
+    assert "earlier\\-0\\.jpg" in listed and "\\[dr\\.x\\]\\(http" in listed and "excise" in listed
     after = _everything(db)
     assert len(after) == len(before) + 3
     for key, name, decision, history in before:
