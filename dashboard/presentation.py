@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dermascan.intake import SCREEN_MAX_PX
 from dermascan.reviews import MANAGEMENT_LABELS
 
 
@@ -27,7 +28,7 @@ TRIAGE = {
 # Streamlit shows an image at most 1460 px wide (it resizes wider ones itself, after encoding them at full
 # size): images are brought to this width before they reach st.image, so nothing visible changes and a
 # large upload no longer costs half a second per slider move.
-DISPLAY_WIDTH = 1460
+DISPLAY_WIDTH = SCREEN_MAX_PX  # one definition, in the core: batch decoding is sized by it too
 
 FITZPATRICK = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI"}  # the store keeps the number
 SEX_OPTIONS = ("female", "male", "other")
