@@ -54,6 +54,11 @@ def apply_filters(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
+def row_ids(job, frame: pd.DataFrame) -> list[tuple]:
+    """An id per row of ``frame`` (one of ``job``'s worklists): (job signature, result index), never a position."""
+    return [(job.signature, int(i)) for i in frame[ROW_ID]]
+
+
 def column_config(labels: list[str], display_name) -> dict:
     """Formats: thumbnail images, score as a progress bar, probabilities as percentages."""
     config = {

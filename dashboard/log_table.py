@@ -86,3 +86,19 @@ HISTORY_COLUMNS = {
     "Note": st.column_config.TextColumn("Note", width="medium"),
     "Reviewer": st.column_config.TextColumn("Reviewer", width="small"),
 }
+
+
+# How the reviewer can order the log; the store's own order (this session first, newest first) is the default.
+ORDERS = {"session": "This session first", "risk": "Highest malignancy score first", "oldest": "Oldest first"}
+
+
+def sort_cases(cases: Sequence, order: str) -> list:
+    """``cases`` in the ``order`` named by an ``ORDERS`` key; ties keep the store's order."""
+    cases = list(cases)
+    if order == "risk":  # a case without a score (an import with an empty cell) goes last
+        return sorted(cases, key=lambda c: -c.malignant_score if c.malignant_score is not None else float("inf"))
+    if order == "oldest":
+        return sorted(cases, key=lambda c: (c.created_at or "", c.case_id or 0))
+    if order != "session":
+        raise ValueError(f"unknown order {order!r}")
+    return cases

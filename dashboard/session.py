@@ -19,6 +19,12 @@ PENDING_DECISIONS = "ds_pending_decisions"  # case_id -> Decision that could not
 LAST_SAVED = "ds_last_saved"  # case_id of the last decision saved (for a confirmation message)
 IMPORT_RESULT = "ds_import_result"  # (file id, ImportResult) of the last CSV import
 CASE_FIELDS = "ds_case_fields"  # case_id -> case details saved with it (to notice later edits)
+PENDING_CASE_FIELDS = "ds_pending_case_fields"  # case_id -> {field: value} typed but not saved yet
+TYPED_CASE_FIELDS = "ds_typed_case_fields"  # Analyze's detail-input key prefix -> the details typed there
+DETAILS_SAVED = "ds_details_saved"  # case_id whose details were just saved (confirmed after a rerun)
+DETAILS_IMAGE = "ds_details_image"  # sha256 of the image whose case details Analyze showed last
+LOG_SELECTION = "ds_log_selection"  # Review log table: selection.Followed (selected case_id)
+BATCH_SELECTION = "ds_batch_selection"  # Batch worklist: selection.Followed (selected (job signature, row))
 
 
 def session_id() -> str:

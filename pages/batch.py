@@ -17,9 +17,10 @@ from dashboard import session
 from dashboard.batch_export import metrics_csv, table_csv
 from dashboard.batch_intake import UPLOAD_TYPES, collect, signature
 from dashboard.batch_job import DONE, RUNNING, STOPPED, BatchJob, advance, decode_preview, flush_cases
-from dashboard.batch_table import ROW_ID, Filters, apply_filters, column_config, labelled, results_frame
+from dashboard.batch_table import ROW_ID, Filters, apply_filters, column_config, labelled, results_frame, row_ids
 from dashboard.model_cache import require_model
 from dashboard.presentation import DISCLAIMER, TRIAGE, percent
+from dashboard.selection import clear_selection, follow_table
 from dashboard.store import get_store
 from dermascan import charts
 from dermascan.batch import DEFAULT_CHUNK, batch_columns
@@ -112,6 +113,21 @@ def overlay_panel(job: BatchJob, row: int, display_name) -> None:
                 width="stretch")
 
 
+def selected_row(job: BatchJob, selected, frame) -> int | None:
+    """The job's result index of the selected row; a note when the filters hide it (it stays shown, as on the
+    Review log: narrowing the worklist must not close the image the reviewer is looking at)."""
+    if selected is None or selected[0] != job.signature:  # a selection made in an earlier batch
+        return None
+    row = selected[1]
+    if row not in set(frame[ROW_ID]):
+        note, close = st.columns([4, 1], vertical_alignment="center")
+        note.info(f"{job.results[row].name} is hidden by the current filter; it stays shown below until you select "
+                  "another row or close it.", icon=":material/filter_alt:")
+        close.button("Close image", key="batch_close_row", icon=":material/close:", on_click=clear_selection,
+                     args=(session.BATCH_SELECTION,))
+    return row
+
+
 def metrics_section(job: BatchJob, labels_by_id: dict[str, str], labels_key, model) -> None:
     """Metrics against the labels CSV: the CLI's numbers, charts and a CSV."""
     y_true, probs, unmatched = labelled(job.results, labels_by_id)
@@ -179,11 +195,13 @@ def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
     frame = apply_filters(results_frame(job.results, job.labels, display_name), filters)
     st.caption(f"{len(frame)} of {len(job.results)} images shown, highest malignancy score first. "
                "Select a row to see its heatmap.")
-    event = st.dataframe(frame, hide_index=True, width="stretch", column_config=column_config(job.labels, display_name),
-                         on_select="rerun", selection_mode="single-row", key="batch_table", row_height=70)
-    rows = event.selection.rows if event is not None else []
-    if rows and rows[0] < len(frame):
-        overlay_panel(job, int(frame.iloc[rows[0]][ROW_ID]), display_name)
+    # Before drawing: a click's row position becomes a result id, and the tick follows it (see selection.py).
+    selected = follow_table("batch_table", session.BATCH_SELECTION, row_ids(job, frame))
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=column_config(job.labels, display_name),
+                 on_select="rerun", selection_mode="single-row", key="batch_table", row_height=70)
+    row = selected_row(job, selected, frame)
+    if row is not None:
+        overlay_panel(job, row, display_name)
 
     shown = [job.results[i].csv_row for i in frame[ROW_ID]]
     st.download_button("Download table (CSV)", table_csv(shown + job.errors, job.labels), file_name="batch_results.csv",

@@ -8,7 +8,6 @@ import streamlit as st
 
 from dashboard import results, session
 from dashboard.cases import (
-    DETAILS_SAVED,
     RETRY_LABEL,
     detail_inputs,
     details_diff,
@@ -18,9 +17,10 @@ from dashboard.cases import (
     save_case_details,
 )
 from dashboard.decisions import decision_form, pending_decision, retry_button, save_decision
-from dashboard.log_table import HISTORY_COLUMNS, LOG_COLUMNS, history_frame, log_frame
+from dashboard.log_table import HISTORY_COLUMNS, LOG_COLUMNS, ORDERS, history_frame, log_frame, sort_cases
 from dashboard.model_cache import current_model
 from dashboard.presentation import DISPLAY_WIDTH, FITZPATRICK, percent, plain, triage_style
+from dashboard.selection import clear_selection, follow_table
 from dashboard.store import get_store
 from dermascan.card import HAM10000_DISPLAY_NAMES, HAM10000_LABELS
 from dermascan.caselog import filter_cases
@@ -41,13 +41,39 @@ def display_name_for(slot):
 
 
 def filters() -> dict:
-    """Triage, decided/undecided and text-search filters."""
-    a, b, c = st.columns([1.2, 1, 1.6])
+    """Triage, decided/undecided and text-search filters (keywords of ``filter_cases``), and the order."""
+    a, b, c, d = st.columns([1.2, 1, 1.6, 1.2])
     bands = a.pills("Triage", ["high", "medium", "low"], selection_mode="multi", key="log_bands",
                     format_func=lambda band: triage_style(band).title)
     status = b.segmented_control("Status", list(STATUS), default="All", key="log_status")
     text = c.text_input("Search", key="log_search", placeholder="file name or diagnosis")
-    return {"bands": bands or None, "decided": STATUS.get(status), "text": text}
+    order = d.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key="log_order")
+    return {"bands": bands or None, "decided": STATUS.get(status), "text": text}, order
+
+
+def selected_case(store, case_id, shown):
+    """The selected case, read by id from the store (None, with a note, when it is gone); notes if it is hidden.
+
+    A case hidden by the current filter stays open: a clinician who narrows the list while working on a
+    case expects it to stay in front of them, and clearing it would drop a half-typed decision (a form's
+    input is lost when it is not drawn). The note says why its row is not in the table, and Close ends it.
+    """
+    try:
+        case = store.get_case(case_id)
+    except DermascanError as exc:
+        st.warning(f"The selected case could not be read: {exc}", icon=":material/sync_problem:")
+        return None
+    if case is None:
+        clear_selection(session.LOG_SELECTION)
+        st.info(f"Case {case_id} is no longer in the review log; the selection was cleared.", icon=":material/info:")
+        return None
+    if all(c.case_id != case_id for c in shown):
+        note, close = st.columns([4, 1], vertical_alignment="center")
+        note.info(f"Case {case_id} is hidden by the current filter; it stays open below until you select another "
+                  "row or close it.", icon=":material/filter_alt:")
+        close.button(f"Close case {case_id}", key="log_close_case", icon=":material/close:",
+                     on_click=clear_selection, args=(session.LOG_SELECTION,))
+    return case
 
 
 def heatmap_again(store, case) -> None:
@@ -109,7 +135,7 @@ def case_details_editor(store_slot, case) -> None:
         drop_pending_case_details(case.case_id)  # the reviewer chose the stored values over the unsaved ones
         st.info("The case details are unchanged.", icon=":material/info:")
     elif changes and save_case_details(store_slot, case.case_id, changes) is not None:
-        st.session_state[DETAILS_SAVED] = case.case_id  # confirmed after the rerun
+        st.session_state[session.DETAILS_SAVED] = case.case_id  # confirmed after the rerun
         st.rerun()  # show the new details in the summary (and the table's filters) at once
 
 
@@ -133,7 +159,7 @@ def case_panel(store_slot, case, display_name) -> None:
     st.subheader(f"Case {case.case_id} · {plain(case.file_name or 'unnamed image')}")
     if st.session_state.pop(session.LAST_SAVED, None) == case.case_id:
         st.success("Decision saved to the review log.", icon=":material/check_circle:")
-    if st.session_state.pop(DETAILS_SAVED, None) == case.case_id:
+    if st.session_state.pop(session.DETAILS_SAVED, None) == case.case_id:
         st.success("Case details saved to the review log.", icon=":material/check_circle:")
     left, right = st.columns([1.2, 1], gap="large")
     with left:
@@ -213,17 +239,19 @@ except DermascanError as exc:
     st.stop()
 
 st.caption(f"{len(cases)} case(s), this session's first. Images are never stored, only results and decisions.")
-chosen = filters()
-shown = filter_cases(cases, display_name=display_name, **chosen)
-event = st.dataframe(
+chosen, order = filters()
+shown = sort_cases(filter_cases(cases, display_name=display_name, **chosen), order)
+# Before drawing: a click's row position becomes a case id, and the tick follows that case (see selection.py).
+selected_id = follow_table("log_table", session.LOG_SELECTION, [c.case_id for c in shown])
+st.dataframe(
     log_frame(shown, session_id=session.session_id(), display_name=display_name),
     key="log_table", on_select="rerun", selection_mode="single-row", hide_index=True, column_config=LOG_COLUMNS,
     width="stretch", placeholder="—",
 )
-rows = event.selection.rows if event is not None else []
-if rows and rows[0] < len(shown):
+case = selected_case(store, selected_id, shown) if selected_id is not None else None
+if case is not None:
     st.divider()
-    case_panel(store_slot, shown[rows[0]], display_name)
+    case_panel(store_slot, case, display_name)
 elif cases:
     st.caption("Select a row to see its heatmap again, edit its case details, and record or edit the decision.")
 else:
