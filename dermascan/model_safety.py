@@ -188,10 +188,10 @@ def _check_object(obj: dict, is_layer: bool, tf_keras_names: bool) -> Finding | 
     module, registered = obj.get("module"), obj.get("registered_name")
     if class_name == "__lambda__" or class_name in CODE_CLASSES:
         return Finding(name, shown, "carries Python code, which would run on this server")
-    if not _trusted_module(module):
-        return Finding(name, shown, f"needs code from module '{_plain(module)}', outside Keras")
     if isinstance(registered, str) and ">" in registered:
         return Finding(name, shown, "is a custom registered object, whose code is not part of Keras")
+    if not _trusted_module(module):
+        return Finding(name, shown, f"needs code from module '{_plain(module)}', outside Keras")
     if class_name in TF_OP_CLASSES:
         config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
         function = config.get("function")
