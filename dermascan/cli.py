@@ -48,6 +48,9 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--layer", help="Grad-CAM layer name (default: the last spatial layer)")
     g.add_argument("--temperature", type=float, help="softmax calibration temperature")
     g.add_argument("--thresholds", type=_thresholds, help="triage thresholds MEDIUM,HIGH")
+    g.add_argument("--trust-model-code", action="store_true",
+                   help="load a model whose layers carry Python code (Lambda, custom classes); "
+                   "that code runs on this machine, so only for files you trust")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,7 +92,7 @@ def _load(args):
     if args.labels is not None and args.malignant is None:
         # Default malignant labels may not exist in a custom label set.
         overrides["malignant_labels"] = [m for m in ("mel", "bcc", "akiec") if m in args.labels]
-    return load_model(args.model, card=args.card, **overrides)
+    return load_model(args.model, card=args.card, trust_code=args.trust_model_code, **overrides)
 
 
 def _progress(done: int, total: int) -> None:

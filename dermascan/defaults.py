@@ -1,4 +1,4 @@
-"""Where the default model lives and how a user overrides it."""
+"""Where the default model lives, where the app finds the models it offers, and how to override both."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from .errors import ModelLoadError
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_MODEL = REPO_ROOT / "model" / "dermascan-mnv2-ham10000.keras"
 MODEL_ENV = "DERMASCAN_MODEL"
+MODELS_DIR_ENV = "DERMASCAN_MODELS_DIR"  # the only folder the web page may load models from
+DEFAULT_MODELS_DIR = REPO_ROOT / "model"
 
 
 def resolve_model_path(path: str | Path | None = None) -> Path:
@@ -25,3 +27,9 @@ def resolve_model_path(path: str | Path | None = None) -> Path:
             f"pass --model PATH or set {MODEL_ENV}."
         )
     return BUNDLED_MODEL
+
+
+def models_dir() -> Path:
+    """``$DERMASCAN_MODELS_DIR`` if set, else the repository's ``model/`` folder."""
+    env = os.environ.get(MODELS_DIR_ENV)
+    return Path(env).expanduser() if env else DEFAULT_MODELS_DIR

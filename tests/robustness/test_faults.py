@@ -175,13 +175,14 @@ MODEL_FAULTS = ["missing", "empty", "truncated-keras", "truncated-h5", "not-a-mo
 def test_a_broken_model_is_a_clear_message_and_the_app_recovers(kind, models, secret, db, monkeypatch, image):
     bad = _make_fault(kind, secret, models)
     monkeypatch.setenv("DERMASCAN_MODEL", str(bad))
+    monkeypatch.setenv("DERMASCAN_MODELS_DIR", str(models["good"].parent))
     at = app.new_app().run()
     assert_safe(at, SECRET_DIR, str(secret))
     [message] = [e.value for e in at.main.error]
-    assert message.startswith("No model is loaded:") and "Model file" in message  # what happened, what to do
+    assert message.startswith("No model is loaded:") and "models folder" in message  # what happened, what to do
     assert at.sidebar.error  # the sidebar says so on every page
-    # Other widgets still work: pointing the sidebar at a good model recovers without a restart.
-    at.text_input(key="ds_model_path_input").input(str(models["good"])).run()
+    # Other widgets still work: choosing a good model in the sidebar recovers without a restart.
+    at.selectbox(key="ds_model_select").select(models["good"].name).run()
     assert_safe(at, SECRET_DIR)
     assert not at.main.error
     upload(at, image)
