@@ -1,0 +1,47 @@
+"""User strings made safe to show: invisible characters removed, Markdown syntax neutralised.
+
+File names, zip entries, notes, reviewer names, imported CSV cells and model-card text all come
+from someone else. Shown raw in an element that renders Markdown (and Streamlit renders it in
+alerts, captions, headings, labels, help, tab and expander titles, metric values, image captions),
+``![t](https:evil.example)`` becomes an ``<img>`` the browser fetches and ``[log in](https://...)``
+a live link. Bidi controls reorder what the eye reads (``invoice\u202egnp.exe.jpg`` looks like
+``invoice.exe.png``...). Only what is *shown* is changed: stored values stay as the user gave them.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+
+# Kept although they are format characters: they join letters (Persian, Indic scripts) and emoji
+# sequences, and cannot reorder or hide text.
+_JOINERS = {"\u200c", "\u200d"}
+_LINE_BREAKS = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+")
+# Every ASCII punctuation character, because CommonMark lets any of them be backslash-escaped and
+# Streamlit's extensions hang off several of them (``:material/..:`` icons and ``:color[..]``
+# directives on ``:``, ``/``, ``[``; LaTeX on ``$``; GFM autolinks on ``.``, ``:`` and ``@``;
+# entities on ``&``). One character class, one pass: nothing is escaped twice.
+_MARKDOWN_SPECIALS = re.compile("([" + re.escape(string.punctuation) + "])")
+
+
+def _invisible(char: str) -> bool:
+    category = unicodedata.category(char)
+    return (category == "Cf" and char not in _JOINERS) or category == "Cc"
+
+
+def display_text(value: object) -> str:
+    """``value`` as one line of visible text: line breaks become a space, bidi controls (U+202A-U+202E,
+    U+2066-U+2069, U+200E/U+200F, U+061C) and other invisible format or control characters are dropped.
+
+    For places that show text literally (table cells, select-box options); not Markdown-safe.
+    """
+    text = _LINE_BREAKS.sub(" ", str(value)).replace("\t", " ")
+    return "".join(c for c in text if not _invisible(c))
+
+
+def markdown_literal(value: object) -> str:
+    """``display_text(value)`` with every Markdown construct escaped, so an element that renders
+    Markdown shows exactly these characters: no link, image, emphasis, heading, HTML, icon, colour,
+    math or autolink."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", display_text(value))
