@@ -23,6 +23,11 @@ _LINE_BREAKS = re.compile(r"[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]+")
 # directives on ``:``, ``/``, ``[``; LaTeX on ``$``; GFM autolinks on ``.``, ``:`` and ``@``;
 # entities on ``&``). One character class, one pass: nothing is escaped twice.
 _MARKDOWN_SPECIALS = re.compile("([" + re.escape(string.punctuation) + "])")
+# GFM turns "https://...", "www...." and "name@host.tld" into links *after* parsing, on the text itself,
+# so no escape stops it (checked in Chromium). An invisible word joiner where the pattern needs two characters
+# side by side breaks it and changes nothing on screen.
+WORD_JOINER = "\u2060"
+_AUTOLINK_SEAMS = re.compile(r"(?<=:)(?=//)|(?i:(?<=www)(?=\.))|(?=@)")
 
 
 def _invisible(char: str) -> bool:
@@ -43,5 +48,9 @@ def display_text(value: object) -> str:
 def markdown_literal(value: object) -> str:
     """``display_text(value)`` with every Markdown construct escaped, so an element that renders
     Markdown shows exactly these characters: no link, image, emphasis, heading, HTML, icon, colour,
-    math or autolink."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", display_text(value))
+    math or autolink (a word joiner, U+2060, sits inside ``://``, ``www.`` and before ``@``).
+
+    Leading and trailing blanks are dropped: four leading spaces would make a code block.
+    """
+    text = display_text(value).strip()
+    return _MARKDOWN_SPECIALS.sub(r"\\\1", _AUTOLINK_SEAMS.sub(WORD_JOINER, text))
