@@ -184,7 +184,7 @@ def export_import(store, shown, filtered: bool) -> None:
                 st.rerun()  # show the imported rows in the table
         outcome = st.session_state.get(session.IMPORT_RESULT)
         if outcome is not None:
-            st.success(f"Import: {plain(outcome.summary())}", icon=":material/check_circle:")
+            st.success(f"Import: {outcome.summary()}", icon=":material/check_circle:")
             for warning in outcome.warnings:
                 st.warning(plain(warning))
             if outcome.errors:
