@@ -39,6 +39,15 @@ def as_shown(markdown: str) -> str:
     return re.sub(r"\\(.)", r"\1", markdown).replace(WORD_JOINER, "")
 
 
+def proto_text(proto) -> str:
+    """An element's protobuf as text, then once more as a reader sees it (escapes and word joiners gone), so that a
+    check that something is *not* on the page also sees through ``plain``'s escaping."""
+    from google.protobuf import text_format
+
+    readable = text_format.MessageToString(proto, as_utf8=True).replace("\\", "").replace(WORD_JOINER, "")
+    return f"{proto}\n{readable}"
+
+
 def downloaded(media: dict, button) -> bytes:
     """The bytes a download button serves."""
     file_id = Path(button.proto.url).stem
