@@ -4,8 +4,8 @@ File names, zip entries, notes, reviewer names, imported CSV cells and model-car
 from someone else. Shown raw in an element that renders Markdown (and Streamlit renders it in
 alerts, captions, headings, labels, help, tab and expander titles, metric values, image captions),
 ``![t](https:evil.example)`` becomes an ``<img>`` the browser fetches and ``[log in](https://...)``
-a live link. Bidi controls reorder what the eye reads (``invoice\u202egnp.exe.jpg`` looks like
-``invoice.exe.png``...). Only what is *shown* is changed: stored values stay as the user gave them.
+a live link. Bidi controls reorder what the eye reads ("invoice" + U+202E + "gnp.exe.jpg" reads as
+"invoicegpj.exe.png"). Only what is *shown* is changed: stored values stay as the user gave them.
 """
 
 from __future__ import annotations
