@@ -41,7 +41,10 @@ def display_text(value: object) -> str:
 
     For places that show text literally (table cells, select-box options); not Markdown-safe.
     """
-    text = _LINE_BREAKS.sub(" ", str(value)).replace("\t", " ")
+    text = str(value)
+    if text.isprintable():  # no control, format or line-break character: nearly every name, at C speed
+        return text
+    text = _LINE_BREAKS.sub(" ", text).replace("\t", " ")
     return "".join(c for c in text if not _invisible(c))
 
 
