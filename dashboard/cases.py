@@ -13,7 +13,7 @@ from dermascan.reviews import CaseRecord
 from dermascan.reviews.records import CASE_DETAIL_FIELDS
 
 from . import session
-from .presentation import FITZPATRICK, SEX_OPTIONS
+from .presentation import FITZPATRICK, SEX_OPTIONS, plain
 from .results import Options
 from .store import StoreSlot
 
@@ -85,17 +85,18 @@ def ensure_case(store_slot: StoreSlot, analysis: Analysis, subject: CaseSubject,
     if subject.case_id is not None:
         return subject.case_id
     if store_slot.store is None:
-        st.warning(f"This result is not in the review log yet: {store_slot.error}", icon=":material/sync_problem:")
+        st.warning(f"This result is not in the review log yet: {plain(store_slot.error)}",
+                   icon=":material/sync_problem:")
         return None
     try:
         record = CaseRecord.from_analysis(analysis, session_id=session.session_id(), source=SOURCE, **case_fields)
         case_id = store_slot.store.add_case(record)
     except DermascanError as exc:
-        st.warning(f"This result is not in the review log yet: {exc} It will be retried.",
+        st.warning(f"This result is not in the review log yet: {plain(exc)} It will be retried.",
                    icon=":material/sync_problem:")
         return None
     except ValueError as exc:  # a case field the store refuses (the message names the field, not the value)
-        st.warning(f"This result is not in the review log yet: {exc}.", icon=":material/sync_problem:")
+        st.warning(f"This result is not in the review log yet: {plain(exc)}.", icon=":material/sync_problem:")
         return None
     session.bucket(session.CASE_IDS)[subject.store_key] = case_id
     session.bucket(session.CASE_FIELDS)[case_id] = dict(case_fields)
@@ -244,7 +245,7 @@ def save_case_details(store_slot: StoreSlot, case_id: int, changes: dict) -> Cas
         record = store_slot.store.update_case_fields(case_id, **changes)
     except DermascanError as exc:
         pending[case_id] = {**pending.get(case_id, {}), **changes}
-        st.error(f"{exc} The case details you typed are kept in this session; press **{RETRY_LABEL}** to try "
+        st.error(f"{plain(exc)} The case details you typed are kept in this session; press **{RETRY_LABEL}** to try "
                  "again.", icon=":material/sync_problem:")
         return None
     # Only what was just saved stops being pending; other fields typed elsewhere stay for their retry.

@@ -7,7 +7,20 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 import streamlit as st
 
+from dermascan.text import display_text
+
 from .presentation import management_name, triage_style
+
+# Typed or imported text: shown without bidi controls or line breaks (the store keeps it as it was given).
+_TEXT_COLUMNS = ("File", "AI diagnosis", "Triage", "Reviewer diagnosis", "Management", "Note", "Reviewer",
+                 "Source")
+
+
+def _shown(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in _TEXT_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].map(lambda v: display_text(v) if isinstance(v, str) else v)
+    return frame
 
 
 def _when(value: str | None) -> pd.Timestamp | None:
@@ -39,7 +52,7 @@ def log_frame(cases: Sequence, *, session_id: str, display_name: Callable[[str],
     frame = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
     for column in ("Analysed", "Decided"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame
+    return _shown(frame)
 
 
 # AI result and reviewer decision first and side by side; bookkeeping columns last.
@@ -75,7 +88,7 @@ def history_frame(history: Sequence, *, display_name: Callable[[str], str]) -> p
     } for decision in history]
     frame = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
     frame["Decided"] = pd.to_datetime(frame["Decided"], utc=True)
-    return frame
+    return _shown(frame)
 
 
 HISTORY_COLUMNS = {

@@ -24,6 +24,7 @@ from dermascan.errors import DermascanError
 from dermascan.model_folder import model_in_folder
 
 from . import session
+from .presentation import plain
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,6 @@ def require_model() -> ModelSlot:
     """The session's loaded model; otherwise say why and how to fix it, and stop this page's run."""
     slot = current_model()
     if not slot.loaded:
-        st.error(f"No model is loaded: {slot.error} {HOW_TO_FIX}", icon=":material/error:")
+        st.error(f"No model is loaded: {plain(slot.error)} {HOW_TO_FIX}", icon=":material/error:")
         st.stop()
     return slot

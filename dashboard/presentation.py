@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from dermascan.intake import SCREEN_MAX_PX
 from dermascan.reviews import MANAGEMENT_LABELS
+from dermascan.text import markdown_literal
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,8 @@ def percent(value: float | None) -> str:
     return f"{value:.1%}" if value < 0.1 else f"{value:.0%}"
 
 
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
 def plain(text: object) -> str:
-    """``text`` escaped for ``st.markdown``: stored or imported values must not become links or images."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+    """``text`` for any Streamlit element that renders Markdown (alerts, captions, headings, labels, help,
+    image captions, metric values): one line, no invisible characters, every Markdown construct escaped, so
+    a file name, note or card field is shown as the characters it is (``dermascan.text.markdown_literal``)."""
+    return markdown_literal(text)

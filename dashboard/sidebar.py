@@ -12,6 +12,7 @@ from dermascan.model_folder import in_folder, list_models
 
 from . import session
 from .model_cache import ModelSlot, current_model, model_file_name
+from .presentation import plain
 
 MODEL_PAGE = "pages/model_card.py"
 DEFAULT = ""  # the selectbox option that stands for the administrator's default model
@@ -58,7 +59,9 @@ def render_sidebar() -> ModelSlot:
         st.markdown("### DermaScan Review")
         if slot.loaded:
             card = slot.model.card
-            st.markdown(f"**Model:** {card.name or model_file_name(slot)}  \n**Version:** `{slot.model.version}`")
+            # Name and version come from the model file's card: escaped (a code span would not escape a backtick).
+            st.markdown(f"**Model:** {plain(card.name or model_file_name(slot))}  \n"
+                        f"**Version:** {plain(slot.model.version)}")
             if slot.model.warnings:
                 st.caption(f":material/warning: {len(slot.model.warnings)} model warning(s); see the Model page.")
         else:

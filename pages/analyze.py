@@ -27,13 +27,14 @@ from dashboard.cases import (
 from dashboard.charts import DIFFERENTIAL_COLUMNS, DIFFERENTIAL_ORDER, differential_chart, differential_frame
 from dashboard.decisions import decision_form, pending_decision, retry_button, save_decision
 from dashboard.model_cache import require_model
-from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, triage_style
+from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, plain, triage_style
 from dashboard.store import get_store
 from dermascan.errors import DermascanError, InvalidImage, InvalidModelOutput
 from dermascan.intake import DEFAULT_MAX_BYTES, sha256_hex
 from dermascan.overlay import DEFAULT_ALPHA
 from dermascan.png import png_bytes
 from dermascan.preprocessing import RESIZE_POLICIES, SCALINGS
+from dermascan.text import display_text
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp"]
 MAX_UPLOAD_MB = DEFAULT_MAX_BYTES // (1024 * 1024)
@@ -105,7 +106,7 @@ def summary(analysis, display_name) -> None:
         top = analysis.predictions[0]
         # Plain-language names are long; a metric would cut them off, a heading wraps.
         st.markdown(f"**Most likely** ({percent(top['probability'])})")
-        st.markdown(f"#### {display_name(top['label'])}")
+        st.markdown(f"#### {plain(display_name(top['label']))}")
     b.metric("Malignancy score", percent(analysis.malignant_score),
              help="Sum of the probabilities of the malignant or pre-malignant classes.")
     with c:
@@ -120,12 +121,13 @@ def heatmap_panel(slot, data: bytes, subject, name: str, base):
     model = slot.model
     labels = model.labels
     chosen = st.selectbox("Heatmap for class", labels, index=labels.index(base.top_label),
-                          format_func=model.card.display_name, key=f"cam_class_{subject.token}",
+                          format_func=lambda label: display_text(model.card.display_name(label)),
+                          key=f"cam_class_{subject.token}",
                           help="See where the model looks for another class.")
     try:
         analysis = results.analyze(slot, data, sha256=sha, name=name, options=options, class_label=chosen)
     except InvalidModelOutput as exc:  # this class's map is broken; the top-class result still stands
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(exc), icon=":material/error:")
         analysis = base
     if analysis.heatmap is None:
         st.image(analysis.display_image(DISPLAY_WIDTH), width="stretch",
@@ -135,11 +137,11 @@ def heatmap_panel(slot, data: bytes, subject, name: str, base):
     left, right = st.columns(2)
     left.image(analysis.display_image(DISPLAY_WIDTH), caption="Original", width="stretch")
     right.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
-                caption=f"Grad-CAM: {model.card.display_name(analysis.explained_label)}")
+                caption=f"Grad-CAM: {plain(model.card.display_name(analysis.explained_label))}")
     # Deferred: the PNG is encoded only when the button is clicked, not on every slider move.
     st.download_button("Download overlay (PNG)", lambda: png_bytes(analysis.overlay(alpha)), icon=":material/download:",
-                       file_name=f"{Path(name).stem}_gradcam_{analysis.explained_label}.png", mime="image/png",
-                       on_click="ignore")
+                       file_name=f"{display_text(Path(name).stem)}_gradcam_{analysis.explained_label}.png",
+                       mime="image/png", on_click="ignore")
     return analysis
 
 
@@ -209,11 +211,11 @@ try:
     base = results.analyze(slot, data, sha256=sha, name=upload.name, options=options)
 except InvalidImage as exc:
     release_details(sha)
-    st.error(f"This file cannot be analysed: {exc} Try another JPEG, PNG or WebP image.",
+    st.error(f"This file cannot be analysed: {plain(exc)} Try another JPEG, PNG or WebP image.",
              icon=":material/broken_image:")
     st.stop()
 except InvalidModelOutput as exc:
-    st.error(str(exc), icon=":material/error:")
+    st.error(plain(exc), icon=":material/error:")
     st.stop()
 
 subject = CaseSubject(sha, slot.key, options)  # the one source of every per-case key and of the case id
@@ -223,19 +225,21 @@ st.divider()
 summary(base, slot.model.card.display_name)
 warnings = list(dict.fromkeys(base.warnings))  # model (load-time) warnings first, then this image's
 if warnings:
-    st.warning("\n".join(f"- {w}" for w in warnings) if len(warnings) > 1 else warnings[0], icon=":material/warning:")
+    st.warning("\n".join(f"- {plain(w)}" for w in warnings) if len(warnings) > 1 else plain(warnings[0]),
+               icon=":material/warning:")
 
 image_col, table_col = st.columns([1.1, 1], gap="large")
 with image_col:
     shown = heatmap_panel(slot, data, subject, upload.name, base)
 with table_col:
-    st.markdown(f"**Explanation.** {shown.explanation}")
+    st.markdown(f"**Explanation.** {plain(shown.explanation)}")
     frame = differential_frame(base, slot.model.card.malignant_labels)
     st.dataframe(frame, hide_index=True, column_config=DIFFERENTIAL_COLUMNS, column_order=DIFFERENTIAL_ORDER,
                  width="stretch")
     st.altair_chart(differential_chart(frame), width="stretch")
-    st.caption(f"Processed in {base.processing_time_ms:.0f} ms · model {base.model_version} · "
-               f"preprocessing {base.preprocessing}, resize {base.resize} · Grad-CAM layer {base.cam_layer or 'none'}")
+    st.caption(f"Processed in {base.processing_time_ms:.0f} ms · model {plain(base.model_version)} · "
+               f"preprocessing {base.preprocessing}, resize {base.resize} · "
+               f"Grad-CAM layer {plain(base.cam_layer or 'none')}")
 
 st.divider()
 decision_section(slot, store_slot, subject, case_id, base, fields)

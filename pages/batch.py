@@ -19,7 +19,7 @@ from dashboard.batch_intake import UPLOAD_TYPES, collect, signature
 from dashboard.batch_job import DONE, RUNNING, STOPPED, BatchJob, advance, decode_preview, flush_cases
 from dashboard.batch_table import ROW_ID, Filters, apply_filters, column_config, labelled, results_frame, row_ids
 from dashboard.model_cache import require_model
-from dashboard.presentation import DISCLAIMER, TRIAGE, percent
+from dashboard.presentation import DISCLAIMER, TRIAGE, percent, plain
 from dashboard.selection import clear_selection, follow_table
 from dashboard.store import get_store
 from dermascan import charts
@@ -28,6 +28,7 @@ from dermascan.errors import DermascanError
 from dermascan.evaluate import metrics_for
 from dermascan.labelsets import parse_labels_csv
 from dermascan.overlay import DEFAULT_ALPHA, blend, colorize
+from dermascan.text import display_text
 
 JOB = "batch_job"  # the BatchJob of this session
 METRICS = "batch_metrics"  # (job signature, done, labels file id) -> report
@@ -48,7 +49,7 @@ def read_labels(upload) -> dict[str, str] | None:
     except UnicodeDecodeError:
         st.error("The labels CSV must be UTF-8 text.", icon=":material/error:")
     except DermascanError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(exc), icon=":material/error:")
     return None
 
 
@@ -86,7 +87,8 @@ def filters_input(labels, display_name) -> Filters:
     a, b, c = st.columns([1.2, 1.6, 1])
     bands = a.multiselect("Triage band", list(TRIAGE), key="batch_filter_bands", format_func=lambda b: TRIAGE[b].title,
                           placeholder="all bands")
-    classes = b.multiselect("Predicted class", labels, key="batch_filter_classes", format_func=display_name,
+    classes = b.multiselect("Predicted class", labels, key="batch_filter_classes",
+                            format_func=lambda label: display_text(display_name(label)),
                             placeholder="all classes")
     min_score = c.slider("Minimum malignancy score", 0.0, 1.0, 0.0, 0.05, key="batch_min_score", format="percent")
     return Filters(tuple(bands), tuple(classes), float(min_score))
@@ -102,14 +104,15 @@ def overlay_panel(job: BatchJob, row: int, display_name) -> None:
         cache = ((job.signature, row), image, coloured)
         st.session_state[COLOURED] = cache
     _, image, coloured = cache
-    st.markdown(f"**{result.name}** · {display_name(result.top_label)} · malignancy {percent(result.malignant_score)}")
+    st.markdown(f"**{plain(result.name)}** · {plain(display_name(result.top_label))} · "
+                f"malignancy {percent(result.malignant_score)}")
     left, right = st.columns(2)
     left.image(image, caption="Original (preview)", width="stretch")
     if coloured is None:
         right.info("No heatmap: this batch ran without Grad-CAM.", icon=":material/hide_image:")
         return
     alpha = st.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="batch_alpha")
-    right.image(blend(image, coloured, alpha), caption=f"Grad-CAM: {display_name(result.explained_label)}",
+    right.image(blend(image, coloured, alpha), caption=f"Grad-CAM: {plain(display_name(result.explained_label))}",
                 width="stretch")
 
 
@@ -142,7 +145,7 @@ def metrics_section(job: BatchJob, labels_by_id: dict[str, str], labels_key, mod
             cache.clear()
             cache[key] = metrics_for(model, y_true, probs)
         except DermascanError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(plain(exc), icon=":material/error:")
             return
     report = cache[key]
     if unmatched:
@@ -180,14 +183,14 @@ def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
         st.button("Resume", key="batch_resume", icon=":material/play_arrow:", on_click=job.resume)
     if job.pending_cases:
         st.warning(f"{len(job.pending_cases)} result(s) are not in the review log yet: "
-                   f"{get_store().error or 'the review database is busy'}", icon=":material/sync_problem:")
+                   f"{plain(get_store().error or 'the review database is busy')}", icon=":material/sync_problem:")
     elif job.logged:
         st.caption(f"{job.logged} case(s) added to the review log (source: batch).")
     if job.errors:
         with st.expander(f"{len(job.errors)} file(s) could not be analysed", icon=":material/broken_image:",
                          expanded=True):
-            st.dataframe([{"File": e["file"], "Problem": e["error"]} for e in job.errors], hide_index=True,
-                         width="stretch", key="batch_errors")
+            st.dataframe([{"File": display_text(e["file"]), "Problem": display_text(e["error"])} for e in job.errors],
+                         hide_index=True, width="stretch", key="batch_errors")
     if not job.results:
         return
 

@@ -28,6 +28,7 @@ from dermascan.errors import DermascanError
 from dermascan.overlay import DEFAULT_ALPHA
 from dermascan.reviews.csvio import to_csv_bytes
 from dermascan.reviews.records import CASE_DETAIL_FIELDS
+from dermascan.text import display_text
 
 STATUS = {"All": None, "Undecided": False, "Decided": True}
 SHOWN_CHANGES = 100  # import summary lines shown; the history of every case keeps them all anyway
@@ -90,7 +91,7 @@ def heatmap_again(store, case) -> None:
     left, right = st.columns(2)
     left.image(analysis.display_image(DISPLAY_WIDTH), caption="Original", width="stretch")
     right.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
-                caption=f"Grad-CAM: {analysis.display_names[analysis.explained_label]}")
+                caption=f"Grad-CAM: {plain(analysis.display_names[analysis.explained_label])}")
 
 
 def ai_result(case, display_name) -> None:
@@ -98,7 +99,7 @@ def ai_result(case, display_name) -> None:
     style = triage_style(case.triage)
     st.markdown(f"**AI:** {plain(display_name(case.top_label))} ({percent(case.top_probability)})  \n"
                 f"**Malignancy score:** {percent(case.malignant_score)}")
-    st.badge(f"Triage {style.title}", icon=style.icon, color=style.color)
+    st.badge(f"Triage {plain(style.title)}", icon=style.icon, color=style.color)  # an imported band is any text
     if case.explanation:
         st.caption(plain(case.explanation))
     st.caption(plain(f"Model {case.model_version or '—'} · {case.preprocessing or '—'} / {case.resize or '—'}"))
@@ -113,7 +114,7 @@ def details_summary(case) -> None:
     if details:
         st.markdown("  \n".join(f"**{k}:** {plain(v)}" for k, v in details.items()))
     if case.updated_at:
-        st.caption(f"Last edited {case.updated_at[:16].replace('T', ' ')} UTC; earlier values are kept.")
+        st.caption(f"Last edited {plain(case.updated_at[:16].replace('T', ' '))} UTC; earlier values are kept.")
 
 
 def case_details_editor(store_slot, case) -> None:
@@ -144,7 +145,7 @@ def decision_history(store, case_id, display_name) -> None:
     try:
         history = store.decision_history(case_id)
     except DermascanError as exc:
-        st.warning(f"The decision history could not be read: {exc}", icon=":material/sync_problem:")
+        st.warning(f"The decision history could not be read: {plain(exc)}", icon=":material/sync_problem:")
         return
     st.markdown("**Decision history** (oldest first)")
     if not history:
@@ -190,7 +191,7 @@ def export_import(store, shown, filtered: bool) -> None:
             # The store exports everything; a filtered view is written in the very same format.
             data = to_csv_bytes(shown) if filtered else store.export_csv()
         except DermascanError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         else:
             label = f"Download the {len(shown)} shown case(s) as CSV" if filtered else "Download the review log as CSV"
             st.download_button(label, data, mime="text/csv",
@@ -204,7 +205,7 @@ def export_import(store, shown, filtered: bool) -> None:
             try:
                 outcome = store.import_csv(upload.getvalue())
             except DermascanError as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
             else:
                 st.session_state[session.IMPORT_RESULT] = outcome
                 st.rerun()  # show the imported rows in the table
@@ -219,23 +220,23 @@ def export_import(store, shown, filtered: bool) -> None:
                     st.caption(f"... and {len(lines) - SHOWN_CHANGES} more; every earlier decision is in the "
                                "case's decision history.")
             for warning in outcome.warnings:
-                st.warning(warning)
+                st.warning(plain(warning))
             if outcome.errors:
                 st.warning(f"{len(outcome.errors)} row(s) could not be imported:")
-                st.code("\n".join(outcome.errors), language=None)
+                st.code("\n".join(display_text(e) for e in outcome.errors), language=None)
 
 
 st.title("Review log")
 store_slot = get_store()
 if store_slot.store is None:
-    st.error(f"The review log is unavailable: {store_slot.error}", icon=":material/error:")
+    st.error(f"The review log is unavailable: {plain(store_slot.error)}", icon=":material/error:")
     st.stop()
 store = store_slot.store
 display_name = display_name_for(current_model())
 try:
     cases = store.list_cases(session_first=session.session_id(), with_thumbnails=False)
 except DermascanError as exc:
-    st.error(f"The review log could not be read: {exc}", icon=":material/error:")
+    st.error(f"The review log could not be read: {plain(exc)}", icon=":material/error:")
     st.stop()
 
 st.caption(f"{len(cases)} case(s), this session's first. Images are never stored, only results and decisions.")

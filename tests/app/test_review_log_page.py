@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import io
 
-from app_helpers import assert_no_exception, downloaded, new_app
+from app_helpers import as_shown, assert_no_exception, downloaded, new_app
 
 from dermascan.reviews import CaseRecord, Decision, ReviewStore
+from dermascan.text import markdown_literal
 
 LOG = "pages/review_log.py"
 
@@ -140,7 +141,8 @@ def test_stored_text_is_shown_as_text_not_markdown(app_env):
     at.switch_page(LOG).run()
     select_row(at, 0)
     assert_no_exception(at)
-    assert at.subheader[0].value == "Case 1 · \\!\\[x\\]\\(http\\://example\\.invalid/a\\.png\\)\\.jpg"
+    assert at.subheader[0].value == f"Case 1 · {markdown_literal(record.file_name)}"
+    assert as_shown(at.subheader[0].value) == "Case 1 · ![x](http://example.invalid/a.png).jpg"
     assert any("\\[click\\]" in md.value for md in at.markdown)
 
 

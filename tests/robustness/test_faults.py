@@ -97,7 +97,7 @@ def page_text(at) -> str:
     def walk(node):
         proto = getattr(node, "proto", None)
         if proto is not None:
-            out.append(str(proto))
+            out.append(app.proto_text(proto))
         for child in getattr(node, "children", {}).values():
             walk(child)
 
@@ -178,7 +178,7 @@ def test_a_broken_model_is_a_clear_message_and_the_app_recovers(kind, models, se
     monkeypatch.setenv("DERMASCAN_MODELS_DIR", str(models["good"].parent))
     at = app.new_app().run()
     assert_safe(at, SECRET_DIR, str(secret))
-    [message] = [e.value for e in at.main.error]
+    [message] = [app.as_shown(e.value) for e in at.main.error]
     assert message.startswith("No model is loaded:") and "models folder" in message  # what happened, what to do
     assert at.sidebar.error  # the sidebar says so on every page
     # Other widgets still work: choosing a good model in the sidebar recovers without a restart.
@@ -346,16 +346,17 @@ def test_a_read_only_database_is_reported_and_left_untouched(models, db, monkeyp
                 at.radio(key=f"log_decision_{case_id}_management").set_value("excise")
                 next(b for b in at.button if b.label == "Save to review log").click().run()
                 assert_safe(at, str(db.parent))
-                assert any("read-only" in e.value and "kept in this session" in e.value for e in at.error)
+                assert any("read-only" in app.as_shown(e.value) and "kept in this session" in e.value for e in at.error)
             else:
                 # A read-only folder: SQLite cannot even create the WAL index, so the log cannot be opened.
-                [message] = [e.value for e in at.main.error]
+                [message] = [app.as_shown(e.value) for e in at.main.error]
                 assert "read-only" in message and "reviews.sqlite3" in message and "DERMASCAN_REVIEW_DB" in message
             analyze = app.new_app().run()
             upload(analyze, image)
             assert_safe(analyze, str(db.parent))
             assert len(analyze.dataframe[0].value) == 7  # analysing still works
-            assert any("not in the review log yet" in w.value and "read-only" in w.value for w in analyze.warning)
+            assert any("not in the review log yet" in w.value and "read-only" in app.as_shown(w.value)
+                       for w in analyze.warning)
             submit_decision(analyze)
             assert_safe(analyze, str(db.parent))
             assert any("kept in this session" in e.value for e in analyze.error)
@@ -372,7 +373,7 @@ def test_a_file_that_is_not_a_database_is_reported_and_never_overwritten(models,
     at = app.new_app()
     at.switch_page(LOG).run()
     assert_safe(at, str(db.parent))
-    [message] = [e.value for e in at.main.error]
+    [message] = [app.as_shown(e.value) for e in at.main.error]
     assert "not a readable review database" in message and "left untouched" in message
     at.switch_page("pages/analyze.py").run()
     upload(at, image)
