@@ -7,7 +7,11 @@ import streamlit as st
 
 from dashboard.sidebar import render_sidebar
 
-st.set_page_config(page_title="DermaScan Review", page_icon=":material/dermatology:", layout="wide")
+# An emoji: Streamlit turns it into an inline SVG favicon. A ":material/..." page icon would make every
+# browser fetch the favicon from fonts.gstatic.com (the st.Page icons below use the bundled font instead).
+PAGE_ICON = "🔬"
+
+st.set_page_config(page_title="DermaScan Review", page_icon=PAGE_ICON, layout="wide")
 
 PAGES = [
     st.Page("pages/analyze.py", title="Analyze", icon=":material/biotech:", default=True),

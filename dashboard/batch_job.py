@@ -3,7 +3,8 @@
 Each result keeps only what the Batch page shows: the numbers, a 64 px thumbnail (PNG
 data URI for the table), a downscaled JPEG preview (<= 384 px) and the Grad-CAM heatmap
 at the model's feature-map resolution (float16) for the overlay. The uploaded bytes and
-full-size pixels are dropped as soon as a file is analysed.
+decoded pixels (already no larger than ``SCREEN_MAX_PX``: ``run_batch`` never holds a full-size
+photo) are dropped as soon as a file is analysed.
 
 ``advance`` processes the files not done yet and records every item before anything is
 drawn, so an interrupted script run loses nothing and the next run resumes.

@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dermascan.render.text import display_text
+
 from .batch_job import BatchResult
+from .presentation import plain
 
 ROW_ID = "_row"  # position in the job's results; hidden, used to find the selected result
 
@@ -29,8 +32,8 @@ def results_frame(results: list[BatchResult], labels: list[str], display_name) -
         {
             ROW_ID: i,
             "Image": r.thumbnail,
-            "File": r.name,
-            "Top class": display_name(r.top_label),
+            "File": display_text(r.name),  # shown only: the job and its CSV keep the name as uploaded
+            "Top class": display_text(display_name(r.top_label)),
             "Code": r.top_label,
             "Malignancy": r.malignant_score,
             "Triage": r.triage,
@@ -54,6 +57,11 @@ def apply_filters(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
+def row_ids(job, frame: pd.DataFrame) -> list[tuple]:
+    """An id per row of ``frame`` (one of ``job``'s worklists): (job signature, result index), never a position."""
+    return [(job.signature, int(i)) for i in frame[ROW_ID]]
+
+
 def column_config(labels: list[str], display_name) -> dict:
     """Formats: thumbnail images, score as a progress bar, probabilities as percentages."""
     config = {
@@ -67,7 +75,8 @@ def column_config(labels: list[str], display_name) -> dict:
         "Triage": st.column_config.TextColumn("Triage", width="small"),
     }
     for label in labels:
-        config[f"p_{label}"] = st.column_config.NumberColumn(label, format="percent", help=display_name(label))
+        config[f"p_{label}"] = st.column_config.NumberColumn(display_text(label), format="percent",
+                                                             help=plain(display_name(label)))
     return config
 
 

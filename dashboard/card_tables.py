@@ -1,4 +1,8 @@
-"""Turn a model card's nested metrics dict into tables a person can read."""
+"""Turn a model card's nested metrics dict into tables a person can read.
+
+Keys and values come from the model file's card (anyone's text): every one goes through ``display_text``, and
+the page escapes the titles for Markdown.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,17 @@ from typing import Any
 
 import pandas as pd
 
+from dermascan.render.text import display_text
+
 SKIPPED = {"labels", "reliability"}  # lists for machines (plots), not for a table
 
 
 def humanize(key: str) -> str:
     """``balanced_accuracy`` -> ``Balanced accuracy`` (``auc``/``ece`` stay upper case)."""
     if not key.islower():
-        return key
+        return display_text(key)
     text = " ".join(w.upper() if w in {"auc", "ece", "mel", "f1", "n"} else w for w in key.split("_"))
-    return text[:1].upper() + text[1:]
+    return display_text(text[:1].upper() + text[1:])
 
 
 def show(value: Any) -> str:
@@ -23,7 +29,7 @@ def show(value: Any) -> str:
         return "—"
     if isinstance(value, float):
         return f"{value:.3f}"
-    return str(value)
+    return display_text(value)
 
 
 def _is_table(value: Any) -> bool:
@@ -47,11 +53,13 @@ def metric_tables(metrics: dict, prefix: str = "") -> list[tuple[str, pd.DataFra
             continue
         title = f"{prefix} · {humanize(key)}" if prefix else humanize(key)
         if _is_confusion(value):
+            shown_labels = [display_text(label) for label in value["labels"]]
             out.append((title + " (rows: true, columns: predicted)",
-                        pd.DataFrame(value["matrix"], index=value["labels"], columns=value["labels"])))
+                        pd.DataFrame(value["matrix"], index=shown_labels, columns=shown_labels)))
         elif _is_table(value):
             grid = pd.DataFrame.from_dict(value, orient="index").map(show)
             grid.columns = [humanize(str(c)) for c in grid.columns]
+            grid.index = [display_text(i) for i in grid.index]
             out.append((title, grid))
         elif isinstance(value, dict):
             out.extend(metric_tables(value, title))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
+
 import streamlit as st
 
 from dermascan.errors import DermascanError
@@ -11,73 +14,169 @@ from dermascan.reviews.records import CASE_DETAIL_FIELDS
 
 from . import session
 from .analysis_cache import Options
-from .presentation import FITZPATRICK, SEX_OPTIONS
+from .presentation import FITZPATRICK, SEX_OPTIONS, plain
 from .review_store import StoreSlot
 
 SOURCE = "single"  # one image analysed on the Analyze page (batch analysis writes "batch")
+DRAFT = "case"  # key prefix of the details typed before any image is uploaded (they go with the next new image)
+AGE_MAX = 120  # the Age input's usual bound; a stored age above it (the store allows 150) raises it, not crashes
+RETRY_LABEL = "Retry saving case details"
+# Session keys of the details editing, re-exported for the pages (defined once, in ``session``).
+PENDING_CASE_FIELDS, DETAILS_SAVED = session.PENDING_CASE_FIELDS, session.DETAILS_SAVED
 
 
-def ensure_case(store_slot: StoreSlot, analysis: Analysis, *, model_key: str, options: Options,
-                case_fields: dict) -> int | None:
-    """The review-log id of this image's case, adding it now if this session has not yet.
+def details_prefix(sha256: str | None) -> str:
+    """Key prefix of the Analyze page's case-detail inputs for the image ``sha256`` (None: no image yet).
+
+    One set of widgets per image, so Streamlit keeps each image's typed details apart: a widget whose
+    state is replaced under the same key keeps showing its old text in the browser, and sends it back.
+    """
+    return DRAFT if sha256 is None else f"{DRAFT}_{sha256[:16]}"
+
+
+@dataclass(frozen=True)
+class CaseSubject:
+    """One case of the Analyze page: an image analysed by one model with one set of options.
+
+    Every per-case widget key, the pending-decision key and the case id all derive from one subject,
+    so what a reviewer typed into a widget can only be saved to the case that widget was drawn for.
+    """
+
+    sha256: str
+    model_key: str
+    options: Options
+
+    @property
+    def store_key(self) -> tuple:
+        """The key of ``session.CASE_IDS``."""
+        return (self.sha256, self.model_key, self.options)
+
+    @property
+    def token(self) -> str:
+        """A short widget-key part naming this subject (image, model and options)."""
+        digest = hashlib.sha256(repr(self.store_key).encode()).hexdigest()[:8]
+        return f"{self.sha256[:16]}_{digest}"
+
+    @property
+    def details_prefix(self) -> str:
+        """Key prefix of this image's case-detail inputs (details describe the lesion: one set per image)."""
+        return details_prefix(self.sha256)
+
+    @property
+    def pending_key(self) -> str:
+        """Where a decision on this subject waits when it could not be saved."""
+        return f"analyze:{self.sha256}:{self.model_key}:{self.options}"
+
+    @property
+    def case_id(self) -> int | None:
+        """The review-log id of this subject's case, if this session has stored it."""
+        return session.bucket(session.CASE_IDS).get(self.store_key)
+
+
+def ensure_case(store_slot: StoreSlot, analysis: Analysis, subject: CaseSubject, *, case_fields: dict) -> int | None:
+    """The review-log id of ``subject``'s case, adding it now (with ``case_fields``) if this session has not yet.
 
     ``case_fields`` (patient_id, lesion_id, body_site, fitzpatrick, age, sex) go into the
     database only. Returns None (after a warning) when the store is unusable; the next
     rerun tries again, so the AI result is saved as soon as the database is back.
     """
-    case_ids = session.bucket(session.CASE_IDS)
-    key = (analysis.sha256, model_key, options)
-    if key in case_ids:
-        st.session_state[DETAILS_OWNER] = analysis.sha256
-        return case_ids[key]
+    if analysis.sha256 != subject.sha256:
+        raise ValueError("the analysis is not of this case's image")
+    if subject.case_id is not None:
+        return subject.case_id
     if store_slot.store is None:
-        st.warning(f"This result is not in the review log yet: {store_slot.error}", icon=":material/sync_problem:")
+        st.warning(f"This result is not in the review log yet: {plain(store_slot.error)}",
+                   icon=":material/sync_problem:")
         return None
     try:
         record = CaseRecord.from_analysis(analysis, session_id=session.session_id(), source=SOURCE, **case_fields)
-        case_ids[key] = store_slot.store.add_case(record)
+        case_id = store_slot.store.add_case(record)
     except DermascanError as exc:
-        st.warning(f"This result is not in the review log yet: {exc} It will be retried.",
+        st.warning(f"This result is not in the review log yet: {plain(exc)} It will be retried.",
                    icon=":material/sync_problem:")
         return None
     except ValueError as exc:  # a case field the store refuses (the message names the field, not the value)
-        st.warning(f"This result is not in the review log yet: {exc}.", icon=":material/sync_problem:")
+        st.warning(f"This result is not in the review log yet: {plain(exc)}.", icon=":material/sync_problem:")
         return None
-    session.bucket(session.CASE_FIELDS)[case_ids[key]] = dict(case_fields)
-    st.session_state[DETAILS_OWNER] = analysis.sha256
-    return case_ids[key]
+    session.bucket(session.CASE_IDS)[subject.store_key] = case_id
+    session.bucket(session.CASE_FIELDS)[case_id] = dict(case_fields)
+    return case_id
 
 
-# Session keys of the case-details editing. They belong in ``session.py`` with the others; kept here for now
-# because that module is shared with work in progress elsewhere.
-PENDING_CASE_FIELDS = "ds_pending_case_fields"  # case_id -> {field: value} typed but not saved yet
-TYPED_CASE_FIELDS = "ds_typed_case_fields"  # the Analyze page's case-detail inputs, kept across page switches
-DETAILS_SAVED = "ds_details_saved"  # case_id whose details were just saved (confirmed after a rerun)
-AGE_MAX = 120  # the Age input's usual bound; a stored age above it (the store allows 150) raises it, not crashes
-RETRY_LABEL = "Retry saving case details"
-DETAILS_OWNER = "ds_details_owner"  # sha256 of the image the Analyze page's typed details belong to
+def latest_case_of_image(sha256: str) -> int | None:
+    """The case this session stored last for the image ``sha256`` (any model or options), if any."""
+    ids = [case_id for key, case_id in session.bucket(session.CASE_IDS).items() if key[0] == sha256]
+    return ids[-1] if ids else None
 
 
-def sync_details_to_image(key_prefix: str, sha256: str | None) -> str | None:
-    """Make the Analyze page's detail inputs belong to the image ``sha256``; call before drawing them.
+def typed_in_widgets(key_prefix: str) -> dict | None:
+    """The details held by the detail inputs ``key_prefix`` right now (None: not drawn in the last run).
 
-    Details typed before the first upload belong to that upload (the usual order: patient, then
-    photo). But details already saved with image A must never silently become image B's: the next
-    lesion may be another patient's. So when B replaces A the inputs show B's saved details if this
-    session has them, else they are emptied. Returns "cleared", "restored" or None (nothing changed).
+    Read at the top of a run, this is what the browser sent, also for inputs this run will not draw.
     """
-    owner = st.session_state.get(DETAILS_OWNER)
-    if sha256 is None or owner is None or owner == sha256:
+    keys = [f"{key_prefix}_{name}" for name in CASE_DETAIL_FIELDS]
+    if not any(key in st.session_state for key in keys):
         return None
-    saved = next((session.bucket(session.CASE_FIELDS).get(case_id)
-                  for key, case_id in session.bucket(session.CASE_IDS).items() if key[0] == sha256), None)
-    for name in CASE_DETAIL_FIELDS:
-        st.session_state.pop(f"{key_prefix}_{name}", None)
-        if saved and name in saved:
-            st.session_state[f"{key_prefix}_{name}"] = saved[name]
-    st.session_state[TYPED_CASE_FIELDS] = dict(saved or {})
-    st.session_state[DETAILS_OWNER] = sha256 if saved else None
-    return "restored" if saved else "cleared"
+    return present({name: st.session_state.get(key) for name, key in zip(CASE_DETAIL_FIELDS, keys)})
+
+
+def remember_typed(key_prefix: str, fields: dict | None = None) -> None:
+    """Keep what the inputs ``key_prefix`` hold (or ``fields``) in a plain session key.
+
+    Streamlit drops a widget's state on runs that do not draw it (another page, another image); without
+    this, coming back would show empty inputs, and saving them would clear the details saved with the case.
+    """
+    fields = typed_in_widgets(key_prefix) if fields is None else fields
+    if fields is not None:
+        session.bucket(session.TYPED_CASE_FIELDS)[key_prefix] = dict(fields)
+
+
+def typed_details(key_prefix: str) -> dict | None:
+    """What was last typed into the inputs ``key_prefix`` in this session, if they were ever drawn."""
+    return session.bucket(session.TYPED_CASE_FIELDS).get(key_prefix)
+
+
+def details_for_image(store_slot: StoreSlot, sha256: str) -> dict:
+    """What the Analyze page's detail inputs for the image ``sha256`` start from when drawn afresh.
+
+    What was typed for this image in this session while it is not saved; else what the database holds for
+    the image's case; else, for an image without a case yet, what was typed before it was uploaded (the
+    usual order: patient, then photo; taken by that one image only, the next may be another patient's).
+    """
+    prefix = details_prefix(sha256)
+    typed = typed_details(prefix)
+    case_id = latest_case_of_image(sha256)
+    if case_id is None:
+        if typed is None:
+            typed = typed_in_widgets(DRAFT) or typed_details(DRAFT) or {}
+            session.bucket(session.TYPED_CASE_FIELDS)[DRAFT] = {}
+            for name in CASE_DETAIL_FIELDS:
+                st.session_state.pop(f"{DRAFT}_{name}", None)
+        return typed
+    baseline = session.bucket(session.CASE_FIELDS).get(case_id, {})
+    if typed is not None and details_diff(baseline, typed):
+        return typed
+    stored = _stored_details(store_slot, case_id)
+    return baseline if stored is None else present(stored)
+
+
+def unsaved_for_image(sha256: str) -> bool:
+    """Details typed for the image ``sha256`` in this session that are not saved with its case."""
+    typed = typed_details(details_prefix(sha256))
+    if not typed:
+        return False
+    case_id = latest_case_of_image(sha256)
+    return case_id is None or bool(details_diff(session.bucket(session.CASE_FIELDS).get(case_id, {}), typed))
+
+
+def note_image_change(sha256: str | None) -> str | None:
+    """Record that Analyze now shows ``sha256``; the image shown before, when this replaced another one."""
+    before = st.session_state.get(session.DETAILS_IMAGE)
+    if before is not None:
+        remember_typed(details_prefix(before))  # typed in the same run as the new upload: still the old image's
+    if sha256 is not None:
+        st.session_state[session.DETAILS_IMAGE] = sha256
+    return before if sha256 is not None and before not in (None, sha256) else None
 
 
 def detail_inputs(key_prefix: str, values: dict | None = None) -> dict:
@@ -117,22 +216,6 @@ def details_diff(saved: dict, typed: dict) -> dict:
     return {name: typed.get(name) for name in CASE_DETAIL_FIELDS if typed.get(name) != saved.get(name)}
 
 
-def restore_typed_details(key_prefix: str) -> None:
-    """Put the Analyze page's typed case details back into its inputs after a visit to another page.
-
-    Streamlit drops a widget's state on pages that do not draw it; without this, coming back would show
-    empty inputs, and saving them would clear the details saved with the case.
-    """
-    typed = st.session_state.get(TYPED_CASE_FIELDS, {})
-    for name, value in typed.items():
-        st.session_state.setdefault(f"{key_prefix}_{name}", value)
-
-
-def remember_typed_details(fields: dict) -> None:
-    """Keep the Analyze page's typed case details in a plain session key (see ``restore_typed_details``)."""
-    st.session_state[TYPED_CASE_FIELDS] = dict(fields)
-
-
 def unsaved_details(store_slot: StoreSlot, case_id: int | None, case_fields: dict) -> dict:
     """Changes typed on the Analyze page since this session last saved the case's details (empty: none).
 
@@ -155,14 +238,14 @@ def unsaved_details(store_slot: StoreSlot, case_id: int | None, case_fields: dic
 
 def save_case_details(store_slot: StoreSlot, case_id: int, changes: dict) -> CaseRecord | None:
     """Save detail ``changes``; on failure keep them in the session for a retry and say why (None)."""
-    pending = session.bucket(PENDING_CASE_FIELDS)
+    pending = session.bucket(session.PENDING_CASE_FIELDS)
     try:
         if store_slot.store is None:
             raise DermascanError(store_slot.error or "The review database is unavailable.")
         record = store_slot.store.update_case_fields(case_id, **changes)
     except DermascanError as exc:
         pending[case_id] = {**pending.get(case_id, {}), **changes}
-        st.error(f"{exc} The case details you typed are kept in this session; press **{RETRY_LABEL}** to try "
+        st.error(f"{plain(exc)} The case details you typed are kept in this session; press **{RETRY_LABEL}** to try "
                  "again.", icon=":material/sync_problem:")
         return None
     # Only what was just saved stops being pending; other fields typed elsewhere stay for their retry.
@@ -185,12 +268,12 @@ def save_typed_details(store_slot: StoreSlot, case_id: int, changes: dict) -> bo
 
 def pending_case_details(case_id: int | None) -> dict | None:
     """Case details typed for ``case_id`` whose save failed, if any."""
-    return session.bucket(PENDING_CASE_FIELDS).get(case_id)
+    return session.bucket(session.PENDING_CASE_FIELDS).get(case_id)
 
 
 def drop_pending_case_details(case_id: int) -> None:
     """Forget unsaved details for ``case_id`` (the reviewer saved the stored values as they are)."""
-    session.bucket(PENDING_CASE_FIELDS).pop(case_id, None)
+    session.bucket(session.PENDING_CASE_FIELDS).pop(case_id, None)
 
 
 def _stored_details(store_slot: StoreSlot, case_id: int) -> dict | None:
@@ -204,3 +287,10 @@ def _stored_details(store_slot: StoreSlot, case_id: int) -> dict | None:
 
 def _index(options: list, value) -> int | None:
     return options.index(value) if value in options else None
+
+
+def release_details(sha256: str) -> None:
+    """Hand the details typed for an image that could not be analysed (no case holds them) to the next image."""
+    typed = session.bucket(session.TYPED_CASE_FIELDS)
+    if latest_case_of_image(sha256) is None and typed.get(details_prefix(sha256)):
+        typed[DRAFT] = typed[details_prefix(sha256)]

@@ -7,10 +7,11 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from dermascan.errors import DermascanError
+from dermascan.render.text import display_text
 from dermascan.reviews import MANAGEMENT_OPTIONS, Decision
 
 from . import session
-from .presentation import management_name
+from .presentation import management_name, plain
 from .review_store import StoreSlot
 
 AGREE, OTHER = "agree", "other"
@@ -31,12 +32,13 @@ def decision_form(form_key: str, *, labels: Sequence[str], display_name: Callabl
             "Diagnosis",
             (AGREE, OTHER),
             index=0 if agreed else 1,
-            format_func=lambda v: f"Agree with the AI: {display_name(ai_label)}" if v == AGREE
+            format_func=lambda v: f"Agree with the AI: {plain(display_name(ai_label))}" if v == AGREE
             else "Another diagnosis (choose below)",
             key=f"{form_key}_agree",
         )
         chosen = existing.reviewer_diagnosis if existing and existing.reviewer_diagnosis in labels else ai_label
-        diagnosis = st.selectbox("Other diagnosis", labels, index=labels.index(chosen), format_func=display_name,
+        diagnosis = st.selectbox("Other diagnosis", labels, index=labels.index(chosen),
+                                 format_func=lambda label: display_text(display_name(label)),
                                  key=f"{form_key}_diagnosis", help="Used only when you do not agree with the AI.")
         management = st.radio(
             "Management",
@@ -66,7 +68,7 @@ def decision_form(form_key: str, *, labels: Sequence[str], display_name: Callabl
             reviewer=reviewer.strip() or None,
         )
     except ValueError as exc:  # e.g. a note over the store's length limit; the form keeps what was typed
-        st.error(f"The decision was not saved: {exc}.")
+        st.error(f"The decision was not saved: {plain(exc)}.")
         return None
 
 
@@ -79,14 +81,14 @@ def save_decision(store_slot: StoreSlot, case_id: int | None, decision: Decision
     pending = session.bucket(session.PENDING_DECISIONS)
     if store_slot.store is None or case_id is None:
         pending[pending_key] = decision
-        st.error(f"{store_slot.error or 'This case is not in the review log yet.'} "
+        st.error(f"{plain(store_slot.error or 'This case is not in the review log yet.')} "
                  "Your decision is kept in this session; press **Retry saving** when the database is available.")
         return False
     try:
         store_slot.store.save_decision(case_id, decision)
     except DermascanError as exc:
         pending[pending_key] = decision
-        st.error(f"{exc} Your decision is kept in this session; press **Retry saving** to try again.")
+        st.error(f"{plain(exc)} Your decision is kept in this session; press **Retry saving** to try again.")
         return False
     pending.pop(pending_key, None)
     st.toast("Decision saved to the review log.", icon=":material/check_circle:")

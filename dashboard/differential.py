@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dermascan.inference.analysis import Analysis
+from dermascan.render.text import display_text
 
 MALIGNANT_GROUP, BENIGN_GROUP = "Malignant / pre-malignant", "Benign"
 GROUP_COLOURS = ["#b4544c", "#3f8a8f"]  # muted red, muted teal: readable with the light theme
@@ -17,8 +18,8 @@ def differential_frame(analysis: Analysis, malignant_labels: list[str]) -> pd.Da
     return pd.DataFrame(
         [
             {
-                "Diagnosis": p["display_name"],
-                "Code": p["label"],
+                "Diagnosis": display_text(p["display_name"]),  # the card's text, shown in the table and on the axis
+                "Code": display_text(p["label"]),
                 "Probability": p["probability"],
                 "Group": MALIGNANT_GROUP if p["label"] in malignant_labels else BENIGN_GROUP,
             }

@@ -7,7 +7,20 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 import streamlit as st
 
+from dermascan.render.text import display_text
+
 from .presentation import management_name, triage_style
+
+# Typed or imported text: shown without bidi controls or line breaks (the store keeps it as it was given).
+_TEXT_COLUMNS = ("File", "AI diagnosis", "Triage", "Reviewer diagnosis", "Management", "Note", "Reviewer",
+                 "Source")
+
+
+def _shown(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in _TEXT_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].map(lambda v: display_text(v) if isinstance(v, str) else v)
+    return frame
 
 
 def _when(value: str | None) -> pd.Timestamp | None:
@@ -39,7 +52,7 @@ def log_frame(cases: Sequence, *, session_id: str, display_name: Callable[[str],
     frame = pd.DataFrame(rows, columns=list(LOG_COLUMNS))
     for column in ("Analysed", "Decided"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame
+    return _shown(frame)
 
 
 # AI result and reviewer decision first and side by side; bookkeeping columns last.
@@ -75,7 +88,7 @@ def history_frame(history: Sequence, *, display_name: Callable[[str], str]) -> p
     } for decision in history]
     frame = pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
     frame["Decided"] = pd.to_datetime(frame["Decided"], utc=True)
-    return frame
+    return _shown(frame)
 
 
 HISTORY_COLUMNS = {
@@ -86,3 +99,19 @@ HISTORY_COLUMNS = {
     "Note": st.column_config.TextColumn("Note", width="medium"),
     "Reviewer": st.column_config.TextColumn("Reviewer", width="small"),
 }
+
+
+# How the reviewer can order the log; the store's own order (this session first, newest first) is the default.
+ORDERS = {"session": "This session first", "risk": "Highest malignancy score first", "oldest": "Oldest first"}
+
+
+def sort_cases(cases: Sequence, order: str) -> list:
+    """``cases`` in the ``order`` named by an ``ORDERS`` key; ties keep the store's order."""
+    cases = list(cases)
+    if order == "risk":  # a case without a score (an import with an empty cell) goes last
+        return sorted(cases, key=lambda c: -c.malignant_score if c.malignant_score is not None else float("inf"))
+    if order == "oldest":
+        return sorted(cases, key=lambda c: (c.created_at or "", c.case_id or 0))
+    if order != "session":
+        raise ValueError(f"unknown order {order!r}")
+    return cases

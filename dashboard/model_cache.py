@@ -4,6 +4,10 @@ Loading compiles and warms up the TensorFlow graph (seconds), so it happens in
 ``st.cache_resource`` keyed by the resolved path and the file's modification time:
 every session reuses one ``LesionModel``, and a retrained file on the same path loads
 fresh instead of serving stale weights.
+
+A session uses the administrator's default (``$DERMASCAN_MODEL``, else the bundled model) or a
+file it picked by name from the models folder (``$DERMASCAN_MODELS_DIR``); the page never names
+a server path, and a model whose layers carry code is refused (never ``trust_code``).
 """
 
 from __future__ import annotations
@@ -15,16 +19,18 @@ from pathlib import Path
 import streamlit as st
 
 import dermascan
-from dermascan.config import MODEL_ENV, resolve_model_path
+from dermascan.config import MODEL_ENV, MODELS_DIR_ENV, models_dir, resolve_model_path
 from dermascan.errors import DermascanError
+from dermascan.model.folder import model_in_folder
 
 from . import session
+from .presentation import plain
 
 log = logging.getLogger(__name__)
 
 HOW_TO_FIX = (
-    f"To fix it, enter the path of a .keras or .h5 model file under **Model file** in the sidebar, "
-    f"or set the `{MODEL_ENV}` environment variable and restart the app."
+    "To fix it, choose another model under **Model** in the sidebar, or ask the administrator to put a "
+    f".keras or .h5 file in the models folder (`{MODELS_DIR_ENV}`) or to set `{MODEL_ENV}` and restart the app."
 )
 
 
@@ -50,17 +56,18 @@ def _load(path: str, mtime_ns: int) -> dermascan.LesionModel:
 
 
 def current_model() -> ModelSlot:
-    """The session's model (sidebar override, else ``$DERMASCAN_MODEL``, else the bundled one)."""
-    override = session.model_override()
+    """The session's model (picked in the sidebar from the models folder, else the default one)."""
+    choice = session.model_choice()
     try:
-        path = resolve_model_path(override or None)
+        # Resolved again on every run: a file swapped for a symlink after it was listed is still refused.
+        path = model_in_folder(models_dir(), choice) if choice else resolve_model_path(None)
         mtime = path.stat().st_mtime_ns if path.is_file() else 0
         model = _load(str(path), mtime)
     except DermascanError as exc:
-        return ModelSlot(None, "", override, str(exc))
+        return ModelSlot(None, "", choice, str(exc))
     except Exception as exc:  # never let an unexpected loader failure take the whole app down
         log.warning("Model load failed unexpectedly: %s", type(exc).__name__)
-        return ModelSlot(None, "", override, "The model could not be loaded (unexpected error).")
+        return ModelSlot(None, "", choice, "The model could not be loaded (unexpected error).")
     return ModelSlot(model, f"{path}|{mtime}|{model.version}", str(path))
 
 
@@ -73,6 +80,6 @@ def require_model() -> ModelSlot:
     """The session's loaded model; otherwise say why and how to fix it, and stop this page's run."""
     slot = current_model()
     if not slot.loaded:
-        st.error(f"No model is loaded: {slot.error} {HOW_TO_FIX}", icon=":material/error:")
+        st.error(f"No model is loaded: {plain(slot.error)} {HOW_TO_FIX}", icon=":material/error:")
         st.stop()
     return slot

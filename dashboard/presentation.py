@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from dermascan.intake.images import SCREEN_MAX_PX
+from dermascan.render.text import markdown_literal
 from dermascan.reviews import MANAGEMENT_LABELS
 
 
@@ -27,7 +28,7 @@ TRIAGE = {
 # Streamlit shows an image at most 1460 px wide (it resizes wider ones itself, after encoding them at full
 # size): images are brought to this width before they reach st.image, so nothing visible changes and a
 # large upload no longer costs half a second per slider move.
-DISPLAY_WIDTH = 1460
+DISPLAY_WIDTH = SCREEN_MAX_PX  # one definition, in the core: batch decoding is sized by it too
 
 FITZPATRICK = {1: "I", 2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI"}  # the store keeps the number
 SEX_OPTIONS = ("female", "male", "other")
@@ -57,9 +58,8 @@ def percent(value: float | None) -> str:
     return f"{value:.1%}" if value < 0.1 else f"{value:.0%}"
 
 
-_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
 def plain(text: object) -> str:
-    """``text`` escaped for ``st.markdown``: stored or imported values must not become links or images."""
-    return _MARKDOWN_SPECIALS.sub(r"\\\1", str(text))
+    """``text`` for any Streamlit element that renders Markdown (alerts, captions, headings, labels, help,
+    image captions, metric values): one line, no invisible characters, every Markdown construct escaped, so
+    a file name, note or card field is shown as the characters it is (``dermascan.render.text.markdown_literal``)."""
+    return markdown_literal(text)

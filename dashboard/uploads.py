@@ -48,7 +48,7 @@ def collect(files, limits: ArchiveLimits = ArchiveLimits()) -> Intake:
             except DermascanError as exc:
                 intake.refused.append((name, str(exc)))
                 continue
-            intake.sources.extend((m.name, m.read) for m in listing.members)
+            intake.sources.extend(listing.sources())  # each checked against the per-entry pixel limit when read
             intake.refused.extend(listing.refused)
             intake.skipped += listing.skipped
         else:

@@ -7,13 +7,14 @@ stderr, never a traceback), 1 an unexpected internal failure (also one line).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import logging
 import sys
 from pathlib import Path
 
-from .errors import DermascanError
+from .errors import DermascanError, InvalidImage
 from .inference.preprocessing import RESIZE_POLICIES, SCALINGS
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -47,6 +48,9 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--layer", help="Grad-CAM layer name (default: the last spatial layer)")
     g.add_argument("--temperature", type=float, help="softmax calibration temperature")
     g.add_argument("--thresholds", type=_thresholds, help="triage thresholds MEDIUM,HIGH")
+    g.add_argument("--trust-model-code", action="store_true",
+                   help="load a model whose layers carry Python code (Lambda, custom classes); "
+                   "that code runs on this machine, so only for files you trust")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,8 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overlay-dir", help="also write <image>.gradcam.png overlays here")
     p.add_argument("--json", action="store_true", help="print the full JSON record(s)")
 
-    p = sub.add_parser("batch", help="score a folder or list of images into a CSV")
-    p.add_argument("inputs", nargs="+", help="a folder, or image files")
+    p = sub.add_parser("batch", help="score a folder, images or .zip archives into a CSV")
+    p.add_argument("inputs", nargs="+", help="folders, image files or .zip archives of images")
     p.add_argument("--csv", required=True, help="output CSV path")
     _add_model_flags(p)
 
@@ -88,7 +92,7 @@ def _load(args):
     if args.labels is not None and args.malignant is None:
         # Default malignant labels may not exist in a custom label set.
         overrides["malignant_labels"] = [m for m in ("mel", "bcc", "akiec") if m in args.labels]
-    return load_model(args.model, card=args.card, **overrides)
+    return load_model(args.model, card=args.card, trust_code=args.trust_model_code, **overrides)
 
 
 def _progress(done: int, total: int) -> None:
@@ -146,9 +150,44 @@ def _expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
+def _refused(reason: str):
+    def read() -> bytes:
+        raise InvalidImage(reason)
+
+    return read
+
+
+def _batch_sources(paths: list[Path], stack: contextlib.ExitStack) -> list:
+    """Sources for image files and for the images inside .zip files (the Batch page's archive code and limits).
+
+    A refused entry (after the archive's readable ones) or an unusable archive becomes a source that
+    fails with its reason: it gets an error row and the batch goes on.
+    """
+    from .inference.batch import file_sources
+    from .intake.archive import open_zip
+
+    sources: list = []
+    for path in paths:
+        if path.suffix.lower() != ".zip":
+            sources.extend(file_sources([path]))
+            continue
+        try:
+            listing = open_zip(stack.enter_context(open(path, "rb")))  # noqa: SIM115 - closed by the stack
+        except OSError:
+            sources.append((path.name, _refused("The archive could not be read.")))
+            continue
+        except DermascanError as exc:
+            sources.append((path.name, _refused(str(exc))))
+            continue
+        # Entry names carry the archive's name, so rows from two archives can be told apart.
+        sources.extend((f"{path.name}/{name}", read) for name, read in listing.sources())
+        sources.extend((f"{path.name}/{name}", _refused(reason)) for name, reason in listing.refused)
+    return sources
+
+
 def _cmd_batch(args) -> int:
     from .csvsafe import safe_row
-    from .inference.batch import batch_columns, batch_row, file_sources, run_batch
+    from .inference.batch import batch_columns, batch_row, run_batch
 
     paths = _expand_inputs(args.inputs)
     if not paths:
@@ -156,14 +195,18 @@ def _cmd_batch(args) -> int:
     model = _load(args)
     out = Path(args.csv)
     errors = 0
-    with open(out, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=batch_columns(model.labels))
-        writer.writeheader()
-        for done, item in enumerate(run_batch(model, file_sources(paths), with_cam=False), start=1):
-            errors += item.error is not None
-            writer.writerow(safe_row(batch_row(item, model.labels)))
-            _progress(done, len(paths))
-    print(f"Wrote {len(paths)} rows to {out.name} ({errors} with errors).", file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        sources = _batch_sources(paths, stack)
+        if not sources:
+            raise DermascanError("No images were found in the inputs.")
+        with open(out, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=batch_columns(model.labels))
+            writer.writeheader()
+            for done, item in enumerate(run_batch(model, sources, with_cam=False), start=1):
+                errors += item.error is not None
+                writer.writerow(safe_row(batch_row(item, model.labels)))
+                _progress(done, len(sources))
+    print(f"Wrote {len(sources)} rows to {out.name} ({errors} with errors).", file=sys.stderr)
     return EXIT_OK
 
 

@@ -1,4 +1,9 @@
-"""Where the default model lives and how a user overrides it."""
+"""Every environment variable and default path of the engine and the app, in one place.
+
+The default model, the folder the web page may load models from, the review database,
+the training data and TensorFlow's log level; each name is defined here once and imported
+where it is used.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,14 @@ from pathlib import Path
 from .errors import ModelLoadError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_MODEL = REPO_ROOT / "model" / "dermascan-mnv2-ham10000.keras"
+DEFAULT_MODELS_DIR = REPO_ROOT / "model"  # the bundled model's folder, where training writes too
+BUNDLED_MODEL = DEFAULT_MODELS_DIR / "dermascan-mnv2-ham10000.keras"
 MODEL_ENV = "DERMASCAN_MODEL"
+MODELS_DIR_ENV = "DERMASCAN_MODELS_DIR"  # the only folder the web page may load models from
+TRAINING_DATA = REPO_ROOT.parent / "shared" / "data" / "ham10000_224"
+REVIEW_DB_ENV = "DERMASCAN_REVIEW_DB"
+DEFAULT_REVIEW_DB = Path(".dermascan") / "reviews.sqlite3"  # under the directory the app runs in
+TF_LOG_LEVEL_ENV, TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL", "2"  # TensorFlow's C++ logging: errors only
 
 
 def resolve_model_path(path: str | Path | None = None) -> Path:
@@ -26,9 +37,8 @@ def resolve_model_path(path: str | Path | None = None) -> Path:
         )
     return BUNDLED_MODEL
 
-# The other environment variables and default paths: all in this one file.
-MODEL_DIR = BUNDLED_MODEL.parent
-TRAINING_DATA = REPO_ROOT.parent / "shared" / "data" / "ham10000_224"
-REVIEW_DB_ENV = "DERMASCAN_REVIEW_DB"
-DEFAULT_REVIEW_DB = Path(".dermascan") / "reviews.sqlite3"  # under the directory the app runs in
-TF_LOG_LEVEL_ENV, TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL", "2"  # TensorFlow's C++ logging: errors only
+
+def models_dir() -> Path:
+    """``$DERMASCAN_MODELS_DIR`` if set, else the repository's ``model/`` folder."""
+    env = os.environ.get(MODELS_DIR_ENV)
+    return Path(env).expanduser() if env else DEFAULT_MODELS_DIR

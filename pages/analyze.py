@@ -8,48 +8,56 @@ import streamlit as st
 
 from dashboard import analysis_cache as results
 from dashboard.case_details import (
+    DRAFT,
     RETRY_LABEL,
+    CaseSubject,
     detail_inputs,
+    details_for_image,
+    details_prefix,
     ensure_case,
+    note_image_change,
     pending_case_details,
-    remember_typed_details,
-    restore_typed_details,
+    release_details,
+    remember_typed,
     save_typed_details,
-    sync_details_to_image,
+    typed_details,
     unsaved_details,
+    unsaved_for_image,
 )
 from dashboard.decision_form import decision_form, pending_decision, retry_button, save_decision
 from dashboard.differential import DIFFERENTIAL_COLUMNS, DIFFERENTIAL_ORDER, differential_chart, differential_frame
 from dashboard.model_cache import require_model
-from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, triage_style
+from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, plain, triage_style
 from dashboard.review_store import get_store
-from dermascan.errors import DermascanError, InvalidImage
+from dermascan.errors import DermascanError, InvalidImage, InvalidModelOutput
 from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
 from dermascan.intake.images import DEFAULT_MAX_BYTES, sha256_hex
 from dermascan.render.overlay import DEFAULT_ALPHA
 from dermascan.render.png import png_bytes
+from dermascan.render.text import display_text
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp"]
 MAX_UPLOAD_MB = DEFAULT_MAX_BYTES // (1024 * 1024)
 
 
-def case_fields_input():
-    """Optional clinical context, only ever written to the review database; returns (fields, status box).
+def case_fields_input(store_slot, sha):
+    """Optional clinical context of the image ``sha``, only ever written to the review database.
 
-    The status box, under the inputs, is filled at the end of the run (``case_details_status``), once
-    the case is known and the decision form has had its chance to save the details.
+    Returns (fields, status box). The inputs are this image's own (keyed by its hash) and start from what
+    is stored for its case. The status box, under the inputs, is filled at the end of the run
+    (``case_details_status``), once the case is known and the decision form has had its chance to save.
     """
     with st.expander("Case details (optional)", icon=":material/assignment_ind:"):
         st.caption("Saved only in the review database: with the case when the image is analysed; later edits "
                    "with **Save case details** or together with your decision.")
-        restore_typed_details("case")
-        fields = detail_inputs("case")
-        remember_typed_details(fields)
+        prefix = details_prefix(sha)
+        fields = detail_inputs(prefix, typed_details(DRAFT) if sha is None else details_for_image(store_slot, sha))
+        remember_typed(prefix, fields)
         status = st.container()
     return fields, status
 
 
-def case_details_status(box, store_slot, case_id, fields) -> None:
+def case_details_status(box, store_slot, subject, case_id, fields) -> None:
     """Under the case details: whether edits made after the analysis are saved, and a button to save them."""
     if case_id is None:  # the case itself is not stored yet; it will be, with the details typed then
         return
@@ -57,12 +65,12 @@ def case_details_status(box, store_slot, case_id, fields) -> None:
         note, action = st.empty(), st.empty()
         changes = unsaved_details(store_slot, case_id, fields)
         retrying = pending_case_details(case_id) is not None
-        if changes and details_button(action, retry=retrying):
+        if changes and details_button(action, subject, retry=retrying):
             if save_typed_details(store_slot, case_id, changes):
                 changes = {}
                 action.empty()
             elif not retrying:
-                details_button(action, retry=True)  # the error below names the retry button; show it now
+                details_button(action, subject, retry=True)  # the error below names the retry button; show it now
         if changes:
             note.warning("The case details were changed after the analysis and are not saved yet.",
                          icon=":material/edit_note:")
@@ -70,12 +78,13 @@ def case_details_status(box, store_slot, case_id, fields) -> None:
             note.caption(f":material/check: Case details saved with case {case_id}.")
 
 
-def details_button(slot, *, retry: bool) -> bool:
-    """The save (or, after a failure, retry) button for the case details, drawn in ``slot``."""
-    # One key per label: a click on the retry button must be read by the run that draws it again.
+def details_button(slot, subject, *, retry: bool) -> bool:
+    """The save (or, after a failure, retry) button for ``subject``'s case details, drawn in ``slot``."""
+    # One key per label and case: a click on the retry button must be read by the run that draws it again,
+    # and never by a run that shows another case.
     if retry:
-        return slot.button(RETRY_LABEL, key="case_details_retry", icon=":material/refresh:")
-    return slot.button("Save case details", key="case_details_save", icon=":material/save:")
+        return slot.button(RETRY_LABEL, key=f"case_details_retry_{subject.token}", icon=":material/refresh:")
+    return slot.button("Save case details", key=f"case_details_save_{subject.token}", icon=":material/save:")
 
 
 def options_input(card) -> results.Options:
@@ -97,7 +106,7 @@ def summary(analysis, display_name) -> None:
         top = analysis.predictions[0]
         # Plain-language names are long; a metric would cut them off, a heading wraps.
         st.markdown(f"**Most likely** ({percent(top['probability'])})")
-        st.markdown(f"#### {display_name(top['label'])}")
+        st.markdown(f"#### {plain(display_name(top['label']))}")
     b.metric("Malignancy score", percent(analysis.malignant_score),
              help="Sum of the probabilities of the malignant or pre-malignant classes.")
     with c:
@@ -106,14 +115,20 @@ def summary(analysis, display_name) -> None:
         st.caption(style.advice)
 
 
-def heatmap_panel(slot, data: bytes, sha: str, name: str, options, base):
+def heatmap_panel(slot, data: bytes, subject, name: str, base):
     """Original and Grad-CAM overlay side by side, with class and opacity controls."""
+    sha, options = subject.sha256, subject.options
     model = slot.model
     labels = model.labels
     chosen = st.selectbox("Heatmap for class", labels, index=labels.index(base.top_label),
-                          format_func=model.card.display_name, key=f"cam_class_{sha[:16]}",
+                          format_func=lambda label: display_text(model.card.display_name(label)),
+                          key=f"cam_class_{subject.token}",
                           help="See where the model looks for another class.")
-    analysis = results.analyze(slot, data, sha256=sha, name=name, options=options, class_label=chosen)
+    try:
+        analysis = results.analyze(slot, data, sha256=sha, name=name, options=options, class_label=chosen)
+    except InvalidModelOutput as exc:  # this class's map is broken; the top-class result still stands
+        st.error(plain(exc), icon=":material/error:")
+        analysis = base
     if analysis.heatmap is None:
         st.image(analysis.display_image(DISPLAY_WIDTH), width="stretch",
                  caption="Original (this model has no layer a heatmap can explain)")
@@ -122,11 +137,11 @@ def heatmap_panel(slot, data: bytes, sha: str, name: str, options, base):
     left, right = st.columns(2)
     left.image(analysis.display_image(DISPLAY_WIDTH), caption="Original", width="stretch")
     right.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
-                caption=f"Grad-CAM: {model.card.display_name(analysis.explained_label)}")
+                caption=f"Grad-CAM: {plain(model.card.display_name(analysis.explained_label))}")
     # Deferred: the PNG is encoded only when the button is clicked, not on every slider move.
     st.download_button("Download overlay (PNG)", lambda: png_bytes(analysis.overlay(alpha)), icon=":material/download:",
-                       file_name=f"{Path(name).stem}_gradcam_{analysis.explained_label}.png", mime="image/png",
-                       on_click="ignore")
+                       file_name=f"{display_text(Path(name).stem)}_gradcam_{analysis.explained_label}.png",
+                       mime="image/png", on_click="ignore")
     return analysis
 
 
@@ -140,16 +155,16 @@ def stored_decision(store_slot, case_id):
         return None
 
 
-def decision_section(slot, store_slot, case_id, base, options, fields) -> None:
+def decision_section(slot, store_slot, subject, case_id, base, fields) -> None:
     """The reviewer's decision on this image, saved to the review log (with any unsaved case-detail edits)."""
     card = slot.model.card
     changes = unsaved_details(store_slot, case_id, fields)
     if changes:
         st.caption(":material/edit_note: Your changes to the case details will be saved with the decision.")
-    pending_key = f"analyze:{base.sha256}:{slot.key}:{options}"
+    pending_key = subject.pending_key
     retry_button(store_slot, case_id, pending_key=pending_key)
     decision = decision_form(
-        f"decision_{base.sha256[:16]}_{options.preprocessing}_{options.resize}", labels=card.labels,
+        f"decision_{subject.token}", labels=card.labels,
         display_name=card.display_name, ai_label=base.top_label,
         existing=pending_decision(pending_key) or stored_decision(store_slot, case_id),
     )
@@ -172,11 +187,17 @@ with upload_col:
                               key="analyze_upload", help=f"JPEG, PNG or WebP, up to {MAX_UPLOAD_MB} MB. "
                               "The image is analysed in memory and never saved.")
 upload_sha = sha256_hex(upload.getvalue()) if upload is not None else None
+store_slot = get_store()
+previous = note_image_change(upload_sha)
 with details_col:
-    if sync_details_to_image("case", upload_sha) == "cleared":
-        st.info("New image: the case details of the previous image were cleared. Enter this lesion's details.",
+    if previous is not None and unsaved_for_image(previous):
+        st.warning("New image: the case details typed for the previous image are not saved; they stay with that "
+                   "image (upload it again to save them). Enter this lesion's details below.",
+                   icon=":material/person_search:")
+    elif previous is not None:
+        st.info("New image: the case details below are this image's own; the previous image keeps its details.",
                 icon=":material/person_search:")
-    fields, details_box = case_fields_input()
+    fields, details_box = case_fields_input(store_slot, upload_sha)
     options = options_input(slot.model.card)
 
 if upload is None:
@@ -189,31 +210,37 @@ sha = upload_sha
 try:
     base = results.analyze(slot, data, sha256=sha, name=upload.name, options=options)
 except InvalidImage as exc:
-    st.error(f"This file cannot be analysed: {exc} Try another JPEG, PNG or WebP image.",
+    release_details(sha)
+    st.error(f"This file cannot be analysed: {plain(exc)} Try another JPEG, PNG or WebP image.",
              icon=":material/broken_image:")
     st.stop()
+except InvalidModelOutput as exc:
+    st.error(plain(exc), icon=":material/error:")
+    st.stop()
 
-store_slot = get_store()
-case_id = ensure_case(store_slot, base, model_key=slot.key, options=options, case_fields=fields)
+subject = CaseSubject(sha, slot.key, options)  # the one source of every per-case key and of the case id
+case_id = ensure_case(store_slot, base, subject, case_fields=fields)
 
 st.divider()
 summary(base, slot.model.card.display_name)
 warnings = list(dict.fromkeys(base.warnings))  # model (load-time) warnings first, then this image's
 if warnings:
-    st.warning("\n".join(f"- {w}" for w in warnings) if len(warnings) > 1 else warnings[0], icon=":material/warning:")
+    st.warning("\n".join(f"- {plain(w)}" for w in warnings) if len(warnings) > 1 else plain(warnings[0]),
+               icon=":material/warning:")
 
 image_col, table_col = st.columns([1.1, 1], gap="large")
 with image_col:
-    shown = heatmap_panel(slot, data, sha, upload.name, options, base)
+    shown = heatmap_panel(slot, data, subject, upload.name, base)
 with table_col:
-    st.markdown(f"**Explanation.** {shown.explanation}")
+    st.markdown(f"**Explanation.** {plain(shown.explanation)}")
     frame = differential_frame(base, slot.model.card.malignant_labels)
     st.dataframe(frame, hide_index=True, column_config=DIFFERENTIAL_COLUMNS, column_order=DIFFERENTIAL_ORDER,
                  width="stretch")
     st.altair_chart(differential_chart(frame), width="stretch")
-    st.caption(f"Processed in {base.processing_time_ms:.0f} ms · model {base.model_version} · "
-               f"preprocessing {base.preprocessing}, resize {base.resize} · Grad-CAM layer {base.cam_layer or 'none'}")
+    st.caption(f"Processed in {base.processing_time_ms:.0f} ms · model {plain(base.model_version)} · "
+               f"preprocessing {base.preprocessing}, resize {base.resize} · "
+               f"Grad-CAM layer {plain(base.cam_layer or 'none')}")
 
 st.divider()
-decision_section(slot, store_slot, case_id, base, options, fields)
-case_details_status(details_box, store_slot, case_id, fields)  # last, so it reflects a save with the decision
+decision_section(slot, store_slot, subject, case_id, base, fields)
+case_details_status(details_box, store_slot, subject, case_id, fields)  # last, so it reflects a save with the decision

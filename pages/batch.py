@@ -16,10 +16,11 @@ import streamlit as st
 from dashboard import session
 from dashboard.batch_export import metrics_csv, table_csv
 from dashboard.batch_job import DONE, RUNNING, STOPPED, BatchJob, advance, decode_preview, flush_cases
-from dashboard.batch_table import ROW_ID, Filters, apply_filters, column_config, labelled, results_frame
+from dashboard.batch_table import ROW_ID, Filters, apply_filters, column_config, labelled, results_frame, row_ids
 from dashboard.model_cache import require_model
-from dashboard.presentation import DISCLAIMER, TRIAGE, percent
+from dashboard.presentation import DISCLAIMER, TRIAGE, percent, plain
 from dashboard.review_store import get_store
+from dashboard.selection import clear_selection, follow_table
 from dashboard.uploads import UPLOAD_TYPES, collect, signature
 from dermascan.errors import DermascanError
 from dermascan.evaluation import charts
@@ -27,6 +28,7 @@ from dermascan.evaluation.evaluate import metrics_for
 from dermascan.inference.batch import DEFAULT_CHUNK, batch_columns
 from dermascan.intake.labelsets import parse_labels_csv
 from dermascan.render.overlay import DEFAULT_ALPHA, blend, colorize
+from dermascan.render.text import display_text
 
 JOB = "batch_job"  # the BatchJob of this session
 METRICS = "batch_metrics"  # (job signature, done, labels file id) -> report
@@ -47,7 +49,7 @@ def read_labels(upload) -> dict[str, str] | None:
     except UnicodeDecodeError:
         st.error("The labels CSV must be UTF-8 text.", icon=":material/error:")
     except DermascanError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(exc), icon=":material/error:")
     return None
 
 
@@ -85,7 +87,8 @@ def filters_input(labels, display_name) -> Filters:
     a, b, c = st.columns([1.2, 1.6, 1])
     bands = a.multiselect("Triage band", list(TRIAGE), key="batch_filter_bands", format_func=lambda b: TRIAGE[b].title,
                           placeholder="all bands")
-    classes = b.multiselect("Predicted class", labels, key="batch_filter_classes", format_func=display_name,
+    classes = b.multiselect("Predicted class", labels, key="batch_filter_classes",
+                            format_func=lambda label: display_text(display_name(label)),
                             placeholder="all classes")
     min_score = c.slider("Minimum malignancy score", 0.0, 1.0, 0.0, 0.05, key="batch_min_score", format="percent")
     return Filters(tuple(bands), tuple(classes), float(min_score))
@@ -101,15 +104,31 @@ def overlay_panel(job: BatchJob, row: int, display_name) -> None:
         cache = ((job.signature, row), image, coloured)
         st.session_state[COLOURED] = cache
     _, image, coloured = cache
-    st.markdown(f"**{result.name}** · {display_name(result.top_label)} · malignancy {percent(result.malignant_score)}")
+    st.markdown(f"**{plain(result.name)}** · {plain(display_name(result.top_label))} · "
+                f"malignancy {percent(result.malignant_score)}")
     left, right = st.columns(2)
     left.image(image, caption="Original (preview)", width="stretch")
     if coloured is None:
         right.info("No heatmap: this batch ran without Grad-CAM.", icon=":material/hide_image:")
         return
     alpha = st.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="batch_alpha")
-    right.image(blend(image, coloured, alpha), caption=f"Grad-CAM: {display_name(result.explained_label)}",
+    right.image(blend(image, coloured, alpha), caption=f"Grad-CAM: {plain(display_name(result.explained_label))}",
                 width="stretch")
+
+
+def selected_row(job: BatchJob, selected, frame) -> int | None:
+    """The job's result index of the selected row; a note when the filters hide it (it stays shown, as on the
+    Review log: narrowing the worklist must not close the image the reviewer is looking at)."""
+    if selected is None or selected[0] != job.signature:  # a selection made in an earlier batch
+        return None
+    row = selected[1]
+    if row not in set(frame[ROW_ID]):
+        note, close = st.columns([4, 1], vertical_alignment="center")
+        note.info(f"{job.results[row].name} is hidden by the current filter; it stays shown below until you select "
+                  "another row or close it.", icon=":material/filter_alt:")
+        close.button("Close image", key="batch_close_row", icon=":material/close:", on_click=clear_selection,
+                     args=(session.BATCH_SELECTION,))
+    return row
 
 
 def metrics_section(job: BatchJob, labels_by_id: dict[str, str], labels_key, model) -> None:
@@ -126,7 +145,7 @@ def metrics_section(job: BatchJob, labels_by_id: dict[str, str], labels_key, mod
             cache.clear()
             cache[key] = metrics_for(model, y_true, probs)
         except DermascanError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(plain(exc), icon=":material/error:")
             return
     report = cache[key]
     if unmatched:
@@ -164,14 +183,14 @@ def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
         st.button("Resume", key="batch_resume", icon=":material/play_arrow:", on_click=job.resume)
     if job.pending_cases:
         st.warning(f"{len(job.pending_cases)} result(s) are not in the review log yet: "
-                   f"{get_store().error or 'the review database is busy'}", icon=":material/sync_problem:")
+                   f"{plain(get_store().error or 'the review database is busy')}", icon=":material/sync_problem:")
     elif job.logged:
         st.caption(f"{job.logged} case(s) added to the review log (source: batch).")
     if job.errors:
         with st.expander(f"{len(job.errors)} file(s) could not be analysed", icon=":material/broken_image:",
                          expanded=True):
-            st.dataframe([{"File": e["file"], "Problem": e["error"]} for e in job.errors], hide_index=True,
-                         width="stretch", key="batch_errors")
+            st.dataframe([{"File": display_text(e["file"]), "Problem": display_text(e["error"])} for e in job.errors],
+                         hide_index=True, width="stretch", key="batch_errors")
     if not job.results:
         return
 
@@ -179,11 +198,13 @@ def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
     frame = apply_filters(results_frame(job.results, job.labels, display_name), filters)
     st.caption(f"{len(frame)} of {len(job.results)} images shown, highest malignancy score first. "
                "Select a row to see its heatmap.")
-    event = st.dataframe(frame, hide_index=True, width="stretch", column_config=column_config(job.labels, display_name),
-                         on_select="rerun", selection_mode="single-row", key="batch_table", row_height=70)
-    rows = event.selection.rows if event is not None else []
-    if rows and rows[0] < len(frame):
-        overlay_panel(job, int(frame.iloc[rows[0]][ROW_ID]), display_name)
+    # Before drawing: a click's row position becomes a result id, and the tick follows it (see selection.py).
+    selected = follow_table("batch_table", session.BATCH_SELECTION, row_ids(job, frame))
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=column_config(job.labels, display_name),
+                 on_select="rerun", selection_mode="single-row", key="batch_table", row_height=70)
+    row = selected_row(job, selected, frame)
+    if row is not None:
+        overlay_panel(job, row, display_name)
 
     shown = [job.results[i].csv_row for i in frame[ROW_ID]]
     st.download_button("Download table (CSV)", table_csv(shown + job.errors, job.labels), file_name="batch_results.csv",

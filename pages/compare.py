@@ -13,9 +13,9 @@ import streamlit as st
 
 from dashboard.compare_cache import analyses_for, probabilities_for, uploads_from_sources
 from dashboard.model_cache import require_model
-from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, triage_style
+from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, plain, triage_style
 from dashboard.uploads import UPLOAD_TYPES, collect
-from dermascan.errors import DermascanError, InvalidImage
+from dermascan.errors import DermascanError, InvalidImage, InvalidModelOutput
 from dermascan.evaluation import charts
 from dermascan.evaluation.compare import (
     METRIC_NAMES,
@@ -31,6 +31,7 @@ from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
 from dermascan.inference.tta import DEFAULT_TTA, TRANSFORMS, available_transforms
 from dermascan.intake.labelsets import parse_labels_csv
 from dermascan.render.overlay import DEFAULT_ALPHA
+from dermascan.render.text import display_text
 
 MAX_OPTIONS = 8  # more columns than this are unreadable side by side
 CARD_MARK = " ★ model card"
@@ -75,21 +76,22 @@ def side_by_side(slot, upload, options) -> None:
     model = slot.model
     try:
         results = analyses_for(slot, upload, options)
-    except InvalidImage as exc:
-        st.error(f"{upload.name} cannot be analysed: {exc}", icon=":material/broken_image:")
+    except (InvalidImage, InvalidModelOutput) as exc:
+        st.error(f"{plain(upload.name)} cannot be analysed: {plain(exc)}", icon=":material/broken_image:")
         return
     declared = card_option(model)
     agree = agreement(results)
     if agree.same_top:
         top_label = next(iter(agree.top_labels.values()))
-        st.success(f"All options agree on the top class: {model.card.display_name(top_label)}.",
+        st.success(f"All options agree on the top class: {plain(model.card.display_name(top_label))}.",
                    icon=":material/check_circle:")
     else:
         st.warning("The options disagree on the top class: " + "; ".join(
-            f"{o.label}: {lbl}" for o, lbl in agree.top_labels.items()), icon=":material/call_split:")
+            f"{o.label}: {plain(lbl)}" for o, lbl in agree.top_labels.items()), icon=":material/call_split:")
     if agree.shift_options:
         a, b = agree.shift_options
-        st.caption(f"Largest probability shift: {agree.max_shift:.1%} for {model.card.display_name(agree.shift_label)} "
+        st.caption(f"Largest probability shift: {agree.max_shift:.1%} for "
+                   f"{plain(model.card.display_name(agree.shift_label))} "
                    f"({a.label} vs {b.label}).")
     alpha = st.slider("Heatmap opacity (all columns)", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="compare_alpha")
     for column, (option, analysis) in zip(st.columns(len(options)), results.items()):
@@ -98,15 +100,16 @@ def side_by_side(slot, upload, options) -> None:
             if double_scales(model, option):
                 st.warning("Double scaling: the model already rescales inside.", icon=":material/warning:")
             top = analysis.predictions[0]
-            st.metric("Top class", top["label"], help=top["display_name"], delta=percent(top["probability"]),
-                      delta_color="off", delta_arrow="off")
+            st.metric("Top class", plain(top["label"]), help=plain(top["display_name"]),
+                      delta=percent(top["probability"]), delta_color="off", delta_arrow="off")
             style = triage_style(analysis.triage)
             st.metric("Malignancy score", percent(analysis.malignant_score))
             st.badge(f"Triage {style.title}", icon=style.icon, color=style.color)
             st.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
-                     caption=f"Grad-CAM: {analysis.explained_label}")
+                     caption=f"Grad-CAM: {plain(analysis.explained_label)}")
             st.dataframe(
-                pd.DataFrame([{"Class": p["label"], "Probability": p["probability"]} for p in analysis.predictions]),
+                pd.DataFrame([{"Class": display_text(p["label"]), "Probability": p["probability"]}
+                              for p in analysis.predictions]),
                 hide_index=True, width="stretch",
                 column_config={"Probability": st.column_config.ProgressColumn(
                     "Probability", format="percent", min_value=0.0, max_value=1.0)},
@@ -131,7 +134,7 @@ def metrics_section(slot, uploads, labels_by_id, options) -> None:
     try:
         reports = {o: metrics_for(model, y_true, probs[o]) for o in options}
     except DermascanError as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(plain(exc), icon=":material/error:")
         return
     rows = metrics_table(reports, card_option(model))
     table = pd.DataFrame([{
@@ -147,7 +150,7 @@ def metrics_section(slot, uploads, labels_by_id, options) -> None:
     )
     st.altair_chart(charts.option_metrics_chart(charts.option_metrics_frame(rows, METRIC_NAMES)), width="stretch")
     for note in notes(model, options, reports):
-        st.warning(note, icon=":material/info:")
+        st.warning(plain(note), icon=":material/info:")
 
 
 st.title("Compare preprocessing")
@@ -167,7 +170,7 @@ if labels_upload is not None:
     try:
         labels_by_id = parse_labels_csv(labels_upload.getvalue().decode("utf-8-sig"))
     except (DermascanError, UnicodeDecodeError) as exc:
-        st.error(str(exc) if isinstance(exc, DermascanError) else "The labels CSV must be UTF-8 text.",
+        st.error(plain(exc) if isinstance(exc, DermascanError) else "The labels CSV must be UTF-8 text.",
                  icon=":material/error:")
 
 if not files:
@@ -179,14 +182,14 @@ if not options:
 
 intake = collect(files)
 for name, reason in intake.refused:
-    st.error(f"{name}: {reason}", icon=":material/broken_image:")
+    st.error(f"{plain(name)}: {plain(reason)}", icon=":material/broken_image:")
 uploads = uploads_from_sources(intake.sources)
 
 if uploads:
     chosen = uploads[0]
     if len(uploads) > 1:
         index = st.selectbox("Image shown side by side", range(len(uploads)), key="compare_image",
-                             format_func=lambda i: uploads[i].name)
+                             format_func=lambda i: display_text(uploads[i].name))
         chosen = uploads[index]
     side_by_side(slot, chosen, options)
 if labels_by_id:

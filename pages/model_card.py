@@ -7,23 +7,26 @@ import streamlit as st
 
 from dashboard.card_tables import metric_tables
 from dashboard.model_cache import HOW_TO_FIX, current_model, model_file_name
+from dashboard.presentation import plain
 from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
+from dermascan.render.text import display_text
 
 
 def text_or_dash(value) -> str:
-    """A value for display, or an em dash when the card leaves it empty."""
-    return str(value) if value not in (None, "", [], {}) else "—"
+    """A value for display (one line, no invisible characters), or an em dash when the card leaves it empty."""
+    return display_text(value) if value not in (None, "", [], {}) else "—"
 
 
 def key_values(data: dict) -> pd.DataFrame:
     """A two-column table of a flat-ish dict (nested values shown as text)."""
-    return pd.DataFrame([{"Field": str(k), "Value": text_or_dash(v)} for k, v in data.items()])
+    return pd.DataFrame([{"Field": display_text(k), "Value": text_or_dash(v)} for k, v in data.items()])
 
 
 def classes_table(card) -> None:
     """The classes in output order with plain-language names and malignant flags."""
     frame = pd.DataFrame(
-        [{"Code": label, "Diagnosis": card.display_name(label), "Malignant": label in card.malignant_labels}
+        [{"Code": display_text(label), "Diagnosis": display_text(card.display_name(label)),
+          "Malignant": label in card.malignant_labels}
          for label in card.labels]
     )
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
@@ -36,7 +39,7 @@ def classes_table(card) -> None:
 def metrics_tables(metrics: dict) -> None:
     """The card's evaluation metrics, one small table per group."""
     for title, table in metric_tables(metrics):
-        st.markdown(f"*{title}*")
+        st.markdown(f"*{plain(title)}*")
         st.dataframe(table, hide_index=table.index.dtype.kind == "i", width="stretch")
 
 
@@ -49,35 +52,36 @@ def detected(model) -> None:
             {"Field": "Input size (h × w)", "Value": " × ".join(map(str, info["input_size"]))},
             {"Field": "Outputs", "Value": f"{info['n_outputs']} ({text_or_dash(info['output_kind'])})"},
             {"Field": "Grad-CAM layer", "Value": text_or_dash(info["cam_layer"])},
-            {"Field": "Rescales pixels inside", "Value": ", ".join(info["rescaling_layers"]) or "no"},
+            {"Field": "Rescales pixels inside", "Value": display_text(", ".join(info["rescaling_layers"]) or "no")},
             {"Field": "Card file", "Value": text_or_dash(info["card_file"])},
         ]),
         hide_index=True, width="stretch",
     )
     for warning in info["warnings"]:
-        st.warning(warning, icon=":material/warning:")
+        st.warning(plain(warning), icon=":material/warning:")
 
 
 st.title("Model")
 slot = current_model()
 if not slot.loaded:
-    st.info(f"No model is loaded, so there is no model card to show. {slot.error} {HOW_TO_FIX}",
+    st.info(f"No model is loaded, so there is no model card to show. {plain(slot.error)} {HOW_TO_FIX}",
             icon=":material/info:")
     st.stop()
 
 model = slot.model
 card = model.card
-st.subheader(f"{card.name or model_file_name(slot)} · version {model.version}")
-st.markdown(card.description or "_The model card has no description._")
+st.subheader(f"{plain(card.name or model_file_name(slot))} · version {plain(model.version)}")
+# Card text comes from whoever made the model file: shown as the characters it is, never as Markdown.
+st.markdown(plain(card.description) if card.description else "_The model card has no description._")
 
 left, right = st.columns(2, gap="large")
 with left:
     st.markdown("#### Classes")
     classes_table(card)
     st.markdown("#### Intended use")
-    st.markdown(card.intended_use or "_Not stated in the card._")
+    st.markdown(plain(card.intended_use) if card.intended_use else "_Not stated in the card._")
     st.markdown("#### Limitations")
-    st.markdown("\n".join(f"- {item}" for item in card.limitations) or "_None listed in the card._")
+    st.markdown("\n".join(f"- {plain(item)}" for item in card.limitations) or "_None listed in the card._")
 with right:
     st.markdown("#### Metrics")
     if card.metrics:

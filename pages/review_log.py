@@ -9,7 +9,6 @@ import streamlit as st
 from dashboard import analysis_cache as results
 from dashboard import session
 from dashboard.case_details import (
-    DETAILS_SAVED,
     RETRY_LABEL,
     detail_inputs,
     details_diff,
@@ -19,18 +18,21 @@ from dashboard.case_details import (
     save_case_details,
 )
 from dashboard.decision_form import decision_form, pending_decision, retry_button, save_decision
-from dashboard.log_table import HISTORY_COLUMNS, LOG_COLUMNS, history_frame, log_frame
+from dashboard.log_table import HISTORY_COLUMNS, LOG_COLUMNS, ORDERS, history_frame, log_frame, sort_cases
 from dashboard.model_cache import current_model
 from dashboard.presentation import DISPLAY_WIDTH, FITZPATRICK, percent, plain, triage_style
 from dashboard.review_store import get_store
+from dashboard.selection import clear_selection, follow_table
 from dermascan.errors import DermascanError
 from dermascan.model.card import HAM10000_DISPLAY_NAMES, HAM10000_LABELS
 from dermascan.render.overlay import DEFAULT_ALPHA
+from dermascan.render.text import display_text
 from dermascan.reviews.csvio import to_csv_bytes
 from dermascan.reviews.filters import filter_cases
 from dermascan.reviews.records import CASE_DETAIL_FIELDS
 
 STATUS = {"All": None, "Undecided": False, "Decided": True}
+SHOWN_CHANGES = 100  # import summary lines shown; the history of every case keeps them all anyway
 CASE_FIELDS = {"patient_id": "Patient ID", "lesion_id": "Lesion ID", "body_site": "Body site",
                "fitzpatrick": "Fitzpatrick", "age": "Age", "sex": "Sex"}
 
@@ -41,13 +43,39 @@ def display_name_for(slot):
 
 
 def filters() -> dict:
-    """Triage, decided/undecided and text-search filters."""
-    a, b, c = st.columns([1.2, 1, 1.6])
+    """Triage, decided/undecided and text-search filters (keywords of ``filter_cases``), and the order."""
+    a, b, c, d = st.columns([1.2, 1, 1.6, 1.2])
     bands = a.pills("Triage", ["high", "medium", "low"], selection_mode="multi", key="log_bands",
                     format_func=lambda band: triage_style(band).title)
     status = b.segmented_control("Status", list(STATUS), default="All", key="log_status")
     text = c.text_input("Search", key="log_search", placeholder="file name or diagnosis")
-    return {"bands": bands or None, "decided": STATUS.get(status), "text": text}
+    order = d.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key="log_order")
+    return {"bands": bands or None, "decided": STATUS.get(status), "text": text}, order
+
+
+def selected_case(store, case_id, shown):
+    """The selected case, read by id from the store (None, with a note, when it is gone); notes if it is hidden.
+
+    A case hidden by the current filter stays open: a clinician who narrows the list while working on a
+    case expects it to stay in front of them, and clearing it would drop a half-typed decision (a form's
+    input is lost when it is not drawn). The note says why its row is not in the table, and Close ends it.
+    """
+    try:
+        case = store.get_case(case_id)
+    except DermascanError as exc:
+        st.warning(f"The selected case could not be read: {exc}", icon=":material/sync_problem:")
+        return None
+    if case is None:
+        clear_selection(session.LOG_SELECTION)
+        st.info(f"Case {case_id} is no longer in the review log; the selection was cleared.", icon=":material/info:")
+        return None
+    if all(c.case_id != case_id for c in shown):
+        note, close = st.columns([4, 1], vertical_alignment="center")
+        note.info(f"Case {case_id} is hidden by the current filter; it stays open below until you select another "
+                  "row or close it.", icon=":material/filter_alt:")
+        close.button(f"Close case {case_id}", key="log_close_case", icon=":material/close:",
+                     on_click=clear_selection, args=(session.LOG_SELECTION,))
+    return case
 
 
 def heatmap_again(store, case) -> None:
@@ -64,7 +92,7 @@ def heatmap_again(store, case) -> None:
     left, right = st.columns(2)
     left.image(analysis.display_image(DISPLAY_WIDTH), caption="Original", width="stretch")
     right.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
-                caption=f"Grad-CAM: {analysis.display_names[analysis.explained_label]}")
+                caption=f"Grad-CAM: {plain(analysis.display_names[analysis.explained_label])}")
 
 
 def ai_result(case, display_name) -> None:
@@ -72,7 +100,7 @@ def ai_result(case, display_name) -> None:
     style = triage_style(case.triage)
     st.markdown(f"**AI:** {plain(display_name(case.top_label))} ({percent(case.top_probability)})  \n"
                 f"**Malignancy score:** {percent(case.malignant_score)}")
-    st.badge(f"Triage {style.title}", icon=style.icon, color=style.color)
+    st.badge(f"Triage {plain(style.title)}", icon=style.icon, color=style.color)  # an imported band is any text
     if case.explanation:
         st.caption(plain(case.explanation))
     st.caption(plain(f"Model {case.model_version or '—'} · {case.preprocessing or '—'} / {case.resize or '—'}"))
@@ -87,7 +115,7 @@ def details_summary(case) -> None:
     if details:
         st.markdown("  \n".join(f"**{k}:** {plain(v)}" for k, v in details.items()))
     if case.updated_at:
-        st.caption(f"Last edited {case.updated_at[:16].replace('T', ' ')} UTC; earlier values are kept.")
+        st.caption(f"Last edited {plain(case.updated_at[:16].replace('T', ' '))} UTC; earlier values are kept.")
 
 
 def case_details_editor(store_slot, case) -> None:
@@ -109,7 +137,7 @@ def case_details_editor(store_slot, case) -> None:
         drop_pending_case_details(case.case_id)  # the reviewer chose the stored values over the unsaved ones
         st.info("The case details are unchanged.", icon=":material/info:")
     elif changes and save_case_details(store_slot, case.case_id, changes) is not None:
-        st.session_state[DETAILS_SAVED] = case.case_id  # confirmed after the rerun
+        st.session_state[session.DETAILS_SAVED] = case.case_id  # confirmed after the rerun
         st.rerun()  # show the new details in the summary (and the table's filters) at once
 
 
@@ -118,7 +146,7 @@ def decision_history(store, case_id, display_name) -> None:
     try:
         history = store.decision_history(case_id)
     except DermascanError as exc:
-        st.warning(f"The decision history could not be read: {exc}", icon=":material/sync_problem:")
+        st.warning(f"The decision history could not be read: {plain(exc)}", icon=":material/sync_problem:")
         return
     st.markdown("**Decision history** (oldest first)")
     if not history:
@@ -133,7 +161,7 @@ def case_panel(store_slot, case, display_name) -> None:
     st.subheader(f"Case {case.case_id} · {plain(case.file_name or 'unnamed image')}")
     if st.session_state.pop(session.LAST_SAVED, None) == case.case_id:
         st.success("Decision saved to the review log.", icon=":material/check_circle:")
-    if st.session_state.pop(DETAILS_SAVED, None) == case.case_id:
+    if st.session_state.pop(session.DETAILS_SAVED, None) == case.case_id:
         st.success("Case details saved to the review log.", icon=":material/check_circle:")
     left, right = st.columns([1.2, 1], gap="large")
     with left:
@@ -164,7 +192,7 @@ def export_import(store, shown, filtered: bool) -> None:
             # The store exports everything; a filtered view is written in the very same format.
             data = to_csv_bytes(shown) if filtered else store.export_csv()
         except DermascanError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
         else:
             label = f"Download the {len(shown)} shown case(s) as CSV" if filtered else "Download the review log as CSV"
             st.download_button(label, data, mime="text/csv",
@@ -178,45 +206,54 @@ def export_import(store, shown, filtered: bool) -> None:
             try:
                 outcome = store.import_csv(upload.getvalue())
             except DermascanError as exc:
-                st.error(str(exc))
+                st.error(plain(exc))
             else:
                 st.session_state[session.IMPORT_RESULT] = outcome
                 st.rerun()  # show the imported rows in the table
         outcome = st.session_state.get(session.IMPORT_RESULT)
         if outcome is not None:
             st.success(f"Import: {outcome.summary()}", icon=":material/check_circle:")
+            if outcome.changes:  # whose decision was replaced (or kept aside) is never silent
+                lines = outcome.change_lines()
+                st.markdown(f"**{len(lines)} stored case(s) had their decisions changed by this import:**")
+                st.markdown("\n".join(f"- {plain(line)}" for line in lines[:SHOWN_CHANGES]))
+                if len(lines) > SHOWN_CHANGES:
+                    st.caption(f"... and {len(lines) - SHOWN_CHANGES} more; every earlier decision is in the "
+                               "case's decision history.")
             for warning in outcome.warnings:
-                st.warning(warning)
+                st.warning(plain(warning))
             if outcome.errors:
                 st.warning(f"{len(outcome.errors)} row(s) could not be imported:")
-                st.code("\n".join(outcome.errors), language=None)
+                st.code("\n".join(display_text(e) for e in outcome.errors), language=None)
 
 
 st.title("Review log")
 store_slot = get_store()
 if store_slot.store is None:
-    st.error(f"The review log is unavailable: {store_slot.error}", icon=":material/error:")
+    st.error(f"The review log is unavailable: {plain(store_slot.error)}", icon=":material/error:")
     st.stop()
 store = store_slot.store
 display_name = display_name_for(current_model())
 try:
     cases = store.list_cases(session_first=session.session_id(), with_thumbnails=False)
 except DermascanError as exc:
-    st.error(f"The review log could not be read: {exc}", icon=":material/error:")
+    st.error(f"The review log could not be read: {plain(exc)}", icon=":material/error:")
     st.stop()
 
 st.caption(f"{len(cases)} case(s), this session's first. Images are never stored, only results and decisions.")
-chosen = filters()
-shown = filter_cases(cases, display_name=display_name, **chosen)
-event = st.dataframe(
+chosen, order = filters()
+shown = sort_cases(filter_cases(cases, display_name=display_name, **chosen), order)
+# Before drawing: a click's row position becomes a case id, and the tick follows that case (see selection.py).
+selected_id = follow_table("log_table", session.LOG_SELECTION, [c.case_id for c in shown])
+st.dataframe(
     log_frame(shown, session_id=session.session_id(), display_name=display_name),
     key="log_table", on_select="rerun", selection_mode="single-row", hide_index=True, column_config=LOG_COLUMNS,
     width="stretch", placeholder="—",
 )
-rows = event.selection.rows if event is not None else []
-if rows and rows[0] < len(shown):
+case = selected_case(store, selected_id, shown) if selected_id is not None else None
+if case is not None:
     st.divider()
-    case_panel(store_slot, shown[rows[0]], display_name)
+    case_panel(store_slot, case, display_name)
 elif cases:
     st.caption("Select a row to see its heatmap again, edit its case details, and record or edit the decision.")
 else:

@@ -129,3 +129,31 @@ def test_done_when_command_runs_as_a_subprocess(ham_paths):
     record = json.loads(proc.stdout)
     assert set(record) >= RECORD_FIELDS and record["cam_layer"] == "top_activation"
     assert "Traceback" not in proc.stderr
+
+
+def test_batch_reads_zip_archives_with_the_batch_page_limits(tiny_model, ham_paths, tmp_path, capsys):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    bomb = io.BytesIO()
+    Image.new("L", (7000, 6000), 128).save(bomb, "PNG")  # 42 MP: allowed for one file, not for a zip entry
+    archive = tmp_path / "clinic.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("case 3/good.jpg", ham_paths[0].read_bytes())
+        zf.writestr("case 3/bomb.png", bomb.getvalue())
+        zf.writestr("case 3/readme.txt", b"skipped, not an image")
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not a zip")
+    out = tmp_path / "rows.csv"
+    assert main(["batch", str(archive), str(broken), "--csv", str(out), "--model", str(tiny_model)]) == 0
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = {r["file"]: r for r in csv.DictReader(fh)}
+    assert list(rows) == ["clinic.zip/good.jpg", "clinic.zip/bomb.png", "broken.zip"]
+    good = rows["clinic.zip/good.jpg"]
+    assert good["error"] == "" and good["top_label"] in HAM_LABELS and len(good["sha256"]) == 64
+    assert "7000 x 6000 pixels" in rows["clinic.zip/bomb.png"]["error"] and rows["clinic.zip/bomb.png"]["p_nv"] == ""
+    assert "not a readable .zip" in rows["broken.zip"]["error"]
+    err = capsys.readouterr().err
+    assert "3 rows" in err and "2 with errors" in err and "Traceback" not in err

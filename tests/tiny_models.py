@@ -2,7 +2,8 @@
 
 ``tiny_cnn`` builds every layout a user's file may have (functional, Sequential, nested base)
 in Keras 3 or Keras 2 (``tf_keras``); ``save_tiny_lesion_model`` is the small lesion classifier
-the feature, app and browser tests share.
+the feature, app and browser tests share; ``nan_weights_model`` and ``overflow_on_white_model``
+are odd models whose numbers are not finite.
 """
 
 from __future__ import annotations
@@ -90,3 +91,49 @@ def save_model(model, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
     return path
+
+
+def nan_weights_model(lib, size: int = 32):
+    """The tiny CNN with every weight of its classifier set to NaN."""
+    import numpy as np
+
+    model = tiny_cnn(lib, "functional", size=size)
+    dense = model.get_layer("probs")
+    dense.set_weights([np.full_like(w, np.nan) for w in dense.get_weights()])
+    return model
+
+
+def overflow_on_white_model(size: int = 32):
+    """Finite for ordinary images; infinite logits when every pixel is (nearly) white.
+
+    A 1x1 convolution sums the channels minus 760 (raw 0-255 input), so only near-white pixels stay
+    positive after the ReLU; two 1x1 convolutions by 1e30 then overflow float32 to infinity there
+    and leave exact zeros everywhere else (weights, not constants, so no graph optimiser folds
+    them into one multiplication by infinity).
+    """
+    import numpy as np
+
+    keras = keras_lib("keras")
+    inp = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(1, 1, activation="relu", name="white")(inp)
+    x = keras.layers.Conv2D(1, 1, use_bias=False, name="huge_a")(x)
+    x = keras.layers.Conv2D(1, 1, use_bias=False, name="huge_b")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="feat")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(len(HAM_LABELS), activation="softmax", name="probs")(x)
+    model = keras.Model(inp, out)
+    model.get_layer("white").set_weights([np.ones((1, 1, 3, 1), np.float32), np.array([-760.0], np.float32)])
+    for name in ("huge_a", "huge_b"):
+        model.get_layer(name).set_weights([np.full((1, 1, 1, 1), 1e30, np.float32)])
+    return model
+
+
+def png_bytes(pixels) -> bytes:
+    """``pixels`` (H, W, 3 uint8) encoded as PNG."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()

@@ -2,8 +2,11 @@
 
 Files are read lazily and decoded on a small thread pool while the model works on the
 previous chunk (decoding and resizing release the GIL in Pillow / OpenCV). Only decoded
-arrays of the chunks in flight are held, never all uploads, so memory stays bounded.
-One bad file becomes an error row; it never stops or spoils the rest.
+arrays of the chunks in flight are held, never all uploads, and no more decoded pixels than
+the pixel budget allows (:mod:`dermascan.inference.budget`): each file's header is read first, a
+decode reserves what it claims, and images are decoded no larger than ``max_side`` (a JPEG
+straight at a reduced scale), so one chunk of 20-megapixel photos holds screen-sized copies,
+not 60 MB each. One bad file becomes an error row; it never stops or spoils the rest.
 """
 
 from __future__ import annotations
@@ -17,23 +20,30 @@ from pathlib import Path
 
 import numpy as np
 
+from ..budget import BudgetClosed, PixelBudget
 from ..errors import DermascanError
-from ..intake.images import read_file_bytes, read_image, sha256_hex
+from ..intake.images import DEFAULT_MAX_PIXELS, SCREEN_MAX_PX, header_size, read_file_bytes, read_image, sha256_hex
 from .aligned import empty_aligned
 from .analysis import Analysis
 from .preprocessing import prepare
 
 log = logging.getLogger(__name__)
 
-Source = tuple[str, Callable[[], bytes]]  # (display name, zero-argument reader of the file's bytes)
 # 32 images per compiled call: measured on 2 vCPUs, the raw forward runs ~8% faster at 32 than at 16 and the
 # decode pool keeps up; larger chunks gain little and make Stop and progress coarser.
 DEFAULT_CHUNK = 32
 
 
+Source = tuple[str, Callable[[], bytes]]  # (display name, zero-argument reader of the file's bytes)
+
+
 @dataclass
 class BatchItem:
-    """One file's outcome: an analysis, or a one-line error."""
+    """One file's outcome: an analysis, or a one-line error.
+
+    ``analysis.image`` is the decoded image brought within the batch's ``max_side``, not
+    necessarily the file's full resolution.
+    """
 
     name: str
     analysis: Analysis | None = None
@@ -47,6 +57,7 @@ class _Decoded:
     x: np.ndarray | None = None
     sha256: str | None = None
     error: str | None = None
+    reserved: int = 0  # pixels held in the budget until the item is handed over
 
 
 def file_sources(paths: Iterable[str | Path]) -> list[Source]:
@@ -59,17 +70,34 @@ def bytes_sources(items: Iterable[tuple[str, bytes]]) -> list[Source]:
     return [(name, (lambda data=data: data)) for name, data in items]
 
 
-def _decode(source: Source, size, preprocessing: str, resize: str, max_bytes: int | None) -> _Decoded:
+def _decode(source: Source, size, preprocessing: str, resize: str, max_bytes: int | None, max_side: int | None,
+            budget: PixelBudget, chunk: int) -> _Decoded:
     name, reader = source
+    limits = {} if max_bytes is None else {"max_bytes": max_bytes}
+    reserved = 0
     try:
         data = reader()
-        image = read_image(data) if max_bytes is None else read_image(data, max_bytes=max_bytes)
-        return _Decoded(name, image, prepare(image, size, preprocessing, resize), sha256_hex(data))
+        claimed = header_size(data)
+        input_pixels = size[0] * size[1]
+        if claimed is not None and claimed[0] * claimed[1] <= DEFAULT_MAX_PIXELS:
+            # What the header claims, before a pixel is allocated (a refused or unreadable header costs nothing).
+            reserved = budget.acquire(claimed[0] * claimed[1] + input_pixels, chunk)
+        image = read_image(data, max_side=max_side, **limits)
+        x = prepare(image, size, preprocessing, resize)
+        decoded = _Decoded(name, image, x, sha256_hex(data))
+        decoded.reserved = min(reserved, image.shape[0] * image.shape[1] + input_pixels)
+        budget.release(reserved - decoded.reserved, chunk)  # the full-size decode is gone
+        return decoded
+    except BudgetClosed:
+        return _Decoded(name, error="The batch ended before this file was decoded.")
     except DermascanError as exc:
+        budget.release(reserved, chunk)
         return _Decoded(name, error=str(exc))
     except OSError:
+        budget.release(reserved, chunk)
         return _Decoded(name, error="The file could not be read.")
     except Exception as exc:  # one strange file must not end the batch
+        budget.release(reserved, chunk)
         log.warning("Unexpected %s while decoding one batch file", type(exc).__name__)
         return _Decoded(name, error="The file could not be processed.")
 
@@ -79,29 +107,50 @@ def _chunks(sources: list[Source], size: int) -> Iterator[list[Source]]:
         yield sources[start : start + size]
 
 
-def run_batch(model, sources: Iterable[Source], *, with_cam: bool = True, chunk_size: int = DEFAULT_CHUNK,
-              workers: int = 2, preprocessing: str | None = None, resize: str | None = None,
-              max_bytes: int | None = None, should_stop: Callable[[], bool] | None = None) -> Iterator[BatchItem]:
-    """Yield a ``BatchItem`` per source, in order; ``with_cam=False`` skips the heatmaps (faster)."""
+def run_batch(model, sources: Iterable[Source], *, with_cam: bool = True,
+              chunk_size: int = DEFAULT_CHUNK, workers: int = 2, preprocessing: str | None = None,
+              resize: str | None = None, max_bytes: int | None = None, max_side: int | None = SCREEN_MAX_PX,
+              budget: PixelBudget | None = None, should_stop: Callable[[], bool] | None = None) -> Iterator[BatchItem]:
+    """Yield a ``BatchItem`` per source, in order; ``with_cam=False`` skips the heatmaps (faster).
+
+    Images are decoded to fit a ``max_side`` square (None: full size) within ``budget``
+    (default: a fresh ``PixelBudget`` of ``PIXEL_BUDGET`` pixels).
+    """
     sources = list(sources)
     preprocessing = preprocessing or model.card.preprocessing
     resize = resize or model.card.resize
     size = model.input_size
+    budget = budget or PixelBudget()
 
-    def submit(chunk):
-        return [pool.submit(_decode, s, size, preprocessing, resize, max_bytes) for s in chunk]
+    def submit(numbered):
+        if numbered is None:
+            return [], -1
+        index, chunk = numbered
+        return [pool.submit(_decode, s, size, preprocessing, resize, max_bytes, max_side, budget, index)
+                for s in chunk], index
 
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="dermascan-decode") as pool:
-        chunks = _chunks(sources, chunk_size)
-        pending = submit(next(chunks, []))
-        while pending:
-            decoded = [f.result() for f in pending]
-            pending = submit(next(chunks, []))  # decode the next chunk while the model runs
-            yield from _infer(model, decoded, with_cam, preprocessing, resize)
-            if should_stop is not None and should_stop():
-                for f in pending:
-                    f.cancel()
-                return
+        chunks = enumerate(_chunks(sources, chunk_size))
+        pending, index = submit(next(chunks, None))
+        try:
+            while pending:
+                decoded = [f.result() for f in pending]
+                current = index
+                pending, index = submit(next(chunks, None))  # decode the next chunk while the model runs
+                items = _infer(model, decoded, with_cam, preprocessing, resize)
+                reserved = [d.reserved for d in decoded]
+                del decoded  # the analyses hold the images now; each goes with its item
+                items.reverse()
+                reserved.reverse()
+                while items:
+                    yield items.pop()
+                    budget.release(reserved.pop(), current)
+                if should_stop is not None and should_stop():
+                    return
+        finally:
+            budget.close()  # a decode waiting for pixels must not keep the pool (and this generator) alive
+            for f in pending:
+                f.cancel()
 
 
 def _infer(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, resize: str) -> list[BatchItem]:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dermascan.errors import InvalidImage
+from dermascan.render.overlay import fit_within
 
 # Pillow's PNG and TIFF plugins log every chunk name and tag value of an untrusted upload as raw bytes at
 # DEBUG; with the root logger at DEBUG (a common deployment setting) they would fill the logs with file
@@ -29,7 +30,10 @@ _pil_log.setLevel(max(_pil_log.level, logging.INFO))
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
+    "SCREEN_MAX_PX",
     "SUPPORTED_FORMATS",
+    "check_size",
+    "header_size",
     "read_file_bytes",
     "read_image",
     "read_image_file",
@@ -38,6 +42,10 @@ __all__ = [
 
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024  # 8 MB
 DEFAULT_MAX_PIXELS = 100_000_000  # ~100 megapixels
+# The widest image the dashboard ever shows (Streamlit's widest st.image). Batch paths decode no larger than a
+# SCREEN_MAX_PX square: the model needs 224 px, the screen this much, and a 20 MP photo decoded at full size is
+# 60 MB of pixels that nothing looks at.
+SCREEN_MAX_PX = 1460
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")
 
 _SUPPORTED_TEXT = "JPEG, PNG, WebP, BMP or TIFF"
@@ -64,13 +72,30 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS,
+               max_side: int | None = None) -> np.ndarray:
     """Decode image bytes into a C-contiguous RGB ``uint8`` array of shape (H, W, 3).
 
     Raises :class:`InvalidImage` (and nothing else) for any bytes that are not a usable
-    JPEG, PNG, WebP, BMP or TIFF image within ``max_bytes`` and ``max_pixels``.
+    JPEG, PNG, WebP, BMP or TIFF image within ``max_bytes`` and ``max_pixels`` (checked on the
+    header's size, before any pixel is decoded). With ``max_side`` the result fits a
+    ``max_side`` square (aspect ratio kept): a JPEG is decoded straight at a reduced DCT scale
+    (``Image.draft``), other formats are box-reduced (``Image.reduce``) right after decoding.
     """
-    return _decode(data, subject=_BYTES_SUBJECT, max_bytes=max_bytes, max_pixels=max_pixels)
+    if max_side is not None and max_side < 1:
+        raise ValueError("max_side must be positive")
+    return _decode(data, subject=_BYTES_SUBJECT, max_bytes=max_bytes, max_pixels=max_pixels, max_side=max_side)
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) claimed by the image's header, read without decoding pixels; None when unreadable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the same untrusted-metadata noise _decode silences
+            with Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS) as img:
+                return img.size
+    except Exception:  # noqa: BLE001 - the decode that follows reports what is wrong, in words
+        return None
 
 
 def read_image_file(
@@ -115,7 +140,7 @@ def read_file_bytes(
     return data
 
 
-def _decode(data: bytes, *, subject: str, max_bytes: int, max_pixels: int) -> np.ndarray:
+def _decode(data: bytes, *, subject: str, max_bytes: int, max_pixels: int, max_side: int | None = None) -> np.ndarray:
     _check_limits(max_bytes, max_pixels)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected bytes, got {type(data).__name__}")
@@ -137,7 +162,7 @@ def _decode(data: bytes, *, subject: str, max_bytes: int, max_pixels: int) -> np
             # silences Pillow warnings, which is acceptable.)
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-            return _decode_with_pillow(data, subject=subject, max_pixels=max_pixels)
+            return _decode_with_pillow(data, subject=subject, max_pixels=max_pixels, max_side=max_side)
     except InvalidImage:
         raise
     except Image.DecompressionBombError:
@@ -152,7 +177,7 @@ def _decode(data: bytes, *, subject: str, max_bytes: int, max_pixels: int) -> np
         raise InvalidImage(_damaged(subject, exc)) from None
 
 
-def _decode_with_pillow(data: bytes, *, subject: str, max_pixels: int) -> np.ndarray:
+def _decode_with_pillow(data: bytes, *, subject: str, max_pixels: int, max_side: int | None) -> np.ndarray:
     # Image.open only parses the header; pixels are decoded by load(), so the size checks
     # below run before any pixel memory is committed. (WebP creates its decoder in open, but
     # the canvas memory is only touched when load() decodes a frame.)
@@ -162,9 +187,41 @@ def _decode_with_pillow(data: bytes, *, subject: str, max_pixels: int) -> np.nda
         # Animated WebP/PNG and multi-page TIFF: analyse the first frame only.
         img.seek(0)
         _check_size(img.size, subject, max_pixels)
+        if max_side is not None and img.format == "JPEG":
+            # libjpeg decodes at 1/2, 1/4 or 1/8 scale (never below the requested size): the
+            # full-size pixels are never allocated.
+            img.draft(None, _fitted(img.size, max_side))
         img.load()
         _orient(img)
-        return _to_rgb_array(img, subject)
+        if max_side is not None:
+            img = _reduce(img, max_side)
+        rgb = _to_rgb_array(img, subject)
+    return rgb if max_side is None else np.ascontiguousarray(fit_within(rgb, max_side, max_side))
+
+
+def _fitted(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    width, height = size
+    scale = min(1.0, max_side / width, max_side / height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _reduce(img: Image.Image, max_side: int) -> Image.Image:
+    # An integer box reduction that stays at or above the fitted size, so the final area
+    # resize to the exact size (fit_within) still averages; it drops the full-size pixels
+    # before the colour conversion copies them.
+    fitted = _fitted(img.size, max_side)
+    factor = min(img.size[0] // fitted[0], img.size[1] // fitted[1])
+    if factor < 2:
+        return img
+    try:
+        return img.reduce(factor)
+    except ValueError:  # modes reduce cannot average ("1", "P", "I;16"): converted at full size instead
+        return img
+
+
+def check_size(size: tuple[int, int], max_pixels: int) -> None:
+    """``InvalidImage`` (the decoder's own wording) when ``size`` is empty or has more than ``max_pixels``."""
+    _check_size(size, _BYTES_SUBJECT, max_pixels)
 
 
 def _check_size(size: tuple[int, int], subject: str, max_pixels: int) -> None:

@@ -278,14 +278,15 @@ class LesionModel:
 
 
 def load_model(path: str | Path | None = None, *, card: str | Path | None = None, cam_method: str = "gradcam",
-               **overrides) -> LesionModel:
+               trust_code: bool = False, **overrides) -> LesionModel:
     """Load a ``.keras`` / ``.h5`` model with its card (sidecar JSON or ``card=``) and overrides.
 
     ``path=None`` means ``$DERMASCAN_MODEL`` or the bundled model. Overrides are card
-    fields (``labels=[...]``, ``preprocessing="tf"``, ``cam_layer="conv5"``...).
+    fields (``labels=[...]``, ``preprocessing="tf"``, ``cam_layer="conv5"``...). A file whose
+    layers carry code (``Lambda``, custom classes) is refused unless ``trust_code=True``.
     """
     model_path = resolve_model_path(path)
-    keras_model, loader = load_keras_file(model_path)
+    keras_model, loader = load_keras_file(model_path, trust_code=trust_code)
     card_file = Path(card) if card is not None else card_path_for(model_path)
     base = read_card(card_file) if card_file is not None else ModelCard()
     merged = base.with_overrides(**overrides)

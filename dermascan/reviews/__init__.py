@@ -8,7 +8,7 @@ Typical use in the dashboard::
     store.save_decision(case_id, Decision(reviewer_agrees=False, reviewer_diagnosis="mel", management="excise"))
     store.list_cases(session_first=sid)       # this session's cases on top
     data = store.export_csv()                 # bytes for st.download_button
-    result = store.import_csv(uploaded_file)  # ImportResult(added, updated, skipped, errors, ...)
+    result = store.import_csv(uploaded_file)  # ImportResult(added, updated, skipped, errors, changes, ...)
 
 Every storage failure raises ``ReviewStoreError`` (a ``DermascanError``) whose message can be shown as is.
 Uses only the standard library; never imports TensorFlow.
@@ -16,7 +16,7 @@ Uses only the standard library; never imports TensorFlow.
 
 from .csvio import COLUMN_DESCRIPTIONS, CSV_COLUMNS, MAX_IMPORT_ROWS, ImportResult, csv_header
 from .errors import DB_ENV_VAR, ReviewStoreError
-from .records import MANAGEMENT_LABELS, MANAGEMENT_OPTIONS, CaseRecord, Decision, new_session_id
+from .records import MANAGEMENT_LABELS, MANAGEMENT_OPTIONS, CaseRecord, Decision, DecisionChange, new_session_id
 from .schema import SCHEMA_VERSION
 from .store import DEFAULT_DB_PATH, MergeCounts, ReviewStore, default_db_path
 
@@ -31,6 +31,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CaseRecord",
     "Decision",
+    "DecisionChange",
     "ImportResult",
     "MergeCounts",
     "ReviewStore",

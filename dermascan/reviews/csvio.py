@@ -6,10 +6,13 @@ mangles accented names and notes; with the BOM it reads UTF-8. ``csv``/pandas re
 neutralised with ``dermascan.csvsafe.safe_cell``; numbers are written as plain numbers.
 
 Import: our own export, with or without BOM, also after a round trip through Excel (``;`` or tab
-separators, Windows-1252 / Latin-1 text, decimal commas). Bad rows become lines in
-``ImportResult.errors`` and never stop the good rows; a file whose header is not ours imports nothing.
-Timestamps must survive the round trip unchanged: they identify cases (reformatting them in a
-spreadsheet makes them look like new cases).
+separators, Windows-1252 / Latin-1 text, UTF-16 with or without BOM, decimal commas). Bad rows become
+lines in ``ImportResult.errors`` and never stop the good rows (a NUL byte rejects its row, not the file);
+a file whose header is not ours imports nothing. Timestamps must survive the round trip unchanged: they
+identify cases (reformatting them in a spreadsheet makes them look like new cases), so a row whose
+``created_at`` / ``decided_at`` is not an ISO 8601 date *and* time, or lies in the future (more than
+``MAX_CLOCK_SKEW`` ahead of this computer's clock), is rejected. How imported decisions are merged, and why
+a later claimed ``decided_at`` is not enough to rewrite history, is in ``dermascan.reviews.store``.
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ import io
 import logging
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from dermascan.csvsafe import safe_cell, unsafe_cell
 
-from .records import MAX_TEXT_CHARS, CaseRecord, Decision
+from .records import MAX_TEXT_CHARS, CaseRecord, Decision, DecisionChange, normalize_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,7 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
     "management": "Planned management: reassure, monitor, biopsy, excise, refer or other.",
     "note": "Free-text note of the reviewer.",
     "reviewer": "Who made the decision.",
-    "decided_at": "When the decision was saved (ISO 8601, UTC); the newer decision wins on import.",
+    "decided_at": "When the decision was made (ISO 8601, UTC); on import a later one replaces the stored decision.",
 }
 """One-line meaning of every column (``p_<label>`` stands for the probability columns)."""
 
@@ -77,10 +82,16 @@ CSV_COLUMNS = CASE_COLUMNS + DECISION_COLUMNS
 MAX_IMPORT_ROWS = 100_000
 MAX_IMPORT_BYTES = 256 * 1024 * 1024
 MAX_ERROR_LINES = 50
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of this computer's clock an imported timestamp may be (another machine's clock skew)."""
 
 _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0"}
 _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
+_TIMESTAMP_COLUMNS = ("created_at", "decided_at")
+# A date alone (or a spreadsheet's "01/03/2025 10:00") is a reformatted timestamp, not ours.
+_DATE_AND_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")
+_UTF16_SAMPLE = 512  # bytes: within our (ASCII) header, whatever the rows hold
 
 
 def csv_header(labels: list[str] | tuple[str, ...] = ()) -> list[str]:
@@ -90,7 +101,11 @@ def csv_header(labels: list[str] | tuple[str, ...] = ()) -> list[str]:
 
 @dataclass
 class ImportResult:
-    """What an import did. ``errors``: one line per rejected row (or one for a rejected file), capped at 50."""
+    """What an import did. ``errors``: one line per rejected row (or one for a rejected file), capped at 50.
+
+    ``changes``: every stored case whose decisions the import touched (a decision replaced, or an older one
+    kept in the history only), with both decisions; ``change_lines()`` reads them out.
+    """
 
     added: int = 0
     updated: int = 0
@@ -98,6 +113,7 @@ class ImportResult:
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    changes: list[DecisionChange] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -111,6 +127,10 @@ class ImportResult:
         if self.rejected:
             text += f", {self.rejected} row(s) rejected"
         return text + "."
+
+    def change_lines(self) -> list[str]:
+        """One line per stored case whose decisions changed: case, file name, reviewers, previous -> new."""
+        return [change.describe() for change in self.changes]
 
     def _error(self, line: str) -> None:
         self.rejected += 1
@@ -197,6 +217,7 @@ def import_csv(store: Any, source: Any, *, max_rows: int = MAX_IMPORT_ROWS) -> I
     if records:
         counts = store.merge_cases(records)
         result.added, result.updated, result.skipped = counts.added, counts.updated, counts.skipped
+        result.changes = list(counts.changes)
         if counts.kept_in_history:
             result.warnings.append(
                 f"{counts.kept_in_history} decision(s) in the file were older than the current ones and "
@@ -236,10 +257,8 @@ def _decode(data: bytes, result: ImportResult) -> str | None:
     if data.startswith(b"PK\x03\x04") or data.startswith(b"\xd0\xcf\x11\xe0"):
         result._error("This is an Excel workbook, not a CSV file; save it as 'CSV UTF-8' and import that file.")
         return None
-    # A UTF-16 byte-order mark: Excel's "Unicode text" export.
-    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
-    encodings = ["utf-16"] if utf16 else ["utf-8-sig", "cp1252", "latin-1"]
-    for encoding in encodings:
+    utf16 = _utf16_codec(data)
+    for encoding in [utf16] if utf16 else ["utf-8-sig", "cp1252", "latin-1"]:
         try:
             text = data.decode(encoding)
         except UnicodeDecodeError:
@@ -247,10 +266,30 @@ def _decode(data: bytes, result: ImportResult) -> str | None:
         if encoding in ("cp1252", "latin-1"):
             result.warnings.append("The file is not UTF-8 and was read as Windows-1252/Latin-1; "
                                    "check accented characters in names and notes.")
-        if "\x00" in text:
-            break
         return text.removeprefix("\ufeff")
+    _not_text(result)
+    return None
+
+
+def _not_text(result: ImportResult) -> None:
     result._error("The file is not a readable text CSV file; export the reviews again as CSV and import that file.")
+
+
+def _utf16_codec(data: bytes) -> str | None:
+    """``utf-16`` (byte-order mark), ``utf-16-le`` / ``-be`` (none: Excel's "Unicode text", some tools), or None."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    # Our header is ASCII, so in UTF-16 every other byte is NUL (the odd ones little-endian, the even ones
+    # big-endian); UTF-8 and Windows-1252 text has next to none. UTF-32 has NULs on both and is not matched.
+    sample = data[: _UTF16_SAMPLE - _UTF16_SAMPLE % 2]
+    pairs = len(sample) // 2
+    if pairs < 8:
+        return None
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)
+    if odd >= pairs / 2 and even <= pairs / 16:
+        return "utf-16-le"
+    if even >= pairs / 2 and odd <= pairs / 16:
+        return "utf-16-be"
     return None
 
 
@@ -281,8 +320,12 @@ def parse_csv(data: bytes | str, result: ImportResult | None = None, *,
     except (StopIteration, csv.Error):
         result._error("The file is empty or not a CSV file; nothing was imported.")
         return []
+    if any("\x00" in name for name in header):
+        _not_text(result)  # a binary file: our header never holds a NUL
+        return []
     if not _check_header(header, result):
         return []
+    latest = datetime.now(UTC) + MAX_CLOCK_SKEW  # one clock reading for the whole file
     records: list[CaseRecord] = []
     row_number = 1  # spreadsheet numbering: the header is row 1
     rows_read = 0
@@ -305,9 +348,12 @@ def parse_csv(data: bytes | str, result: ImportResult | None = None, *,
         if len(cells) > len(header):
             result._error(f"Row {row_number}: more cells than the header has columns.")
             continue
+        if any("\x00" in cell for cell in cells):
+            result._error(f"Row {row_number}: contains a NUL byte (a damaged file?); the row was not imported.")
+            continue
         cells += [""] * (len(header) - len(cells))
         try:
-            records.append(_record_from_cells(dict(zip(header, cells, strict=True)), delimiter == ";"))
+            records.append(_record_from_cells(dict(zip(header, cells, strict=True)), delimiter == ";", latest))
         except ValueError as exc:
             result._error(f"Row {row_number}: {exc}.")
     return records
@@ -328,12 +374,15 @@ def _check_header(header: list[str], result: ImportResult) -> bool:
     return True
 
 
-def _record_from_cells(raw: dict[str, str], decimal_comma: bool) -> CaseRecord:
+def _record_from_cells(raw: dict[str, str], decimal_comma: bool, latest: datetime) -> CaseRecord:
     for name, value in raw.items():
         if len(value) > MAX_TEXT_CHARS:
             raise ValueError(f"{name} is longer than {MAX_TEXT_CHARS:,} characters")
     cell = {name: parse_cell(value) for name, value in raw.items() if name}
     text = {name: (cell.get(name) or None) for name in CSV_COLUMNS}
+    for name in _TIMESTAMP_COLUMNS:
+        if text[name] is not None:
+            text[name] = _timestamp(name, text[name], latest)
     probabilities = {
         name[len(PROBABILITY_PREFIX):]: _number(name, value, decimal_comma)
         for name, value in cell.items()
@@ -364,6 +413,18 @@ def _build_case(text: dict[str, str | None], probabilities: dict[str, float], de
         malignant_score=_maybe_number("malignant_score", text["malignant_score"], decimal_comma),
         triage=text["triage"], explanation=text["explanation"], probabilities=probabilities, decision=decision,
     )
+
+
+def _timestamp(name: str, value: str, latest: datetime) -> str:
+    """The canonical form of an imported timestamp; ``ValueError`` unless it is an ISO date and time, not ahead."""
+    value = value.strip()
+    if not _DATE_AND_TIME.match(value):
+        raise ValueError(f"{name} is not an ISO 8601 date and time (YYYY-MM-DDTHH:MM:SS)")
+    canonical = normalize_timestamp(value, name)
+    if datetime.fromisoformat(canonical) > latest:
+        minutes = int(MAX_CLOCK_SKEW.total_seconds() // 60)
+        raise ValueError(f"{name} is in the future (more than {minutes} minutes ahead of this computer's clock)")
+    return canonical
 
 
 def _number(name: str, value: str, decimal_comma: bool) -> float:

@@ -164,6 +164,51 @@ class Decision:
         )
 
 
+_SHOWN_CHARS = 80
+
+
+def _one_line(text: str) -> str:
+    # Typed or imported text may hold line breaks or 10,000 characters; a summary line shows a short, flat copy.
+    flat = " ".join(text.split())
+    return flat if len(flat) <= _SHOWN_CHARS else flat[: _SHOWN_CHARS - 1] + "…"
+
+
+def describe_decision(decision: Decision) -> str:
+    """A short reading of a decision for messages: reviewer, management, diagnosis, agreement (never the note)."""
+    parts = [decision.management or "no management chosen"]
+    if decision.reviewer_diagnosis:
+        parts.append(f"diagnosis {_one_line(decision.reviewer_diagnosis)}")
+    if decision.reviewer_agrees is not None:
+        parts.append("agrees with the AI" if decision.reviewer_agrees else "disagrees with the AI")
+    when = decision.decided_at[:16].replace("T", " ")
+    return f"{_one_line(decision.reviewer or 'unnamed reviewer')}: {', '.join(parts)} (decided {when} UTC)"
+
+
+@dataclass(frozen=True)
+class DecisionChange:
+    """A stored case whose decisions an import touched.
+
+    ``previous`` is the case's current decision before the import (``None``: it had none). ``became_current``:
+    ``incoming`` replaced it (``previous`` stays in the history); otherwise ``incoming`` was older than
+    ``previous`` and was only added to the history.
+    """
+
+    case_id: int
+    file_name: str | None
+    previous: Decision | None
+    incoming: Decision
+    became_current: bool
+
+    def describe(self) -> str:
+        """One line for the import summary: which case, whose decision, previous -> new."""
+        case = f"Case {self.case_id}" + (f" ({_one_line(self.file_name)})" if self.file_name else "")
+        before = describe_decision(self.previous) if self.previous is not None else "no decision"
+        if self.became_current:
+            return f"{case}: {before} -> {describe_decision(self.incoming)}"
+        return (f"{case}: kept in the history only, older than the current decision ({before}): "
+                f"{describe_decision(self.incoming)}")
+
+
 @dataclass(kw_only=True)
 class CaseRecord:
     """One analysed image with its context, the model's output and (optionally) the current decision.

@@ -106,22 +106,31 @@ def user_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
+def check_ours(conn: sqlite3.Connection, name: str) -> int:
+    """The file's schema version; ``ReviewStoreError`` for a newer release's file or another application's.
+
+    Only reads, so it can run on a read-only connection before anything is written to the file.
+    """
+    found = user_version(conn)
+    if found > SCHEMA_VERSION:
+        raise errors.newer_schema(name, found)
+    if found == 0 and _has_tables(conn):
+        raise errors.foreign_database(name)
+    return found
+
+
 def migrate(conn: sqlite3.Connection, name: str) -> int:
     """Bring the database to ``SCHEMA_VERSION``; returns the version found before. Needs autocommit mode.
 
     Raises ``ReviewStoreError`` for a file from a newer release or an SQLite file of another application.
     """
-    found = user_version(conn)
-    if found > SCHEMA_VERSION:
-        raise errors.newer_schema(name, found)
+    found = check_ours(conn, name)
     for target in range(found + 1, SCHEMA_VERSION + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
             # Re-read under the write lock: another process may have migrated while we waited for it.
-            current = user_version(conn)
+            current = check_ours(conn, name)
             if current < target:
-                if current == 0 and _has_tables(conn):
-                    raise errors.foreign_database(name)
                 _run(conn, MIGRATIONS[target])
                 conn.execute(f"PRAGMA user_version = {int(target)}")
             conn.execute("COMMIT")

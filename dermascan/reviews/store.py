@@ -12,7 +12,22 @@ serialised connection is simpler and fast enough for a review workload. Other pr
 
 Permissions: a new database file is created 0600 and missing folders 0700. An existing file keeps its
 mode (an administrator may have opened it to a group on purpose); a warning is logged if others can read it.
-A database that cannot be read is reported, never deleted or overwritten.
+A database that cannot be read is reported, never deleted or overwritten. A file from a newer release or
+another application's SQLite database is refused from a read-only look, before anything could write to it.
+
+Decisions and imports (the rule a clinician can rely on):
+
+- Every decision ever saved is kept in ``decision_history``, in the order it was saved into this file
+  (``history_id``, stamped ``saved_at`` by the store). A ``decided_at`` read from a file is a *claim*: it
+  never reorders the history.
+- Saving a decision in the app makes it the current one.
+- An imported decision becomes the current one only if the case has none, or if it differs from the current
+  one and claims a later ``decided_at``; the replaced decision stays in the history. One that claims an
+  earlier time (a stale file, a colleague's older review) is added to the history only and never overrides
+  the newer decision. Claims in the future (beyond a few minutes of clock skew) are refused per row by the
+  CSV import, so a forged ``9999-12-31`` cannot win forever.
+- Every stored case whose decisions an import touched is listed, with both reviewers and decisions, in the
+  import's result (``MergeCounts.changes`` / ``ImportResult.changes``), so no replacement is silent.
 """
 
 from __future__ import annotations
@@ -34,7 +49,7 @@ from typing import Any, BinaryIO, NamedTuple
 from ..config import DEFAULT_REVIEW_DB as DEFAULT_DB_PATH
 from . import csvio, errors, schema
 from .errors import DB_ENV_VAR
-from .records import CASE_DETAIL_FIELDS, CaseRecord, Decision, utc_now
+from .records import CASE_DETAIL_FIELDS, CaseRecord, Decision, DecisionChange, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +71,8 @@ class MergeCounts(NamedTuple):
     updated: int
     skipped: int
     kept_in_history: int
+    changes: tuple[DecisionChange, ...] = ()
+    """Every stored case whose decisions changed (``updated`` + ``kept_in_history`` of them), in file order."""
 
 
 def default_db_path() -> Path:
@@ -85,6 +102,7 @@ class ReviewStore:
     # -- opening -------------------------------------------------------------------------------------------
 
     def _open(self) -> sqlite3.Connection:
+        self._check_before_writing()
         if not self.read_only:
             try:
                 self._create_private_file()
@@ -102,10 +120,7 @@ class ReviewStore:
             # A read first: a file that is not a database fails here, before anything could be written to it.
             conn.execute("PRAGMA schema_version").fetchone()
             if self.read_only:
-                found = schema.user_version(conn)
-                if found > schema.SCHEMA_VERSION:
-                    raise errors.newer_schema(self._name, found)
-                if found < schema.SCHEMA_VERSION:
+                if schema.check_ours(conn, self._name) < schema.SCHEMA_VERSION:
                     raise errors.needs_upgrade(self._name)
             else:
                 conn.execute("PRAGMA journal_mode = WAL").fetchone()
@@ -119,6 +134,31 @@ class ReviewStore:
             raise
         log.info("review database opened (schema %d)", schema.SCHEMA_VERSION)
         return conn
+
+    def _check_before_writing(self) -> None:
+        # Opening read-write is not neutral: journal_mode=WAL rewrites the header (and creates -wal/-shm). So a
+        # file from a newer release, another application's database or a non-database is refused from a
+        # read-only look first, and stays byte-for-byte as it was.
+        try:
+            if self.path.stat().st_size == 0:
+                return
+        except OSError:
+            return  # missing or unreadable: created, or reported, by the real open
+        # immutable=1 reads the main file without locks and without creating -shm; that is only right when no
+        # -wal holds newer pages, so with a -wal beside it (a database in use) a normal read-only open is used.
+        wal = self.path.with_name(self.path.name + "-wal")
+        target = f"file:{urllib.parse.quote(str(self.path))}?mode=ro" + ("" if wal.exists() else "&immutable=1")
+        try:
+            probe = sqlite3.connect(target, timeout=self.busy_timeout, uri=True)
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc, self._name) from None
+        try:
+            probe.execute("PRAGMA schema_version").fetchone()
+            schema.check_ours(probe, self._name)
+        except sqlite3.Error as exc:
+            raise errors.from_sqlite(exc, self._name) from None
+        finally:
+            probe.close()
 
     def _create_private_file(self) -> None:
         missing = []
@@ -300,11 +340,15 @@ class ReviewStore:
             return _current_decision(conn, case_id)
 
     def decision_history(self, case_id: int) -> list[Decision]:
-        """Every version ever saved for the case, oldest first (the current one included, last)."""
+        """Every version ever saved for the case, in the order it was saved into this database (oldest first).
+
+        The order is the store's own (``history_id``), never the ``decided_at`` a file claims. The current
+        decision is included; it is the last entry unless an older import was kept in the history after it.
+        """
         with self._read() as conn:
             rows = conn.execute(
                 f"SELECT {', '.join(_DECISION_FIELDS)} FROM decision_history WHERE case_id = ? "
-                "ORDER BY decided_at, history_id", (case_id,)).fetchall()
+                "ORDER BY history_id", (case_id,)).fetchall()
         return [_decision_from_row(row) for row in rows]
 
     # -- bulk merge (CSV import) ---------------------------------------------------------------------------
@@ -313,35 +357,41 @@ class ReviewStore:
         """Merge records from elsewhere in one transaction, matching cases on (image_sha256, created_at, model_version).
 
         New cases are added with their decision. For a known case the stored case fields never change;
-        its decision is replaced only by a different, newer one (the old one stays in the history). A
-        different but older incoming decision is kept in the history only, so no reviewer's work is lost.
-        Incoming ``case_id`` values are ignored (ids are local to a database).
+        its decision is replaced only by a different one that claims a later ``decided_at`` (the old one
+        stays in the history). A different but older incoming decision is kept in the history only, so no
+        reviewer's work is lost and a stale file never overrides a newer local decision. Every such case is
+        listed in ``MergeCounts.changes``. Incoming ``case_id`` values are ignored (ids are local to a
+        database). Callers vet the claimed timestamps first (``csvio`` refuses ones in the future).
         """
         added = updated = skipped = kept = 0
+        changes: list[DecisionChange] = []
         with self._write() as conn:
             for record in records:
                 record.validate()
                 found = conn.execute(
-                    "SELECT case_id FROM cases WHERE image_sha256 = ? AND created_at = ? AND model_version = ?",
-                    record.key).fetchone()
+                    "SELECT case_id, file_name FROM cases WHERE image_sha256 = ? AND created_at = ? "
+                    "AND model_version = ?", record.key).fetchone()
                 if found is None:
                     case_id, _ = self._insert_case(conn, record)
                     if record.decision is not None:
                         self._put_decision(conn, case_id, record.decision)
                     added += 1
                     continue
-                case_id, incoming = found[0], record.decision
+                (case_id, file_name), incoming = found, record.decision
                 current = _current_decision(conn, case_id)
                 if incoming is None or incoming.same_content(current):
                     skipped += 1
                 elif current is None or incoming.decided_at > current.decided_at:
                     self._put_decision(conn, case_id, incoming)
                     updated += 1
+                    changes.append(DecisionChange(case_id, file_name, current, incoming, became_current=True))
                 else:
-                    kept += self._append_history(conn, case_id, incoming)
+                    if self._append_history(conn, case_id, incoming):
+                        kept += 1
+                        changes.append(DecisionChange(case_id, file_name, current, incoming, became_current=False))
                     skipped += 1
         log.info("review merge: %d added, %d updated, %d skipped, %d kept in history", added, updated, skipped, kept)
-        return MergeCounts(added, updated, skipped, kept)
+        return MergeCounts(added, updated, skipped, kept, tuple(changes))
 
     # -- CSV -----------------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..config import MODEL_DIR, TRAINING_DATA
+from ..config import DEFAULT_MODELS_DIR, TRAINING_DATA
 from .fitting import FitConfig
 from .pipeline import RunOptions, run_training
 
@@ -18,7 +18,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the training options."""
     p = argparse.ArgumentParser(prog="python -m dermascan.train", description=__doc__)
     p.add_argument("--data", type=Path, default=TRAINING_DATA, help="folder with labels.csv and images/")
-    p.add_argument("--out", type=Path, default=MODEL_DIR, help="output folder (model, card, split, log)")
+    p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="output folder (model, card, split, log)")
     p.add_argument("--weights", type=Path, default=None,
                    help=f"ImageNet backbone weights (default: <data>/../weights/{WEIGHTS_NAME}; 'none' for random)")
     p.add_argument("--epochs-head", type=int, default=2)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import MODEL_DIR, TRAINING_DATA
+from ..config import DEFAULT_MODELS_DIR, TRAINING_DATA
 from ..evaluation.metrics import classification_report
 from ..model.card import read_card, write_card
 from .data import load_images
@@ -67,7 +67,7 @@ def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path, batch_
 def main(argv: list[str] | None = None) -> int:
     """Regenerate the evaluation of the shipped model through the engine."""
     p = argparse.ArgumentParser(prog="python -m dermascan.train.report", description=__doc__)
-    p.add_argument("--model", type=Path, default=MODEL_DIR / f"{MODEL_NAME}.keras")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODELS_DIR / f"{MODEL_NAME}.keras")
     p.add_argument("--data", type=Path, default=TRAINING_DATA)
     p.add_argument("--split", type=Path, default=None, help="default: split.csv beside the model")
     args = p.parse_args(argv)

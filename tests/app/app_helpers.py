@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from shared_data import HAM, HAM_LABELS, REPO, SHARED  # noqa: F401 - re-exported for the app tests
 from tiny_models import save_tiny_lesion_model
+
+from dermascan.render.text import WORD_JOINER
 
 APP = REPO / "streamlit_app.py"
 APP_TIMEOUT = 120  # TensorFlow's first import and the model's warm-up are slow on a busy 2-core machine
@@ -29,6 +32,20 @@ def new_app():
 def assert_no_exception(at) -> None:
     """The script ran to the end without an uncaught exception."""
     assert not at.exception, [e.value for e in at.exception]
+
+
+def as_shown(markdown: str) -> str:
+    """What a reader sees of a Markdown body whose user text went through ``plain`` (escapes and joiners gone)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace(WORD_JOINER, "")
+
+
+def proto_text(proto) -> str:
+    """An element's protobuf as text, then once more as a reader sees it (escapes and word joiners gone), so that a
+    check that something is *not* on the page also sees through ``plain``'s escaping."""
+    from google.protobuf import text_format
+
+    readable = text_format.MessageToString(proto, as_utf8=True).replace("\\", "").replace(WORD_JOINER, "")
+    return f"{proto}\n{readable}"
 
 
 def downloaded(media: dict, button) -> bytes:

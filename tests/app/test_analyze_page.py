@@ -6,7 +6,7 @@ import io
 from pathlib import Path
 
 import cv2
-from app_helpers import assert_no_exception, new_app
+from app_helpers import as_shown, assert_no_exception, new_app
 from PIL import Image
 
 from dashboard import analysis_cache as results
@@ -31,7 +31,7 @@ def overlay_url(at) -> str:
 def test_upload_shows_differential_score_overlay_and_sidebar(app_env, ham_images):
     at = new_app().run()
     assert_no_exception(at)
-    assert any("test-1" in md.value for md in at.sidebar.markdown)  # the sidebar names the model version
+    assert any("test-1" in as_shown(md.value) for md in at.sidebar.markdown)  # the sidebar names the model version
     assert at.sidebar.get("page_link")
     upload(at, ham_images[0])
     assert_no_exception(at)

@@ -145,3 +145,42 @@ def test_a_run_that_lost_the_job_cannot_change_it():
     resumed = job.claim()
     assert record(job, BatchItem("c.jpg", error="bad"), resumed, "s")
     assert job.status == DONE and [e["file"] for e in job.errors] == ["a.jpg", "b.jpg", "c.jpg"]
+
+
+def batch_ticked(at) -> list[str]:
+    """The file names of the worklist rows the table shows ticked."""
+    rows = at.session_state["batch_table"]["selection"]["rows"]
+    return [at.dataframe(key="batch_table").value["File"].iloc[r] for r in rows]
+
+
+def overlay_file(at) -> str | None:
+    """The file name the overlay panel shows (None: no panel); Markdown escapes removed."""
+    heads = [md.value for md in at.markdown if "· malignancy" in md.value]
+    return heads[0].split("**")[1].replace("\\", "") if heads else None
+
+
+def test_repro_2_the_selected_image_stays_selected_through_the_class_filter(app_env, twenty_images):
+    at = upload_and_run(batch_page(), [(p.name, p.read_bytes()) for p in twenty_images[:8]])
+    frame = at.dataframe(key="batch_table").value
+    position = len(frame) - 1  # the lowest score: other rows come before it in any filtered view
+    chosen, chosen_class = frame["File"].iloc[position], frame["Code"].iloc[position]
+    at.session_state["batch_table"] = {"selection": {"rows": [position], "columns": [], "cells": []}}
+    at.run()
+    assert overlay_file(at) == chosen and batch_ticked(at) == [chosen]
+
+    others = sorted(set(frame["Code"]) - {chosen_class})
+    hide = others or ["mel" if chosen_class != "mel" else "nv"]  # classes it does not have
+    at.multiselect(key="batch_filter_classes").set_value(hide).run()
+    assert_no_exception(at)
+    assert chosen not in set(at.dataframe(key="batch_table").value["File"])
+    assert overlay_file(at) == chosen and batch_ticked(at) == []  # no other image takes its place
+    assert any("hidden by the current filter" in i.value for i in at.info)
+
+    at.multiselect(key="batch_filter_classes").set_value(sorted({chosen_class, *others})).run()
+    shown = list(at.dataframe(key="batch_table").value["File"])
+    assert overlay_file(at) == chosen and batch_ticked(at) == [chosen]
+    assert shown.index(chosen) == position  # every class again: the same row as at first
+    at.multiselect(key="batch_filter_classes").set_value([chosen_class]).run()
+    assert overlay_file(at) == chosen and batch_ticked(at) == [chosen]  # its row in the narrower view
+    if others:
+        assert len(at.dataframe(key="batch_table").value) < len(frame)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from app_helpers import assert_no_exception, new_app
+from app_helpers import HAM_LABELS, assert_no_exception, new_app
 
+from dashboard.case_details import details_prefix
+from dermascan.inference.preprocessing import SCALINGS
+from dermascan.intake.images import sha256_hex
+from dermascan.model.card import HAM10000_DISPLAY_NAMES
 from dermascan.reviews import CaseRecord, Decision, ReviewStore, ReviewStoreError
 
 LOG = "pages/review_log.py"
@@ -28,6 +32,11 @@ def select_row(at, row: int):
     return at.run()
 
 
+def key(path, field: str) -> str:
+    """The Analyze page's case-detail input ``field`` for the image at ``path`` (one set per image)."""
+    return f"{details_prefix(sha256_hex(path.read_bytes()))}_{field}"
+
+
 def unsaved_warning(at) -> bool:
     """The Analyze page says typed case details are not saved yet."""
     return any("not saved yet" in w.value for w in at.warning)
@@ -42,9 +51,9 @@ def test_details_typed_after_the_analysis_are_saved_and_shown_in_a_new_session(a
     at = upload(new_app().run(), ham_images[0])
     [case] = ReviewStore().list_cases()
     assert case.patient_id is None and not unsaved_warning(at)
-    at.text_input(key="case_patient_id").input("P-0042")
-    at.selectbox(key="case_fitzpatrick").set_value(4)
-    at.number_input(key="case_age").set_value(63)
+    at.text_input(key=key(ham_images[0], "patient_id")).input("P-0042")
+    at.selectbox(key=key(ham_images[0], "fitzpatrick")).set_value(4)
+    at.number_input(key=key(ham_images[0], "age")).set_value(63)
     at.run()
     assert unsaved_warning(at)
     assert ReviewStore().get_case(case.case_id).patient_id is None  # nothing is saved behind the reviewer's back
@@ -67,7 +76,7 @@ def test_details_typed_after_the_analysis_are_saved_and_shown_in_a_new_session(a
 
 def test_changed_details_are_saved_with_the_decision(app_env, ham_images):
     at = upload(new_app().run(), ham_images[0])
-    at.text_input(key="case_lesion_id").input("L-3").run()
+    at.text_input(key=key(ham_images[0], "lesion_id")).input("L-3").run()
     management = next(r for r in at.radio if r.key and r.key.endswith("_management"))
     management.set_value("monitor")
     press(at, "Save to review log")
@@ -87,11 +96,11 @@ def test_a_failed_save_keeps_the_typed_details_for_a_retry_on_either_page(monkey
         raise ReviewStoreError("The review database (reviews.sqlite3) is busy; wait a few seconds and try again.")
 
     monkeypatch.setattr(ReviewStore, "update_case_fields", busy)
-    at.text_input(key="case_patient_id").input("P-7").run()
+    at.text_input(key=key(ham_images[0], "patient_id")).input("P-7").run()
     press(at, "Save case details")
     assert_no_exception(at)
     assert any("kept in this session" in e.value for e in at.error)
-    assert at.text_input(key="case_patient_id").value == "P-7" and unsaved_warning(at)
+    assert at.text_input(key=key(ham_images[0], "patient_id")).value == "P-7" and unsaved_warning(at)
     assert any(b.label == "Retry saving case details" for b in at.button)
 
     # Leaving the page drops its widgets; the typed details must come back, and the Review log offers them too.
@@ -108,9 +117,9 @@ def test_a_failed_save_keeps_the_typed_details_for_a_retry_on_either_page(monkey
     assert not any("not saved yet" in w.value for w in at.warning)
 
     at.switch_page(ANALYZE).run()
-    assert at.text_input(key="case_patient_id").value == "P-7"  # restored after the page switch
     upload(at, ham_images[0])
     assert_no_exception(at)
+    assert at.text_input(key=key(ham_images[0], "patient_id")).value == "P-7"  # restored after the page switch
     assert not unsaved_warning(at)  # already in the database, so nothing is left to save
 
 
@@ -153,17 +162,102 @@ def test_review_log_shows_the_decision_history_and_edits_case_details(app_env):
     assert len(ReviewStore().case_details_history(case_id)) == 1
 
 
-def test_a_new_image_never_inherits_the_previous_patients_details(app_env, ham_images):
+def test_details_typed_before_the_first_upload_go_with_that_image_only(app_env, ham_images):
     at = new_app().run()
     at.text_input(key="case_patient_id").input("P-FIRST").run()  # typed before the first upload: belongs to it
     upload(at, ham_images[0])
     assert ReviewStore().list_cases()[0].patient_id == "P-FIRST"
+    assert at.text_input(key=key(ham_images[0], "patient_id")).value == "P-FIRST"
     upload(at, ham_images[1])  # the next lesion, possibly another patient
     assert_no_exception(at)
-    assert at.text_input(key="case_patient_id").value == ""
-    assert any("previous image were cleared" in i.value for i in at.info)
+    assert at.text_input(key=key(ham_images[1], "patient_id")).value == ""
+    assert any("this image's own" in i.value for i in at.info)
     second = next(c for c in ReviewStore().list_cases() if c.file_name == ham_images[1].name)
     assert second.patient_id is None
     upload(at, ham_images[0])  # back to the first image: its own saved details come back
-    assert at.text_input(key="case_patient_id").value == "P-FIRST"
+    assert at.text_input(key=key(ham_images[0], "patient_id")).value == "P-FIRST"
     assert not unsaved_warning(at)
+
+
+def decide(at, management: str = "monitor"):
+    """Fill in and submit the Analyze page's decision form."""
+    radio = next(r for r in at.radio if r.key and r.key.endswith("_management"))
+    radio.set_value(management)
+    return press(at, "Save to review log")
+
+
+def case_of(path) -> CaseRecord:
+    """The stored case of the image at ``path`` (exactly one)."""
+    [case] = [c for c in ReviewStore().list_cases() if c.file_name == path.name]
+    return case
+
+
+def test_repro_1_saved_details_stay_with_their_image_and_a_decision_on_the_next_one_carries_none(
+        app_env, ham_images):
+    first, second = ham_images
+    at = upload(new_app().run(), first)
+    at.text_input(key=key(first, "patient_id")).input("REPRO-1")
+    at.text_input(key=key(first, "body_site")).input("left shin").run()
+    press(at, "Save case details")
+    assert (case_of(first).patient_id, case_of(first).body_site) == ("REPRO-1", "left shin")
+
+    upload(at, second)
+    assert_no_exception(at)
+    assert at.text_input(key=key(second, "patient_id")).value == ""  # what is stored for image 2's case: nothing
+    assert at.text_input(key=key(second, "body_site")).value == ""
+    assert not any(t.value == "REPRO-1" for t in at.text_input)  # image 1's inputs are not drawn at all
+    assert any(f"saved with case {case_of(second).case_id}" in c.value for c in at.caption)
+    decide(at)
+    assert_no_exception(at)
+    stored = case_of(second)
+    assert stored.decision.management == "monitor"
+    assert (stored.patient_id, stored.lesion_id, stored.body_site, stored.age) == (None, None, None, None)
+    assert ReviewStore().case_details_history(stored.case_id) == []  # nothing was ever written there
+    assert case_of(first).decision is None  # and the decision did not go to image 1's case
+
+    upload(at, first)  # back to image 1: its details show again
+    assert at.text_input(key=key(first, "patient_id")).value == "REPRO-1"
+    assert at.text_input(key=key(first, "body_site")).value == "left shin"
+    assert not unsaved_warning(at)
+
+
+def test_repro_1_unsaved_details_are_kept_for_their_image_never_saved_to_the_next(app_env, ham_images):
+    first, second = ham_images
+    at = upload(new_app().run(), first)
+    at.text_input(key=key(first, "patient_id")).input("REPRO-1").run()  # typed, not saved
+    upload(at, second)
+    assert_no_exception(at)
+    assert at.text_input(key=key(second, "patient_id")).value == ""
+    assert any("previous image are not saved" in w.value for w in at.warning)  # said, not silently dropped
+    decide(at)
+    assert case_of(second).patient_id is None and case_of(second).decision is not None
+    assert case_of(first).patient_id is None  # nothing saved behind the reviewer's back either
+
+    upload(at, first)
+    assert at.text_input(key=key(first, "patient_id")).value == "REPRO-1" and unsaved_warning(at)
+    press(at, "Save case details")
+    assert case_of(first).patient_id == "REPRO-1" and case_of(second).patient_id is None
+
+
+def heatmap_class(at):
+    """The Analyze page's heatmap class selector."""
+    return next(s for s in at.selectbox if s.label == "Heatmap for class")
+
+
+def test_repro_3_changing_the_options_resets_the_heatmap_class_to_the_new_top_class(app_env, ham_images):
+    at = upload(new_app().run(), ham_images[0])
+    card_scaling = at.selectbox(key="opt_preprocessing").value
+    top_a = heatmap_class(at).value
+    other_scaling = next(s for s in SCALINGS if s != card_scaling)
+    at.selectbox(key="opt_preprocessing").set_value(other_scaling).run()
+    [top_b] = [c.top_label for c in ReviewStore().list_cases() if c.preprocessing == other_scaling]
+    at.selectbox(key="opt_preprocessing").set_value(card_scaling).run()
+    assert heatmap_class(at).value == top_a
+
+    other = next(label for label in HAM_LABELS if label not in (top_a, top_b))
+    heatmap_class(at).set_value(other).run()
+    assert heatmap_class(at).value == other
+    at.selectbox(key="opt_preprocessing").set_value(other_scaling).run()
+    assert_no_exception(at)
+    assert heatmap_class(at).value == top_b  # the new options' top class, not the class picked before
+    assert f"Grad-CAM: {HAM10000_DISPLAY_NAMES[top_b]}" in [c for img in at.image for c in img.captions]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 
-from app_helpers import assert_no_exception, downloaded, new_app
+from app_helpers import as_shown, assert_no_exception, downloaded, new_app
 
+from dermascan.render.text import markdown_literal
 from dermascan.reviews import CaseRecord, Decision, ReviewStore
 
 LOG = "pages/review_log.py"
@@ -140,5 +141,90 @@ def test_stored_text_is_shown_as_text_not_markdown(app_env):
     at.switch_page(LOG).run()
     select_row(at, 0)
     assert_no_exception(at)
-    assert at.subheader[0].value == "Case 1 · \\!\\[x\\]\\(http\\://example\\.invalid/a\\.png\\)\\.jpg"
+    assert at.subheader[0].value == f"Case 1 · {markdown_literal(record.file_name)}"
+    assert as_shown(at.subheader[0].value) == "Case 1 · ![x](http://example.invalid/a.png).jpg"
     assert any("\\[click\\]" in md.value for md in at.markdown)
+
+
+def log_case(store: ReviewStore, name: str, *, top_label: str, score: float, triage: str, created_at: str) -> int:
+    """A stored case of another session with the given AI result."""
+    probabilities = dict.fromkeys(["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"], 0.0)
+    probabilities[top_label] = 1.0
+    return store.add_case(CaseRecord(
+        image_sha256=f"{len(name):02x}{name.encode().hex()}".ljust(64, "0")[:64], top_label=top_label,
+        session_id="someone-else", file_name=name, created_at=created_at, model_version="test-1",
+        top_probability=0.9, malignant_score=score, triage=triage, probabilities=probabilities))
+
+
+def ticked(at) -> list:
+    """The case ids of the rows the table shows ticked."""
+    rows = at.session_state["log_table"]["selection"]["rows"]
+    return [int(at.dataframe[0].value["Case"].iloc[r]) for r in rows]
+
+
+def panel_case(at) -> int | None:
+    """The case id the detail panel shows (None: no panel)."""
+    heads = [h.value for h in at.subheader if h.value.startswith("Case ")]
+    return int(heads[0].split()[1]) if heads else None
+
+
+def test_repro_2_the_selection_follows_the_case_through_filter_sort_and_import(app_env, tmp_path):
+    store = ReviewStore()
+    ids = {name: log_case(store, name, top_label=label, score=score, triage=band,
+                          created_at=f"2025-01-0{day}T10:00:00Z")
+           for day, (name, label, score, band) in enumerate([
+               ("a_nevus.jpg", "nv", 0.02, "low"), ("b_keratosis.jpg", "bkl", 0.05, "low"),
+               ("c_nevus.jpg", "nv", 0.03, "low"), ("d_melanoma.jpg", "mel", 0.93, "high"),
+               ("e_nevus.jpg", "nv", 0.01, "low")], start=1)}
+    melanoma = ids["d_melanoma.jpg"]
+    at = new_app()
+    at.switch_page(LOG).run()
+    position = list(at.dataframe[0].value["Case"]).index(melanoma)
+    select_row(at, position)
+    assert panel_case(at) == melanoma and ticked(at) == [melanoma]
+
+    at.pills(key="log_bands").set_value(["low"]).run()  # the melanoma is not in the low band
+    assert_no_exception(at)
+    assert melanoma not in set(at.dataframe[0].value["Case"])
+    assert panel_case(at) == melanoma and ticked(at) == []  # no other row is ticked in its place
+    assert any("hidden by the current filter" in i.value for i in at.info)
+    at.pills(key="log_bands").set_value([]).run()
+    assert panel_case(at) == melanoma and ticked(at) == [melanoma]  # its row, wherever it is now
+
+    for order in ("risk", "oldest"):
+        at.selectbox(key="log_order").set_value(order).run()
+        assert_no_exception(at)
+        assert panel_case(at) == melanoma and ticked(at) == [melanoma]
+    before = list(at.dataframe[0].value["Case"]).index(melanoma)
+
+    other = ReviewStore(tmp_path / "elsewhere.sqlite3")  # an import that puts a row before the selected one
+    log_case(other, "0_imported.jpg", top_label="bcc", score=0.7, triage="high", created_at="2024-12-31T10:00:00Z")
+    at.file_uploader(key="log_import").set_value(("more.csv", other.export_csv(), "text/csv")).run()
+    next(b for b in at.button if b.label == "Import CSV").click().run()
+    assert_no_exception(at)
+    assert any("1 new case(s) imported" in s.value for s in at.success)
+    assert list(at.dataframe[0].value["Case"]).index(melanoma) == before + 1
+    assert panel_case(at) == melanoma and ticked(at) == [melanoma]
+
+    at.radio(key=f"log_decision_{melanoma}_management").set_value("excise")
+    next(b for b in at.button if b.label == "Save to review log").click().run()
+    assert_no_exception(at)
+    decided = {c.case_id: c.decision for c in ReviewStore().list_cases() if c.decision is not None}
+    assert list(decided) == [melanoma] and decided[melanoma].management == "excise"
+
+    at.pills(key="log_bands").set_value(["low"]).run()
+    next(b for b in at.button if b.label == f"Close case {melanoma}").click().run()
+    assert panel_case(at) is None and ticked(at) == []
+    at.pills(key="log_bands").set_value([]).run()
+    assert panel_case(at) is None and ticked(at) == []  # closed stays closed
+
+
+def test_deselecting_the_row_closes_the_case(app_env):
+    case_id = other_session_case(ReviewStore(), decided=False)
+    at = new_app()
+    at.switch_page(LOG).run()
+    select_row(at, 0)
+    assert panel_case(at) == case_id
+    at.session_state["log_table"] = {"selection": {"rows": [], "columns": [], "cells": []}}
+    at.run()
+    assert panel_case(at) is None

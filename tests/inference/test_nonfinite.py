@@ -12,9 +12,8 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image
 from shared_data import HAM_LABELS
-from tiny_models import keras_lib, save_model, tiny_cnn
+from tiny_models import keras_lib, nan_weights_model, overflow_on_white_model, png_bytes, save_model
 
 import dermascan
 from dermascan.cli import main
@@ -25,46 +24,7 @@ from dermascan.inference.batch import bytes_sources, run_batch
 from dermascan.inference.scoring import triage_band
 from dermascan.model.card import DEFAULT_MALIGNANT, ModelCard
 
-SIZE = 32
-
-
-def nan_weights_model(lib):
-    """The tiny CNN with every weight of its classifier set to NaN."""
-    model = tiny_cnn(lib, "functional", size=SIZE)
-    dense = model.get_layer("probs")
-    dense.set_weights([np.full_like(w, np.nan) for w in dense.get_weights()])
-    return model
-
-
-def overflow_on_white_model():
-    """Finite for ordinary images; infinite logits when every pixel is (nearly) white.
-
-    A 1x1 convolution sums the channels minus 760 (raw 0-255 input), so only near-white pixels stay
-    positive after the ReLU; two 1x1 convolutions by 1e30 then overflow float32 to infinity there
-    and leave exact zeros everywhere else (weights, not constants, so no graph optimiser folds
-    them into one multiplication by infinity).
-    """
-    keras = keras_lib("keras")
-    inp = keras.Input((SIZE, SIZE, 3))
-    x = keras.layers.Conv2D(1, 1, activation="relu", name="white")(inp)
-    x = keras.layers.Conv2D(1, 1, use_bias=False, name="huge_a")(x)
-    x = keras.layers.Conv2D(1, 1, use_bias=False, name="huge_b")(x)
-    x = keras.layers.Conv2D(4, 3, padding="same", name="feat")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    out = keras.layers.Dense(len(HAM_LABELS), activation="softmax", name="probs")(x)
-    model = keras.Model(inp, out)
-    model.get_layer("white").set_weights([np.ones((1, 1, 3, 1), np.float32), np.array([-760.0], np.float32)])
-    for name in ("huge_a", "huge_b"):
-        model.get_layer(name).set_weights([np.full((1, 1, 1, 1), 1e30, np.float32)])
-    return model
-
-
-def png(pixels: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    Image.fromarray(pixels).save(buf, format="PNG")
-    return buf.getvalue()
+SIZE = 32  # the odd models' input size
 
 
 WHITE = np.full((SIZE, SIZE, 3), 255, np.uint8)
@@ -74,7 +34,7 @@ DARK = np.full((SIZE, SIZE, 3), 90, np.uint8)
 @pytest.fixture(scope="module")
 def overflow_path(tmp_path_factory):
     folder = tmp_path_factory.mktemp("overflow")
-    path = save_model(overflow_on_white_model(), folder / "overflow.keras")
+    path = save_model(overflow_on_white_model(SIZE), folder / "overflow.keras")
     (folder / "overflow.card.json").write_text(json.dumps({"labels": HAM_LABELS, "preprocessing": "raw",
                                                            "version": "overflow-1"}))
     return path
@@ -87,15 +47,15 @@ def overflow(overflow_path):
 
 @pytest.mark.parametrize(("lib", "suffix"), [("keras", ".keras"), ("tf_keras", ".h5")])
 def test_a_model_with_nan_weights_is_refused_at_load(tmp_path, lib, suffix):
-    path = save_model(nan_weights_model(keras_lib(lib)), tmp_path / f"nan{suffix}")
+    path = save_model(nan_weights_model(keras_lib(lib), SIZE), tmp_path / f"nan{suffix}")
     with pytest.raises(ModelLoadError, match="invalid numbers"):
         dermascan.load_model(path, labels=HAM_LABELS, preprocessing="unit")
 
 
 def test_cli_refuses_a_nan_model_in_one_line(tmp_path, capsys):
-    path = save_model(nan_weights_model(keras_lib("keras")), tmp_path / "nan.keras")
+    path = save_model(nan_weights_model(keras_lib("keras"), SIZE), tmp_path / "nan.keras")
     image = tmp_path / "dark.png"
-    image.write_bytes(png(DARK))
+    image.write_bytes(png_bytes(DARK))
     assert main(["analyze", str(image), "--model", str(path), "--labels", ",".join(HAM_LABELS), "--json"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
@@ -110,7 +70,8 @@ def test_an_image_with_non_finite_outputs_is_an_error_not_a_triage(overflow):
 
 
 def test_one_non_finite_image_never_spoils_a_batch(overflow):
-    sources = bytes_sources([("dark.png", png(DARK)), ("white.png", png(WHITE)), ("dark2.png", png(DARK))])
+    dark, white = png_bytes(DARK), png_bytes(WHITE)
+    sources = bytes_sources([("dark.png", dark), ("white.png", white), ("dark2.png", dark)])
     for with_cam in (True, False):
         items = list(run_batch(overflow, sources, with_cam=with_cam))
         assert [i.name for i in items] == ["dark.png", "white.png", "dark2.png"]
@@ -126,8 +87,8 @@ def _strict_json(text: str):
 
 
 def test_cli_json_stays_valid_json_when_one_image_has_non_finite_outputs(overflow_path, tmp_path, capsys):
-    (tmp_path / "white.png").write_bytes(png(WHITE))
-    (tmp_path / "dark.png").write_bytes(png(DARK))
+    (tmp_path / "white.png").write_bytes(png_bytes(WHITE))
+    (tmp_path / "dark.png").write_bytes(png_bytes(DARK))
     code = main(["analyze", str(tmp_path / "white.png"), str(tmp_path / "dark.png"), "--model", str(overflow_path),
                  "--json"])
     out, err = capsys.readouterr()
@@ -141,8 +102,8 @@ def test_cli_batch_writes_an_error_row_for_the_non_finite_image(overflow_path, t
     import csv
 
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "white.png").write_bytes(png(WHITE))
-    (tmp_path / "in" / "dark.png").write_bytes(png(DARK))
+    (tmp_path / "in" / "white.png").write_bytes(png_bytes(WHITE))
+    (tmp_path / "in" / "dark.png").write_bytes(png_bytes(DARK))
     out = tmp_path / "out.csv"
     assert main(["batch", str(tmp_path / "in"), "--csv", str(out), "--model", str(overflow_path)]) == 0
     rows = {r["file"]: r for r in csv.DictReader(out.open(encoding="utf-8"))}

@@ -99,3 +99,39 @@ def test_iter_zip_images_skips_refused_members_and_names_are_base_names():
     data = make_zip({"a/b/c.png": b"one", "d\\e.png": b"two", "big.png": b"\0" * 4096})
     assert list(iter_zip_images(data, ArchiveLimits(max_member_bytes=100))) == [("c.png", b"one"), ("e.png", b"two")]
     assert base_name("x/y/z.jpg") == "z.jpg"
+
+
+def zip_with_raw_name(raw: bytes, data: bytes, *, utf8_flag: bool) -> bytes:
+    """A zip whose one entry's name is exactly the bytes ``raw``, with or without the UTF-8 flag (0x800).
+
+    zipfile always flags a non-ASCII name it writes, so an ASCII placeholder of the same length is
+    written and then replaced in the local header and the central directory, as other tools write it.
+    """
+    placeholder = "n" * (len(raw) - 4) + raw[-4:].decode("ascii")
+    out = bytearray(make_zip({placeholder: data}))
+    assert out.count(placeholder.encode()) == 2
+    out = bytearray(bytes(out).replace(placeholder.encode(), raw))
+    if utf8_flag:
+        for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+            at = out.index(signature) + flag_at
+            out[at : at + 2] = (int.from_bytes(out[at : at + 2], "little") | 0x800).to_bytes(2, "little")
+    return bytes(out)
+
+
+@pytest.mark.parametrize(("raw", "utf8_flag", "shown"), [
+    ("Müller_Łódź_é.jpg".encode(), False, "Müller_Łódź_é.jpg"),  # UTF-8 without the flag (many tools)
+    ("Müller_Łódź_é.jpg".encode(), True, "Müller_Łódź_é.jpg"),  # UTF-8 with the flag
+    ("Müller_é_ß.jpg".encode("cp437"), False, "Müller_é_ß.jpg"),  # a genuine cp437 name (old DOS/Windows tools)
+    ("dossier/patiënt/lésion.png".encode(), False, "lésion.png"),  # still a base name only
+])
+def test_entry_names_are_decoded_as_their_authors_wrote_them(raw, utf8_flag, shown):
+    listing = open_zip(zip_with_raw_name(raw, b"\x89PNG not really", utf8_flag=utf8_flag))
+    assert [m.name for m in listing.members] == [shown]
+    assert listing.members[0].read() == b"\x89PNG not really"
+
+
+def test_decoded_names_keep_the_entry_safety_rules():
+    entries = {"a/.hidden_é.jpg": b"x", "__MACOSX/é.jpg": b"x", "é/": b"", "note_é.txt": b"x", "ok\x1b[31m.jpg": b"x"}
+    listing = open_zip(make_zip(entries))
+    assert listing.skipped == 4
+    assert [m.name for m in listing.members] == ["ok?[31m.jpg"]  # a control character is never shown raw

@@ -284,3 +284,58 @@ def test_closed_store_raises_a_store_error(db):
     store.close()
     with pytest.raises(ReviewStoreError, match="closed"):
         store.count_cases()
+
+
+def _sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _newer_release_file(path, wal: bool) -> None:
+    # What a newer DermaScan would leave behind: our tables, a higher user_version, WAL mode (closed cleanly).
+    raw = sqlite3.connect(path)
+    if wal:
+        raw.execute("PRAGMA journal_mode = WAL")
+    for statement in MIGRATIONS[1]:
+        raw.execute(statement)
+    raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    raw.commit()
+    raw.close()
+
+
+def _foreign_file(path) -> None:
+    raw = sqlite3.connect(path)  # another application's database: its own tables, user_version 0
+    raw.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer TEXT, total REAL)")
+    raw.execute("INSERT INTO invoices VALUES (1, 'ACME', 12.5)")
+    raw.commit()
+    raw.close()
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["read-write", "read-only"])
+@pytest.mark.parametrize(("kind", "message"), [
+    ("newer-wal", "newer version of DermaScan Review"), ("newer-rollback", "newer version"),
+    ("foreign", "another application"),
+])
+def test_a_refused_database_is_left_byte_for_byte_untouched(tmp_path, kind, message, read_only):
+    path = tmp_path / "refused.sqlite3"
+    if kind == "foreign":
+        _foreign_file(path)
+    else:
+        _newer_release_file(path, wal=kind == "newer-wal")
+    before = _sha256(path)
+    mode_before = path.read_bytes()[18:20]  # file format write/read versions: 2, 2 in WAL mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["refused.sqlite3"]
+    with pytest.raises(ReviewStoreError, match=message) as info:
+        ReviewStore(path, read_only=read_only)
+    assert "\n" not in str(info.value) and str(tmp_path) not in str(info.value)
+    assert _sha256(path) == before and path.read_bytes()[18:20] == mode_before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["refused.sqlite3"]  # no -wal, no -shm, no journal
+
+
+def test_an_empty_file_is_a_new_database(tmp_path):
+    path = tmp_path / "empty.sqlite3"
+    path.touch(mode=0o600)
+    with ReviewStore(path) as store:
+        assert store.count_cases() == 0
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    raw.close()

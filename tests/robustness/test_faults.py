@@ -7,7 +7,8 @@ file-system path or stack trace, and loses nothing already saved.
 Model faults: missing, empty, truncated .keras and .h5, not a model, a folder, outputs that do not match
 the card's labels, 5 outputs without a card, a broken card, a grayscale-input model.
 Database faults: locked by another writer, read-only (file and folder, enforced by the kernel: as root
-the test drops CAP_DAC_OVERRIDE for its own thread), not a database, damaged pages inside a real one.
+the test drops CAP_DAC_OVERRIDE for its own thread), not a database, damaged pages inside a real one, a
+newer release's file and another application's SQLite file (refused, byte-for-byte untouched).
 Batch faults: the model raising on one image of a chunk, a file reader raising, in the engine and on
 the Batch page. Durability: the review log survives a restart (fresh store + new session here; a real
 ``streamlit run`` killed with SIGKILL and restarted in ``test_load_browser.py``), and a CSV import never
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import hashlib
 import io
 import json
 import os
@@ -95,7 +97,7 @@ def page_text(at) -> str:
     def walk(node):
         proto = getattr(node, "proto", None)
         if proto is not None:
-            out.append(str(proto))
+            out.append(app.proto_text(proto))
         for child in getattr(node, "children", {}).values():
             walk(child)
 
@@ -173,13 +175,14 @@ MODEL_FAULTS = ["missing", "empty", "truncated-keras", "truncated-h5", "not-a-mo
 def test_a_broken_model_is_a_clear_message_and_the_app_recovers(kind, models, secret, db, monkeypatch, image):
     bad = _make_fault(kind, secret, models)
     monkeypatch.setenv("DERMASCAN_MODEL", str(bad))
+    monkeypatch.setenv("DERMASCAN_MODELS_DIR", str(models["good"].parent))
     at = app.new_app().run()
     assert_safe(at, SECRET_DIR, str(secret))
-    [message] = [e.value for e in at.main.error]
-    assert message.startswith("No model is loaded:") and "Model file" in message  # what happened, what to do
+    [message] = [app.as_shown(e.value) for e in at.main.error]
+    assert message.startswith("No model is loaded:") and "models folder" in message  # what happened, what to do
     assert at.sidebar.error  # the sidebar says so on every page
-    # Other widgets still work: pointing the sidebar at a good model recovers without a restart.
-    at.text_input(key="ds_model_path_input").input(str(models["good"])).run()
+    # Other widgets still work: choosing a good model in the sidebar recovers without a restart.
+    at.selectbox(key="ds_model_select").select(models["good"].name).run()
     assert_safe(at, SECRET_DIR)
     assert not at.main.error
     upload(at, image)
@@ -343,16 +346,17 @@ def test_a_read_only_database_is_reported_and_left_untouched(models, db, monkeyp
                 at.radio(key=f"log_decision_{case_id}_management").set_value("excise")
                 next(b for b in at.button if b.label == "Save to review log").click().run()
                 assert_safe(at, str(db.parent))
-                assert any("read-only" in e.value and "kept in this session" in e.value for e in at.error)
+                assert any("read-only" in app.as_shown(e.value) and "kept in this session" in e.value for e in at.error)
             else:
                 # A read-only folder: SQLite cannot even create the WAL index, so the log cannot be opened.
-                [message] = [e.value for e in at.main.error]
+                [message] = [app.as_shown(e.value) for e in at.main.error]
                 assert "read-only" in message and "reviews.sqlite3" in message and "DERMASCAN_REVIEW_DB" in message
             analyze = app.new_app().run()
             upload(analyze, image)
             assert_safe(analyze, str(db.parent))
             assert len(analyze.dataframe[0].value) == 7  # analysing still works
-            assert any("not in the review log yet" in w.value and "read-only" in w.value for w in analyze.warning)
+            assert any("not in the review log yet" in w.value and "read-only" in app.as_shown(w.value)
+                       for w in analyze.warning)
             submit_decision(analyze)
             assert_safe(analyze, str(db.parent))
             assert any("kept in this session" in e.value for e in analyze.error)
@@ -369,13 +373,39 @@ def test_a_file_that_is_not_a_database_is_reported_and_never_overwritten(models,
     at = app.new_app()
     at.switch_page(LOG).run()
     assert_safe(at, str(db.parent))
-    [message] = [e.value for e in at.main.error]
+    [message] = [app.as_shown(e.value) for e in at.main.error]
     assert "not a readable review database" in message and "left untouched" in message
     at.switch_page("pages/analyze.py").run()
     upload(at, image)
     assert_safe(at, str(db.parent))
     assert len(at.dataframe[0].value) == 7
     assert db.read_bytes() == raw
+
+
+@pytest.mark.parametrize("kind", ["newer-release", "another-application"])
+def test_a_refused_database_is_reported_and_left_byte_for_byte_untouched(models, db, monkeypatch, kind):
+    monkeypatch.setenv("DERMASCAN_MODEL", str(models["good"]))
+    raw = sqlite3.connect(db)
+    if kind == "newer-release":  # what a newer DermaScan leaves behind: WAL mode, a higher schema version
+        raw.execute("PRAGMA journal_mode = WAL")
+        raw.execute("CREATE TABLE cases (case_id INTEGER PRIMARY KEY, colour_profile TEXT)")
+        raw.execute("PRAGMA user_version = 99")
+    else:
+        raw.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, customer TEXT)")
+        raw.execute("INSERT INTO invoices VALUES (1, 'ACME')")
+    raw.commit()
+    raw.close()
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    at = app.new_app()
+    at.switch_page(LOG).run()
+    assert_safe(at, str(db.parent))
+    [message] = [e.value for e in at.main.error]
+    assert "\n" not in message and "reviews.sqlite3" in message
+    assert ("newer version" if kind == "newer-release" else "another application") in message
+    at.switch_page("pages/analyze.py").run()  # the app keeps serving
+    assert_safe(at, str(db.parent))
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    assert sorted(p.name for p in db.parent.iterdir()) == ["reviews.sqlite3"]  # no -wal, -shm or journal
 
 
 def test_damaged_pages_inside_a_real_database_are_reported(models, db, monkeypatch):
@@ -440,7 +470,8 @@ def test_an_import_adds_and_updates_only_and_the_page_offers_no_replace(models, 
         store.add_case(CaseRecord(image_sha256="00" * 32, top_label="nv", file_name="earlier-0.jpg",
                                   created_at="2025-01-01T09:00:00Z", model_version="test-1",
                                   probabilities={"nv": 1.0},
-                                  decision=Decision(management="excise", decided_at="2024-12-31T00:00:00Z")))
+                                  decision=Decision(management="excise", reviewer="[dr.x](http://evil.invalid)",
+                                                    decided_at="2024-12-31T00:00:00Z")))
         data = store.export_csv()
     at = app.new_app()
     at.switch_page(LOG).run()
@@ -451,6 +482,9 @@ def test_an_import_adds_and_updates_only_and_the_page_offers_no_replace(models, 
     next(b for b in at.button if b.label == "Import CSV").click().run()
     assert_safe(at, str(db.parent))
     assert any("3 new case(s) imported" in s.value for s in at.success)
+    # The case whose decisions the import touched is listed, user strings as plain text (no link).
+    [listed] = [m.value for m in at.markdown if "kept in the history only" in m.value]
+    assert "earlier\\-0\\.jpg" in listed and "\\[dr\\.x\\]\\(http" in listed and "excise" in listed
     after = _everything(db)
     assert len(after) == len(before) + 3
     for key, name, decision, history in before:

@@ -5,7 +5,11 @@ shuffled, rows cut short or too long, huge cells, formula-injection strings, NUL
 truncation, flipped bytes): the import returns an ``ImportResult`` and never raises, its messages are one
 line each and never echo a cell's value, and what the database held before is still there. The only
 changes an import may make are the legitimate ones: new cases (``added``), and a stored decision
-replaced by a *newer* one from the file, the old one kept in the history. Case fields never change.
+replaced by a *newer* one from the file, the old one kept in the history. Case fields never change, the
+history only grows at its end (save order), no timestamp in the database lies in the future, and every
+stored case whose decisions changed is listed in the result. Every formula-like cell (signs behind
+whitespace, invisible characters, full-width look-alikes) leaves the export neutralised and comes back
+exactly; a NUL byte costs its row only; BOM-less UTF-16 reads like any other spreadsheet encoding.
 
 Each example imports into a fresh copy of a database holding reviewed cases (with decision history and
 thumbnails). CI runs a fixed set of examples; ``DERMASCAN_FUZZ=long`` runs 20x as many random ones.
@@ -18,6 +22,8 @@ import hashlib
 import io
 import shutil
 import tempfile
+import unicodedata
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,11 +32,18 @@ from hypothesis import strategies as st
 from robust_helpers import fuzz_settings
 
 from dermascan.reviews import CaseRecord, Decision, ImportResult, ReviewStore
-from dermascan.reviews.csvio import MAX_ERROR_LINES, to_csv_bytes
+from dermascan.reviews.csvio import MAX_CLOCK_SKEW, MAX_ERROR_LINES, format_cell, parse_cell, to_csv_bytes
 
 SECRET = "SECRET-CELL-7Q"  # put into cells; must never come back in a message
 FORMULAS = ["=1+1", "=HYPERLINK(\"http://evil.invalid\",\"x\")", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
             "\t=1", "\r=1", "'=quoted", "''=twice"]
+# What a spreadsheet skips or folds before the sign: every kind of leading whitespace and invisible character.
+HIDDEN = ("\n", " ", "\u00a0", "\v", "\f", "\u2028", "\u2029", "\r", "\t", "\u3000", "\u200b", "\u200d", "\u2060",
+          "\ufeff", *(chr(c) for c in range(0x2000, 0x200B)))
+LOOK_ALIKES = ("\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe66", "\ufe62", "\ufe63")
+HIDDEN_FORMULAS = st.builds(lambda prefix, sign, rest: prefix + sign + rest,
+                            st.text(st.sampled_from(("'", *HIDDEN)), min_size=1, max_size=4),
+                            st.sampled_from(("=", "+", "-", "@", *LOOK_ALIKES)), st.sampled_from(("1+1", "cmd|x", "")))
 LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
 
@@ -75,8 +88,14 @@ def snapshot(store: ReviewStore) -> dict:
     return out
 
 
+def not_after(limit: str, timestamps) -> bool:
+    return all(stamp <= limit for stamp in timestamps)
+
+
 def assert_nothing_lost(before: dict, after: dict, result: ImportResult) -> None:
     assert isinstance(result, ImportResult)
+    # Canonical timestamps compare as strings; the bound is taken after the import, so skew is generous here.
+    limit = (datetime.now(UTC) + MAX_CLOCK_SKEW).isoformat(timespec="microseconds")
     assert min(result.added, result.updated, result.skipped, result.rejected) >= 0
     assert len(after) == len(before) + result.added
     assert len(result.errors) <= MAX_ERROR_LINES and result.rejected >= len(result.errors)
@@ -90,8 +109,17 @@ def assert_nothing_lost(before: dict, after: dict, result: ImportResult) -> None
         if decision is not None and new_decision != decision:
             assert new_decision.decided_at > decision.decided_at, "an older decision replaced a newer one"
             assert decision in new_history, "the replaced decision is not in the history"
-        for old in history:
-            assert old in new_history, "an import dropped a decision from the history"
+        assert new_history[: len(history)] == history, "an import dropped or reordered the stored history"
+    changed = [change.incoming for change in result.changes]
+    for key, (fields, _, history) in after.items():
+        assert not_after(limit, [fields["created_at"], *(d.decided_at for d in history)]), "a future timestamp"
+        old_history = before[key][2] if key in before else None
+        if old_history is not None and len(history) > len(old_history):
+            assert all(d in changed for d in history[len(old_history):] if d not in old_history), (
+                "a stored case's decisions changed without being listed in the import summary")
+    assert result.updated + sum(not c.became_current for c in result.changes) == len(result.changes)
+    for line in result.change_lines():  # reviewer names and file names are shown, flattened and shortened
+        assert "\n" not in line and len(line) < 600
 
 
 def import_into_copy(template: Path, data: bytes) -> tuple[dict, dict, ImportResult]:
@@ -110,7 +138,8 @@ def import_into_copy(template: Path, data: bytes) -> tuple[dict, dict, ImportRes
 # -- strategies --------------------------------------------------------------------------------------------
 
 safe_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30)
-cell_text = st.one_of(safe_text, st.sampled_from(FORMULAS), st.just(SECRET), safe_text.map(lambda t: SECRET + t))
+cell_text = st.one_of(safe_text, st.sampled_from(FORMULAS), HIDDEN_FORMULAS, st.just(SECRET),
+                      safe_text.map(lambda t: SECRET + t))
 timestamps = st.one_of(
     st.datetimes(min_value=__import__("datetime").datetime(2000, 1, 1)).map(lambda d: d.isoformat() + "Z"),
     st.sampled_from(["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "2025-02-30T00:00:00Z",
@@ -167,8 +196,9 @@ def write_rows(rows: list[list[str]], delimiter: str = ",") -> str:
 MUTATIONS = ("none", "drop-column", "extra-column", "shuffle-columns", "short-row", "long-row", "huge-cell",
              "formula-cell", "nul", "semicolon", "duplicate-rows", "blank-header-cell", "rename-column",
              "unbalanced-quote", "truncate", "flip-bytes", "bad-timestamp")
-READABLE = ("utf-8-sig", "utf-8", "cp1252", "latin-1", "utf-16")  # what Excel, LibreOffice and Sheets write
-ENCODINGS = (*READABLE, "utf-16-le", "utf-32")  # no BOM / not a spreadsheet format: refused, never a crash
+# What Excel, LibreOffice, Sheets and other tools write (UTF-16 also without a byte-order mark).
+READABLE = ("utf-8-sig", "utf-8", "cp1252", "latin-1", "utf-16", "utf-16-le", "utf-16-be")
+ENCODINGS = (*READABLE, "utf-32")  # not a spreadsheet format: refused, never a crash
 
 
 @st.composite
@@ -258,9 +288,14 @@ def test_mutated_exports_never_raise_and_never_lose_stored_work(template, made):
     data, how, records = made
     before, after, result = import_into_copy(template, data)
     assert_nothing_lost(before, after, result)
-    if how.split("/")[0] == "none" and how.split("/")[1] in READABLE and records:
+    mutation, encoding = how.split("/")
+    if mutation == "none" and encoding in READABLE and records:
         # An intact export in any encoding a spreadsheet writes imports every row.
         assert result.rejected == 0, result.errors
+    if mutation == "nul" and encoding in READABLE:
+        # The NUL costs its row (or the header: then the file), never a second row.
+        assert result.rejected == 1, result.errors
+        assert "NUL byte" in result.errors[0] or "not a readable text CSV" in result.errors[0]
 
 
 @fuzz_settings(60)
@@ -278,6 +313,34 @@ def test_an_intact_export_of_another_database_adds_and_updates_only_legitimately
             # Text comes back exactly as it went out: formula prefixes are escaped in the file only.
             assert (fields["patient_id"], fields["body_site"], fields["file_name"]) == (
                 record.patient_id, record.body_site, record.file_name)
+
+
+@fuzz_settings(60)
+@given(incoming_cases(), st.timedeltas(min_value=MAX_CLOCK_SKEW * 2, max_value=timedelta(days=2_000_000)))
+def test_decisions_and_cases_claimed_in_the_future_never_reach_the_database(template, records, ahead):
+    future = datetime.now(UTC) + ahead
+    claimed = [CaseRecord(**{**vars(r), "case_id": None, "created_at": future.isoformat() if i % 2 else r.created_at,
+                             "decision": Decision(management="reassure", reviewer="mallory",
+                                                  decided_at=future.isoformat())})
+               for i, r in enumerate(records)]
+    before, after, result = import_into_copy(template, to_csv_bytes(claimed))
+    assert_nothing_lost(before, after, result)
+    assert (result.added, result.updated, result.changes, result.rejected) == (0, 0, [], len(claimed))
+    assert after == before
+
+
+@fuzz_settings(300)
+@given(st.one_of(st.text(max_size=12), HIDDEN_FORMULAS, st.text(st.sampled_from(
+    ("'", "=", "+", "-", "@", "a", "1", *HIDDEN, *LOOK_ALIKES)), max_size=8)))
+def test_every_cell_round_trips_and_none_is_left_to_start_a_formula(text):
+    written = format_cell(text)
+    assert parse_cell(written) == text
+    if not written.startswith("'"):
+        # An independent reading of what a spreadsheet does: fold look-alikes, drop what it skips, look at the sign.
+        visible = "".join(c for c in unicodedata.normalize("NFKC", text)
+                          if not (c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Zs", "Zl", "Zp")))
+        assert not visible.startswith(("=", "+", "-", "@")), repr(text)
+        assert not text.startswith(("\t", "\r"))
 
 
 def test_out_of_range_timestamps_are_a_row_error_not_an_exception(template):

@@ -58,7 +58,7 @@ def page_text(at) -> str:
 
     def walk(node):
         if getattr(node, "proto", None) is not None:
-            out.append(str(node.proto))
+            out.append(app.proto_text(node.proto))
         for child in getattr(node, "children", {}).values():
             walk(child)
 
