@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..budget import BudgetClosed, PixelBudget
 from ..errors import DermascanError
 from ..intake.images import DEFAULT_MAX_PIXELS, SCREEN_MAX_PX, header_size, read_file_bytes, read_image, sha256_hex
 from .aligned import empty_aligned
 from .analysis import Analysis
+from .budget import BudgetClosed, PixelBudget
 from .preprocessing import prepare
 
 log = logging.getLogger(__name__)

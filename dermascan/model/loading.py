@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .._tf import keras
 from ..errors import ModelLoadError
-from ..model_safety import OPT_IN, UnsafeModelError, check_model_file
+from .safety import OPT_IN, UnsafeModelError, check_model_file
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app_helpers import HAM_LABELS, assert_no_exception, new_app
+from app_helpers import HAM_LABELS, as_shown, assert_no_exception, new_app
 
 from dashboard.case_details import details_prefix
 from dermascan.inference.preprocessing import SCALINGS
@@ -260,4 +260,4 @@ def test_repro_3_changing_the_options_resets_the_heatmap_class_to_the_new_top_cl
     at.selectbox(key="opt_preprocessing").set_value(other_scaling).run()
     assert_no_exception(at)
     assert heatmap_class(at).value == top_b  # the new options' top class, not the class picked before
-    assert f"Grad-CAM: {HAM10000_DISPLAY_NAMES[top_b]}" in [c for img in at.image for c in img.captions]
+    assert f"Grad-CAM: {HAM10000_DISPLAY_NAMES[top_b]}" in [as_shown(c) for img in at.image for c in img.captions]
