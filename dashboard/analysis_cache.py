@@ -10,9 +10,8 @@ cache: one clinician's images must not be served to another session.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from dermascan.inference.analysis import Analysis
+from dermascan.inference.options import PreprocessingOption
 
 from . import session
 from .call_counter import count_engine_call, engine_calls  # noqa: F401 - engine_calls for tests
@@ -25,17 +24,7 @@ MAX_CACHED = 8  # analyses kept per session
 MAX_CACHED_BYTES = 256 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Options:
-    """Preprocessing choices that change the model's answer."""
-
-    preprocessing: str
-    resize: str
-
-
-
-
-def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, options: Options,
+def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, options: PreprocessingOption,
             class_label: str | None = None) -> Analysis:
     """The analysis of ``data`` explaining ``class_label`` (None: the top class), from cache when possible.
 

@@ -9,11 +9,11 @@ import streamlit as st
 
 from dermascan.errors import DermascanError
 from dermascan.inference.analysis import Analysis
+from dermascan.inference.options import PreprocessingOption
 from dermascan.reviews import CaseRecord
 from dermascan.reviews.records import CASE_DETAIL_FIELDS
 
 from . import session
-from .analysis_cache import Options
 from .presentation import FITZPATRICK, SEX_OPTIONS, plain
 from .review_store import StoreSlot
 
@@ -21,8 +21,6 @@ SOURCE = "single"  # one image analysed on the Analyze page (batch analysis writ
 DRAFT = "case"  # key prefix of the details typed before any image is uploaded (they go with the next new image)
 AGE_MAX = 120  # the Age input's usual bound; a stored age above it (the store allows 150) raises it, not crashes
 RETRY_LABEL = "Retry saving case details"
-# Session keys of the details editing, re-exported for the pages (defined once, in ``session``).
-PENDING_CASE_FIELDS, DETAILS_SAVED = session.PENDING_CASE_FIELDS, session.DETAILS_SAVED
 
 
 def details_prefix(sha256: str | None) -> str:
@@ -44,7 +42,7 @@ class CaseSubject:
 
     sha256: str
     model_key: str
-    options: Options
+    options: PreprocessingOption
 
     @property
     def store_key(self) -> tuple:

@@ -1,9 +1,9 @@
 """Compare preprocessing options on the same images: results, agreement, metrics, the best option.
 
-An option is a pixel scaling, a resize policy and optionally a set of test-time
-augmentation transforms. Running an option is one compiled call per chunk of images
-(``analyze_many`` or ``tta``); metrics per option come from ``evaluate.metrics_for``, so the
-numbers are the CLI's numbers.
+An option (``inference.options.PreprocessingOption``) is a pixel scaling, a resize policy and
+optionally a set of test-time augmentation transforms. Running an option is one compiled call per
+chunk of images (``analyze_many`` or ``tta``); metrics per option come from ``evaluate.metrics_for``,
+so the numbers are the CLI's numbers.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 
 from ..inference.analysis import Analysis
 from ..inference.batch import DEFAULT_CHUNK
+from ..inference.options import PreprocessingOption
 from ..inference.tta import analyze_with_tta, tta_probabilities
 
 # Ranking keys, most important first; a missing (None) value ranks below any number.
@@ -23,38 +24,18 @@ RANK_KEYS = ("balanced_accuracy", "macro_auc", "accuracy")
 METRIC_NAMES = {"accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy", "macro_auc": "Macro AUC"}
 
 
-@dataclass(frozen=True)
-class Option:
-    """One way to feed the model: scaling, resize policy and TTA transforms (empty: no TTA)."""
-
-    preprocessing: str
-    resize: str
-    tta: tuple[str, ...] = ()
-
-    @property
-    def label(self) -> str:
-        """Short name for column headers and tables, e.g. ``unit · squash · TTA×4``."""
-        text = f"{self.preprocessing} · {self.resize}"
-        return f"{text} · TTA×{len(self.tta)}" if self.tta else text
-
-
-def card_option(model) -> Option:
-    """The option the model card declares (no TTA)."""
-    return Option(model.card.preprocessing, model.card.resize)
-
-
 def build_options(scalings: Sequence[str], resizes: Sequence[str], tta_choices: Sequence[tuple[str, ...]] = ((),)
-                  ) -> list[Option]:
+                  ) -> list[PreprocessingOption]:
     """Every combination of the chosen scalings, resize policies and TTA settings, in the order given."""
-    return [Option(s, r, tuple(t)) for s, r, t in itertools.product(scalings, resizes, tta_choices)]
+    return [PreprocessingOption(s, r, t) for s, r, t in itertools.product(scalings, resizes, tta_choices)]
 
 
-def double_scales(model, option: Option) -> bool:
+def double_scales(model, option: PreprocessingOption) -> bool:
     """True when ``option`` rescales pixels that the model also rescales inside (a Rescaling layer)."""
     return model.double_scales(option.preprocessing)
 
 
-def run_option(model, images: Sequence[np.ndarray], option: Option, *, hashes: Sequence[str],
+def run_option(model, images: Sequence[np.ndarray], option: PreprocessingOption, *, hashes: Sequence[str],
                names: Sequence[str | None]) -> list[Analysis]:
     """Full analyses (differential, score, Grad-CAM) of decoded RGB images under ``option``; one call per chunk."""
     if option.tta:
@@ -68,7 +49,7 @@ def run_option(model, images: Sequence[np.ndarray], option: Option, *, hashes: S
     return out
 
 
-def option_probabilities(model, images: Sequence[np.ndarray], option: Option) -> np.ndarray:
+def option_probabilities(model, images: Sequence[np.ndarray], option: PreprocessingOption) -> np.ndarray:
     """Probabilities (N, C) of decoded RGB images under ``option`` (no heatmaps: metrics only)."""
     out = np.empty((len(images), len(model.labels)), dtype=np.float64)
     for start in range(0, len(images), DEFAULT_CHUNK):
@@ -83,14 +64,14 @@ def option_probabilities(model, images: Sequence[np.ndarray], option: Option) ->
 class Agreement:
     """How much the options agree on one image."""
 
-    top_labels: dict[Option, str]
+    top_labels: dict[PreprocessingOption, str]
     same_top: bool
     max_shift: float  # largest |p_a(c) - p_b(c)| over classes c and option pairs (a, b)
     shift_label: str | None  # the class c of that largest shift
-    shift_options: tuple[Option, Option] | None
+    shift_options: tuple[PreprocessingOption, PreprocessingOption] | None
 
 
-def agreement(results: dict[Option, Analysis]) -> Agreement:
+def agreement(results: dict[PreprocessingOption, Analysis]) -> Agreement:
     """Top class per option, whether they all agree, and the largest probability shift between two options."""
     tops = {opt: a.top_label for opt, a in results.items()}
     best = (0.0, None, None)
@@ -102,7 +83,7 @@ def agreement(results: dict[Option, Analysis]) -> Agreement:
     return Agreement(tops, len(set(tops.values())) <= 1, *best)
 
 
-def metrics_table(reports: dict[Option, dict], declared: Option | None = None) -> list[dict]:
+def metrics_table(reports: dict[PreprocessingOption, dict], declared: PreprocessingOption | None = None) -> list[dict]:
     """One row per option: accuracy, balanced accuracy, macro AUC, n, and whether it is the declared / best one."""
     winner = best_option(reports)
     return [
@@ -124,14 +105,15 @@ def _rank(report: dict) -> tuple:
     return tuple((-1.0 if report.get(k) is None else float(report[k])) for k in RANK_KEYS)
 
 
-def best_option(reports: dict[Option, dict]) -> Option | None:
+def best_option(reports: dict[PreprocessingOption, dict]) -> PreprocessingOption | None:
     """The option with the highest balanced accuracy (ties: macro AUC, then accuracy, then first given)."""
     if not reports:
         return None
     return max(reports, key=lambda opt: _rank(reports[opt]))
 
 
-def notes(model, options: Sequence[Option], reports: dict[Option, dict] | None = None) -> list[str]:
+def notes(model, options: Sequence[PreprocessingOption], reports: dict[PreprocessingOption, dict] | None = None
+          ) -> list[str]:
     """Plain-language cautions: double scaling, and the model card's option not being the best one."""
     out = [
         f"Option {opt.label} double-scales: '{opt.preprocessing}' rescales pixels, but the model already rescales "
@@ -140,7 +122,7 @@ def notes(model, options: Sequence[Option], reports: dict[Option, dict] | None =
         if double_scales(model, opt)
     ]
     if reports:
-        declared = card_option(model)
+        declared = PreprocessingOption.for_card(model.card)
         winner = best_option(reports)
         if declared not in reports:
             out.append(f"The model card's option ({declared.label}) is not among the options compared.")

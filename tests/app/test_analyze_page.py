@@ -172,13 +172,14 @@ def test_the_session_cache_is_bounded_by_bytes_and_keeps_the_newest(monkeypatch,
     import dermascan
     from dashboard import analysis_cache as results
     from dashboard.model_cache import ModelSlot
+    from dermascan.inference.options import PreprocessingOption
 
     cache = {}
     monkeypatch.setattr(results.session, "bucket", lambda name: cache)
     image_bytes = 100 * 120 * 3
     monkeypatch.setattr(results, "MAX_CACHED_BYTES", 3 * 2 * image_bytes)  # image + its coloured map
     slot = ModelSlot(dermascan.load_model(tiny_model), "tiny", str(tiny_model))
-    options = results.Options("unit", "squash")
+    options = PreprocessingOption("unit", "squash")
     rng = np.random.default_rng(0)
     for i in range(6):
         image = rng.integers(0, 256, (100, 120, 3), dtype=np.uint8)

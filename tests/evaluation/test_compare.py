@@ -8,11 +8,9 @@ from shared_data import HAM_LABELS, ham_labels, ham_sample, needs_shared
 from tiny_models import load_tiny_lesion_model
 
 from dermascan.evaluation.compare import (
-    Option,
     agreement,
     best_option,
     build_options,
-    card_option,
     double_scales,
     metrics_table,
     notes,
@@ -20,6 +18,7 @@ from dermascan.evaluation.compare import (
     run_option,
 )
 from dermascan.evaluation.evaluate import metrics_for
+from dermascan.inference.options import PreprocessingOption as Option
 from dermascan.intake.images import read_image_file
 
 
@@ -56,7 +55,7 @@ def test_options_are_the_product_of_the_choices_in_order():
 @needs_shared
 def test_each_option_runs_and_the_card_option_matches_plain_analysis(model, real):
     images, names, _ = real
-    options = [card_option(model), Option("tf", "squash"), Option("unit", "pad", ("identity", "hflip"))]
+    options = [Option.for_card(model.card), Option("tf", "squash"), Option("unit", "pad", ("identity", "hflip"))]
     hashes = [f"{i:064x}" for i in range(len(images))]
     results = {o: run_option(model, images, o, hashes=hashes, names=names) for o in options}
     plain = model.analyze_many(images)
@@ -108,7 +107,7 @@ def test_best_option_ranks_balanced_accuracy_then_auc_then_accuracy():
 
 
 def test_notes_flag_a_card_option_that_is_not_the_best(model):
-    declared, other = card_option(model), Option("tf", "squash")
+    declared, other = Option.for_card(model.card), Option("tf", "squash")
     worse = {declared: {"balanced_accuracy": 0.3}, other: {"balanced_accuracy": 0.6}}
     [note] = notes(model, [declared, other], worse)
     assert "declares unit · squash" in note and "tf · squash scores better" in note
@@ -124,3 +123,14 @@ def test_double_scaling_is_flagged_only_for_models_that_rescale_inside(model, re
     assert double_scales(rescaling_model, Option("unit", "squash"))
     [note] = notes(rescaling_model, [Option("raw", "squash"), Option("unit", "squash")])
     assert "unit · squash double-scales" in note
+
+
+def test_an_option_resolves_against_the_card_and_is_one_cache_key(model):
+    card = model.card
+    declared = Option.for_card(card)
+    assert Option().resolve(card) == declared and Option(resize="pad").resolve(card) == Option(card.preprocessing,
+                                                                                              "pad")
+    # Transforms given as a list are the same option (and the same dict key) as the tuple.
+    listed, tupled = Option("unit", "pad", ["identity", "hflip"]), Option("unit", "pad", ("identity", "hflip"))
+    assert listed == tupled and {listed: 1}[tupled] == 1 and listed.tta == ("identity", "hflip")
+    assert tupled.label == "unit · pad · TTA×2" and declared.label == f"{card.preprocessing} · {card.resize}"
