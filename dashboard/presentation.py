@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dermascan.intake.images import SCREEN_MAX_PX
+from dermascan.render.numbers import percent  # noqa: F401 - the pages' percent formatter, defined in the engine
 from dermascan.render.text import markdown_literal
 from dermascan.reviews import MANAGEMENT_LABELS
 
@@ -49,13 +50,6 @@ def management_name(option: str | None) -> str:
     if not option:
         return ""
     return MANAGEMENT_LABELS.get(option, option.replace("_", " ").capitalize())
-
-
-def percent(value: float | None) -> str:
-    """``0.4312`` -> ``"43%"`` (one decimal under 10%, where rounding hides meaning); None -> "—"."""
-    if value is None:
-        return "—"
-    return f"{value:.1%}" if value < 0.1 else f"{value:.0%}"
 
 
 def plain(text: object) -> str:

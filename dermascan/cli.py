@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .errors import DermascanError, InvalidImage
 from .inference.preprocessing import RESIZE_POLICIES, SCALINGS
+from .render.numbers import percent
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -132,8 +133,8 @@ def _cmd_analyze(args) -> int:
             if isinstance(rec, dict):
                 continue
             top = rec.predictions[:3]
-            diff = ", ".join(f"{p['label']} {p['probability']:.1%}" for p in top)
-            print(f"{rec.name}: {diff} | malignancy {rec.malignant_score:.1%} ({rec.triage})")
+            diff = ", ".join(f"{p['label']} {percent(p['probability'], 1)}" for p in top)
+            print(f"{rec.name}: {diff} | malignancy {percent(rec.malignant_score, 1)} ({rec.triage})")
             print(f"  {rec.explanation}")
             for w in rec.warnings:
                 print(f"  warning: {w}")

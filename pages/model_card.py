@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard.card_tables import metric_tables
 from dashboard.model_cache import HOW_TO_FIX, current_model, model_file_name
-from dashboard.presentation import plain
+from dashboard.presentation import percent, plain
 from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
 from dermascan.render.text import display_text
 
@@ -95,8 +95,8 @@ with right:
         f"- **Resize:** `{card.resize}`: {RESIZE_POLICIES[card.resize].description}",
         f"- **Input size:** {model.input_size[0]} × {model.input_size[1]} pixels",
         f"- **Temperature:** {card.temperature:g} (softmax temperature that calibrates probabilities; 1 = none)",
-        f"- **Triage thresholds:** medium from a malignancy score of {card.thresholds['medium']:.0%}, "
-        f"high from {card.thresholds['high']:.0%}",
+        f"- **Triage thresholds:** medium from a malignancy score of {percent(card.thresholds['medium'], 0)}, "
+        f"high from {percent(card.thresholds['high'], 0)}",
     ]))
     st.markdown("#### Backbone, license and training data")
     provenance = {**card.backbone, **{f"training data: {k}": v for k, v in card.training_data.items()},

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import INVALID_OUTPUT_MESSAGE, InvalidModelOutput
 from ..model.card import ModelCard
+from ..render.numbers import percent
 from ..render.overlay import DEFAULT_ALPHA, blend, colorize, fit_within
 from ..render.png import png_data_uri
 from .scoring import malignant_score, triage_band
@@ -84,7 +85,7 @@ class Analysis:
         top = int(np.argmax(probs))
         explained = labels[explained_index]
         display = {label: card.display_name(label) for label in labels}
-        sentence = f"Top class: {display[labels[top]]} [{labels[top]}] at {probs[top]:.0%}."
+        sentence = f"Top class: {display[labels[top]]} [{labels[top]}] at {percent(probs[top], 0)}."
         focus = focus_description(heatmap)
         if not heatmap_requested:
             pass  # prediction-only runs say nothing about a heatmap

@@ -21,6 +21,7 @@ from ..errors import CardError, ModelLoadError
 from ..inference.analysis import Analysis
 from ..inference.preprocessing import SCALINGS, prepare_batch
 from ..intake.images import read_image, sha256_hex
+from ..render.numbers import percent
 from . import introspect
 from .card import DEFAULT_MALIGNANT, HAM10000_LABELS, ModelCard, card_path_for, read_card
 from .loading import load_keras_file
@@ -267,7 +268,7 @@ class LesionModel:
         resize = resize or self.card.resize
         warnings = list(self.warnings)
         if float(np.max(probs)) < LOW_CONFIDENCE:
-            warnings.append(f"Low confidence: the top class has under {LOW_CONFIDENCE:.0%} probability.")
+            warnings.append(f"Low confidence: the top class has under {percent(LOW_CONFIDENCE, 0)} probability.")
         if preprocessing != self.card.preprocessing and self.double_scales(preprocessing):
             warnings.append(f"Double scaling: '{preprocessing}' rescales pixels the model also rescales inside.")
         return Analysis.build(
