@@ -9,6 +9,12 @@ photo) are dropped as soon as a file is analysed.
 ``advance`` processes the files not done yet and records every item before anything is
 drawn, so an interrupted script run loses nothing and the next run resumes.
 
+The run state machine lives here, not in the page, so it is tested without Streamlit:
+``BatchJob.start`` makes a job (running, or done at once when every file was refused),
+``stop`` / ``resume`` move it between running and stopped, ``record`` moves it to done after the
+last file, ``should_process`` stops a running job whose uploads or settings changed, and
+``start_control`` says when Analyse would only redo the job in hand.
+
 Threads: when the user clicks anything, Streamlit 1.67 starts the new script run at once
 while the old run's thread keeps going until its next element call. So a job has an
 owner: every script run ``claim``s the job first, and an item from a run that no longer
@@ -74,6 +80,13 @@ class BatchJob:
     owner: int = 0  # token of the script run allowed to change the job
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    @classmethod
+    def start(cls, signature: tuple, *, total: int, labels: list[str], with_cam: bool,
+              errors: Sequence[dict] = ()) -> BatchJob:
+        """A new job over ``total`` files; with nothing to analyse (every file refused: ``errors``) it is done."""
+        return cls(signature, total=total, labels=list(labels), with_cam=with_cam,
+                   status=RUNNING if total else DONE, errors=list(errors))
+
     @property
     def finished(self) -> bool:
         """True when every file has been processed."""
@@ -97,6 +110,38 @@ class BatchJob:
         with self.lock:
             if not self.finished:
                 self.status = RUNNING
+
+    def is_for(self, signature: tuple) -> bool:
+        """True when the job is over the files uploaded now, with the settings chosen now."""
+        return self.signature == signature
+
+    def should_process(self, signature: tuple) -> bool:
+        """Whether this script run carries the job on: it is running, over the files uploaded now.
+
+        A running job whose uploads or settings changed is stopped: its remaining files are no longer the same.
+        """
+        if self.status != RUNNING:
+            return False
+        if not self.is_for(signature):
+            self.stop()
+            return False
+        return True
+
+    @property
+    def has_results(self) -> bool:
+        """True once the job has stopped or is done: its results section can be drawn."""
+        return self.status in (DONE, STOPPED)
+
+
+def start_control(job: BatchJob | None, signature: tuple, *, has_files: bool) -> tuple[bool, str | None]:
+    """``(disabled, help)`` of the Analyse button for the files uploaded now (``signature``).
+
+    Disabled when there is nothing to start (``has_files``: no file accepted or refused) or when the job in
+    hand already runs or ran over these very files and settings; a stopped one can be started afresh.
+    """
+    same = job is not None and job.is_for(signature)
+    disabled = (same and job.status in (RUNNING, DONE)) or not has_files
+    return disabled, "Already analysed with these settings." if same and job.status == DONE else None
 
 
 def thumbnail_data_uri(image: np.ndarray, max_px: int = THUMBNAIL_PX) -> str:
