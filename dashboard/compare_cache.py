@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dermascan.errors import InvalidImage
-from dermascan.evaluation.compare import Option, option_probabilities, run_option
+from dermascan.evaluation.compare import option_probabilities, run_option
 from dermascan.inference.analysis import Analysis
+from dermascan.inference.options import PreprocessingOption
 from dermascan.intake.images import read_image, sha256_hex
 
 from . import session
@@ -24,12 +25,7 @@ from .analysis_cache import MAX_CACHED_BYTES, evict_oldest
 from .call_counter import count_engine_call, engine_calls  # noqa: F401 - engine_calls for tests
 from .model_cache import ModelSlot
 
-ANALYSES = "compare_analyses"  # (sha256, model key, option) -> Analysis
-PROBABILITIES = "compare_probabilities"  # (sha256, model key, option) -> probability row (float32)
 MAX_ANALYSES = 24  # each holds an image and its heatmap; probability rows are tiny and not capped
-
-
-
 
 
 @dataclass(frozen=True)
@@ -53,12 +49,13 @@ def uploads_from_sources(sources) -> list[Upload]:
     return out
 
 
-def analyses_for(slot: ModelSlot, upload: Upload, options: Sequence[Option]) -> dict[Option, Analysis]:
+def analyses_for(slot: ModelSlot, upload: Upload, options: Sequence[PreprocessingOption]
+                 ) -> dict[PreprocessingOption, Analysis]:
     """The full analysis of one image under each option (one model call per option not cached yet).
 
     Raises ``InvalidImage`` when the image cannot be decoded.
     """
-    cache = session.bucket(ANALYSES)
+    cache = session.bucket(session.COMPARE_ANALYSES)
     missing = [o for o in options if (upload.sha256, slot.key, o) not in cache]
     if missing:
         image = read_image(upload.read())
@@ -75,13 +72,13 @@ def analyses_for(slot: ModelSlot, upload: Upload, options: Sequence[Option]) -> 
     return out
 
 
-def probabilities_for(slot: ModelSlot, uploads: Sequence[Upload], options: Sequence[Option]
-                      ) -> tuple[list[Upload], dict[Option, np.ndarray], list[str]]:
+def probabilities_for(slot: ModelSlot, uploads: Sequence[Upload], options: Sequence[PreprocessingOption]
+                      ) -> tuple[list[Upload], dict[PreprocessingOption, np.ndarray], list[str]]:
     """``(readable uploads, probabilities (N, C) per option in that order, names of unreadable uploads)``.
 
     Images are decoded at most once per call, and only if some option lacks their row.
     """
-    cache = session.bucket(PROBABILITIES)
+    cache = session.bucket(session.COMPARE_PROBABILITIES)
     decoded: dict[str, np.ndarray | None] = {}
     unreadable: list[str] = []
 

@@ -1,7 +1,10 @@
 """Names of everything this app keeps in ``st.session_state``, and small accessors.
 
 One place for the keys keeps pages from inventing near-duplicates ("case_id" vs
-"caseId") that silently lose state when a user switches pages.
+"caseId") that silently lose state when a user switches pages. State the app writes
+itself comes first, then the pages' widget keys (Streamlit keeps a widget's value under
+its key; tests and the e2e suite address widgets by these strings, so their values are
+fixed). Keys that name one case or image end in ``_PREFIX``: the page appends a token.
 """
 
 from __future__ import annotations
@@ -25,6 +28,62 @@ DETAILS_SAVED = "ds_details_saved"  # case_id whose details were just saved (con
 DETAILS_IMAGE = "ds_details_image"  # sha256 of the image whose case details Analyze showed last
 LOG_SELECTION = "ds_log_selection"  # Review log table: selection.Followed (selected case_id)
 BATCH_SELECTION = "ds_batch_selection"  # Batch worklist: selection.Followed (selected (job signature, row))
+COMPARE_ANALYSES = "compare_analyses"  # Compare: (sha256, model key, option) -> Analysis
+COMPARE_PROBABILITIES = "compare_probabilities"  # Compare: (sha256, model key, option) -> probability row
+BATCH_JOB = "batch_job"  # Batch: the BatchJob of this session
+BATCH_METRICS = "batch_metrics"  # Batch: (job signature, done, labels file id) -> report
+BATCH_COLOURED = "batch_coloured"  # Batch: ((job signature, row), preview pixels, coloured heatmap) shown
+
+# Widget keys: Analyze
+ANALYZE_UPLOAD = "analyze_upload"
+OPT_PREPROCESSING = "opt_preprocessing"
+OPT_RESIZE = "opt_resize"
+OVERLAY_ALPHA = "overlay_alpha"
+CAM_CLASS_PREFIX = "cam_class"  # + "_" + CaseSubject.token
+DECISION_PREFIX = "decision"  # + "_" + CaseSubject.token: the decision form
+CASE_DETAILS_SAVE_PREFIX = "case_details_save"  # + "_" + CaseSubject.token
+CASE_DETAILS_RETRY_PREFIX = "case_details_retry"  # + "_" + CaseSubject.token
+
+# Widget keys: Batch
+BATCH_UPLOAD = "batch_upload"
+BATCH_LABELS = "batch_labels"
+BATCH_WITH_CAM = "batch_with_cam"
+BATCH_START = "batch_start"
+BATCH_STOP = "batch_stop"
+BATCH_RESUME = "batch_resume"
+BATCH_ERRORS = "batch_errors"
+BATCH_FILTER_BANDS = "batch_filter_bands"
+BATCH_FILTER_CLASSES = "batch_filter_classes"
+BATCH_MIN_SCORE = "batch_min_score"
+BATCH_TABLE = "batch_table"
+BATCH_CLOSE_ROW = "batch_close_row"
+BATCH_ALPHA = "batch_alpha"
+BATCH_TABLE_CSV = "batch_table_csv"
+BATCH_METRICS_CSV = "batch_metrics_csv"
+
+# Widget keys: Compare preprocessing
+COMPARE_UPLOAD = "compare_upload"
+COMPARE_LABELS = "compare_labels"
+COMPARE_SCALINGS = "compare_scalings"
+COMPARE_RESIZES = "compare_resizes"
+COMPARE_TTA = "compare_tta"
+COMPARE_TTA_TRANSFORMS = "compare_tta_transforms"
+COMPARE_ALPHA = "compare_alpha"
+COMPARE_IMAGE = "compare_image"
+COMPARE_METRICS = "compare_metrics"
+
+# Widget keys: Review log
+LOG_BANDS = "log_bands"
+LOG_STATUS = "log_status"
+LOG_SEARCH = "log_search"
+LOG_ORDER = "log_order"
+LOG_TABLE = "log_table"
+LOG_CLOSE_CASE = "log_close_case"
+LOG_ALPHA = "log_alpha"
+LOG_IMPORT = "log_import"
+LOG_IMPORT_GO = "log_import_go"
+LOG_CASE_PREFIX = "log_case"  # + "_" + case id: the case-details form
+LOG_DECISION_PREFIX = "log_decision"  # + "_" + case id: the decision form
 
 
 def session_id() -> str:

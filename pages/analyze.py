@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import analysis_cache as results
+from dashboard import session
 from dashboard.case_details import (
     DRAFT,
     RETRY_LABEL,
@@ -27,12 +28,13 @@ from dashboard.case_details import (
 from dashboard.decision_form import decision_form, pending_decision, retry_button, save_decision
 from dashboard.differential import DIFFERENTIAL_COLUMNS, DIFFERENTIAL_ORDER, differential_chart, differential_frame
 from dashboard.model_cache import require_model
+from dashboard.overlay_viewer import overlay_viewer
 from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, plain, triage_style
 from dashboard.review_store import get_store
 from dermascan.errors import DermascanError, InvalidImage, InvalidModelOutput
+from dermascan.inference.options import PreprocessingOption
 from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
 from dermascan.intake.images import DEFAULT_MAX_BYTES, sha256_hex
-from dermascan.render.overlay import DEFAULT_ALPHA
 from dermascan.render.png import png_bytes
 from dermascan.render.text import display_text
 
@@ -83,19 +85,22 @@ def details_button(slot, subject, *, retry: bool) -> bool:
     # One key per label and case: a click on the retry button must be read by the run that draws it again,
     # and never by a run that shows another case.
     if retry:
-        return slot.button(RETRY_LABEL, key=f"case_details_retry_{subject.token}", icon=":material/refresh:")
-    return slot.button("Save case details", key=f"case_details_save_{subject.token}", icon=":material/save:")
+        return slot.button(RETRY_LABEL, key=f"{session.CASE_DETAILS_RETRY_PREFIX}_{subject.token}",
+                           icon=":material/refresh:")
+    return slot.button("Save case details", key=f"{session.CASE_DETAILS_SAVE_PREFIX}_{subject.token}",
+                       icon=":material/save:")
 
 
-def options_input(card) -> results.Options:
+def options_input(card) -> PreprocessingOption:
     """Preprocessing overrides for ML users; the card's values by default."""
+    declared = PreprocessingOption.for_card(card)
     with st.expander("Advanced: preprocessing", icon=":material/tune:"):
-        scaling = st.selectbox("Pixel scaling", list(SCALINGS), index=list(SCALINGS).index(card.preprocessing),
-                               format_func=lambda k: f"{k}: {SCALINGS[k].description}", key="opt_preprocessing")
-        resize = st.selectbox("Resize", list(RESIZE_POLICIES), index=list(RESIZE_POLICIES).index(card.resize),
-                              format_func=lambda k: f"{k}: {RESIZE_POLICIES[k].description}", key="opt_resize")
-        st.caption(f"The model card says: {card.preprocessing} / {card.resize}.")
-    return results.Options(scaling, resize)
+        scaling = st.selectbox("Pixel scaling", list(SCALINGS), index=list(SCALINGS).index(declared.preprocessing),
+                               format_func=lambda k: f"{k}: {SCALINGS[k].description}", key=session.OPT_PREPROCESSING)
+        resize = st.selectbox("Resize", list(RESIZE_POLICIES), index=list(RESIZE_POLICIES).index(declared.resize),
+                              format_func=lambda k: f"{k}: {RESIZE_POLICIES[k].description}", key=session.OPT_RESIZE)
+        st.caption(f"The model card says: {declared.preprocessing} / {declared.resize}.")
+    return PreprocessingOption(scaling, resize)
 
 
 def summary(analysis, display_name) -> None:
@@ -122,7 +127,7 @@ def heatmap_panel(slot, data: bytes, subject, name: str, base):
     labels = model.labels
     chosen = st.selectbox("Heatmap for class", labels, index=labels.index(base.top_label),
                           format_func=lambda label: display_text(model.card.display_name(label)),
-                          key=f"cam_class_{subject.token}",
+                          key=f"{session.CAM_CLASS_PREFIX}_{subject.token}",
                           help="See where the model looks for another class.")
     try:
         analysis = results.analyze(slot, data, sha256=sha, name=name, options=options, class_label=chosen)
@@ -133,11 +138,9 @@ def heatmap_panel(slot, data: bytes, subject, name: str, base):
         st.image(analysis.display_image(DISPLAY_WIDTH), width="stretch",
                  caption="Original (this model has no layer a heatmap can explain)")
         return analysis
-    alpha = st.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="overlay_alpha")
-    left, right = st.columns(2)
-    left.image(analysis.display_image(DISPLAY_WIDTH), caption="Original", width="stretch")
-    right.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
-                caption=f"Grad-CAM: {plain(model.card.display_name(analysis.explained_label))}")
+    alpha = overlay_viewer(analysis.display_image(DISPLAY_WIDTH),
+                           lambda a: analysis.overlay(a, max_width=DISPLAY_WIDTH), key=session.OVERLAY_ALPHA,
+                           caption=f"Grad-CAM: {plain(model.card.display_name(analysis.explained_label))}")
     # Deferred: the PNG is encoded only when the button is clicked, not on every slider move.
     st.download_button("Download overlay (PNG)", lambda: png_bytes(analysis.overlay(alpha)), icon=":material/download:",
                        file_name=f"{display_text(Path(name).stem)}_gradcam_{analysis.explained_label}.png",
@@ -164,7 +167,7 @@ def decision_section(slot, store_slot, subject, case_id, base, fields) -> None:
     pending_key = subject.pending_key
     retry_button(store_slot, case_id, pending_key=pending_key)
     decision = decision_form(
-        f"decision_{subject.token}", labels=card.labels,
+        f"{session.DECISION_PREFIX}_{subject.token}", labels=card.labels,
         display_name=card.display_name, ai_label=base.top_label,
         existing=pending_decision(pending_key) or stored_decision(store_slot, case_id),
     )
@@ -184,7 +187,7 @@ slot = require_model()
 upload_col, details_col = st.columns([1, 1], gap="large")
 with upload_col:
     upload = st.file_uploader("Dermoscopic image", type=IMAGE_TYPES, max_upload_size=MAX_UPLOAD_MB,
-                              key="analyze_upload", help=f"JPEG, PNG or WebP, up to {MAX_UPLOAD_MB} MB. "
+                              key=session.ANALYZE_UPLOAD, help=f"JPEG, PNG or WebP, up to {MAX_UPLOAD_MB} MB. "
                               "The image is analysed in memory and never saved.")
 upload_sha = sha256_hex(upload.getvalue()) if upload is not None else None
 store_slot = get_store()

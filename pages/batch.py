@@ -15,9 +15,11 @@ import streamlit as st
 
 from dashboard import session
 from dashboard.batch_export import metrics_csv, table_csv
-from dashboard.batch_job import DONE, RUNNING, STOPPED, BatchJob, advance, decode_preview, flush_cases
+from dashboard.batch_job import STOPPED, BatchJob, advance, decode_preview, flush_cases, start_control
 from dashboard.batch_table import ROW_ID, Filters, apply_filters, column_config, labelled, results_frame, row_ids
+from dashboard.labels_input import labels_csv_input
 from dashboard.model_cache import require_model
+from dashboard.overlay_viewer import overlay_viewer
 from dashboard.presentation import DISCLAIMER, TRIAGE, percent, plain
 from dashboard.review_store import get_store
 from dashboard.selection import clear_selection, follow_table
@@ -26,31 +28,13 @@ from dermascan.errors import DermascanError
 from dermascan.evaluation import charts
 from dermascan.evaluation.evaluate import metrics_for
 from dermascan.inference.batch import DEFAULT_CHUNK, batch_columns
-from dermascan.intake.labelsets import parse_labels_csv
-from dermascan.render.overlay import DEFAULT_ALPHA, blend, colorize
+from dermascan.render.overlay import blend, colorize
 from dermascan.render.text import display_text
-
-JOB = "batch_job"  # the BatchJob of this session
-METRICS = "batch_metrics"  # (job signature, done, labels file id) -> report
-COLOURED = "batch_coloured"  # (job signature, row) -> (preview pixels, coloured heatmap) of the selected row
 
 
 def empty_error_row(name: str, reason: str, labels: list[str]) -> dict:
     """A CSV error row for a file refused before analysis (e.g. too large inside a zip)."""
     return {**dict.fromkeys(batch_columns(labels), ""), "file": name, "error": reason}
-
-
-def read_labels(upload) -> dict[str, str] | None:
-    """``{image_id: dx}`` from the optional labels CSV (an error message is shown when it is unusable)."""
-    if upload is None:
-        return None
-    try:
-        return parse_labels_csv(upload.getvalue().decode("utf-8-sig"))
-    except UnicodeDecodeError:
-        st.error("The labels CSV must be UTF-8 text.", icon=":material/error:")
-    except DermascanError as exc:
-        st.error(plain(exc), icon=":material/error:")
-    return None
 
 
 def save_cases(job: BatchJob) -> None:
@@ -68,7 +52,7 @@ def process(job: BatchJob, model, sources, token: int) -> None:
     holder = st.empty()  # progress and Stop disappear together when the run ends
     with holder.container():
         bar = st.progress(job.done / max(job.total, 1), text=f"Analysing {job.total} images…")
-        st.button("Stop", key="batch_stop", icon=":material/stop_circle:", on_click=job.stop,
+        st.button("Stop", key=session.BATCH_STOP, icon=":material/stop_circle:", on_click=job.stop,
                   help="Stops after the images in flight; the results so far are kept.")
 
     def on_chunk(j: BatchJob) -> None:
@@ -85,35 +69,31 @@ def process(job: BatchJob, model, sources, token: int) -> None:
 def filters_input(labels, display_name) -> Filters:
     """Triage band, predicted class and minimum score filters."""
     a, b, c = st.columns([1.2, 1.6, 1])
-    bands = a.multiselect("Triage band", list(TRIAGE), key="batch_filter_bands", format_func=lambda b: TRIAGE[b].title,
-                          placeholder="all bands")
-    classes = b.multiselect("Predicted class", labels, key="batch_filter_classes",
+    bands = a.multiselect("Triage band", list(TRIAGE), key=session.BATCH_FILTER_BANDS,
+                          format_func=lambda b: TRIAGE[b].title, placeholder="all bands")
+    classes = b.multiselect("Predicted class", labels, key=session.BATCH_FILTER_CLASSES,
                             format_func=lambda label: display_text(display_name(label)),
                             placeholder="all classes")
-    min_score = c.slider("Minimum malignancy score", 0.0, 1.0, 0.0, 0.05, key="batch_min_score", format="percent")
+    min_score = c.slider("Minimum malignancy score", 0.0, 1.0, 0.0, 0.05, key=session.BATCH_MIN_SCORE,
+                         format="percent")
     return Filters(tuple(bands), tuple(classes), float(min_score))
 
 
 def overlay_panel(job: BatchJob, row: int, display_name) -> None:
     """The selected image with its Grad-CAM; the slider only re-blends (no model call)."""
     result = job.results[row]
-    cache = st.session_state.get(COLOURED)
+    cache = st.session_state.get(session.BATCH_COLOURED)
     if cache is None or cache[0] != (job.signature, row):
         image = decode_preview(result.preview_jpeg)
         coloured = None if result.heatmap is None else colorize(result.heatmap.astype("float32"), image.shape[:2])
         cache = ((job.signature, row), image, coloured)
-        st.session_state[COLOURED] = cache
+        st.session_state[session.BATCH_COLOURED] = cache
     _, image, coloured = cache
     st.markdown(f"**{plain(result.name)}** · {plain(display_name(result.top_label))} · "
                 f"malignancy {percent(result.malignant_score)}")
-    left, right = st.columns(2)
-    left.image(image, caption="Original (preview)", width="stretch")
-    if coloured is None:
-        right.info("No heatmap: this batch ran without Grad-CAM.", icon=":material/hide_image:")
-        return
-    alpha = st.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="batch_alpha")
-    right.image(blend(image, coloured, alpha), caption=f"Grad-CAM: {plain(display_name(result.explained_label))}",
-                width="stretch")
+    overlay_viewer(image, None if coloured is None else (lambda alpha: blend(image, coloured, alpha)),
+                   key=session.BATCH_ALPHA, caption=f"Grad-CAM: {plain(display_name(result.explained_label))}",
+                   original_caption="Original (preview)", missing="No heatmap: this batch ran without Grad-CAM.")
 
 
 def selected_row(job: BatchJob, selected, frame) -> int | None:
@@ -126,7 +106,7 @@ def selected_row(job: BatchJob, selected, frame) -> int | None:
         note, close = st.columns([4, 1], vertical_alignment="center")
         note.info(f"{job.results[row].name} is hidden by the current filter; it stays shown below until you select "
                   "another row or close it.", icon=":material/filter_alt:")
-        close.button("Close image", key="batch_close_row", icon=":material/close:", on_click=clear_selection,
+        close.button("Close image", key=session.BATCH_CLOSE_ROW, icon=":material/close:", on_click=clear_selection,
                      args=(session.BATCH_SELECTION,))
     return row
 
@@ -138,7 +118,7 @@ def metrics_section(job: BatchJob, labels_by_id: dict[str, str], labels_key, mod
     if not y_true:
         st.warning("None of the analysed file names match an image_id in the labels CSV.", icon=":material/warning:")
         return
-    cache = st.session_state.setdefault(METRICS, {})
+    cache = st.session_state.setdefault(session.BATCH_METRICS, {})
     key = (job.signature, job.done, labels_key)
     if key not in cache:
         try:
@@ -166,7 +146,7 @@ def metrics_section(job: BatchJob, labels_by_id: dict[str, str], labels_key, mod
         a.altair_chart(charts.roc_chart(roc, report["malignant"]["auc"]), width="stretch")
     b.altair_chart(charts.reliability_chart(charts.reliability_frame(report["reliability"])), width="stretch")
     st.download_button("Download metrics (CSV)", metrics_csv(report), file_name="batch_metrics.csv", mime="text/csv",
-                       icon=":material/download:", key="batch_metrics_csv", on_click="ignore")
+                       icon=":material/download:", key=session.BATCH_METRICS_CSV, on_click="ignore")
 
 
 def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
@@ -180,7 +160,7 @@ def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
     d.metric("Time", f"{job.seconds:.1f} s")
     if job.status == STOPPED and not job.finished:
         st.warning(f"Stopped after {job.done} of {job.total} files.", icon=":material/stop_circle:")
-        st.button("Resume", key="batch_resume", icon=":material/play_arrow:", on_click=job.resume)
+        st.button("Resume", key=session.BATCH_RESUME, icon=":material/play_arrow:", on_click=job.resume)
     if job.pending_cases:
         st.warning(f"{len(job.pending_cases)} result(s) are not in the review log yet: "
                    f"{plain(get_store().error or 'the review database is busy')}", icon=":material/sync_problem:")
@@ -190,7 +170,7 @@ def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
         with st.expander(f"{len(job.errors)} file(s) could not be analysed", icon=":material/broken_image:",
                          expanded=True):
             st.dataframe([{"File": display_text(e["file"]), "Problem": display_text(e["error"])} for e in job.errors],
-                         hide_index=True, width="stretch", key="batch_errors")
+                         hide_index=True, width="stretch", key=session.BATCH_ERRORS)
     if not job.results:
         return
 
@@ -199,16 +179,16 @@ def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
     st.caption(f"{len(frame)} of {len(job.results)} images shown, highest malignancy score first. "
                "Select a row to see its heatmap.")
     # Before drawing: a click's row position becomes a result id, and the tick follows it (see selection.py).
-    selected = follow_table("batch_table", session.BATCH_SELECTION, row_ids(job, frame))
+    selected = follow_table(session.BATCH_TABLE, session.BATCH_SELECTION, row_ids(job, frame))
     st.dataframe(frame, hide_index=True, width="stretch", column_config=column_config(job.labels, display_name),
-                 on_select="rerun", selection_mode="single-row", key="batch_table", row_height=70)
+                 on_select="rerun", selection_mode="single-row", key=session.BATCH_TABLE, row_height=70)
     row = selected_row(job, selected, frame)
     if row is not None:
         overlay_panel(job, row, display_name)
 
     shown = [job.results[i].csv_row for i in frame[ROW_ID]]
     st.download_button("Download table (CSV)", table_csv(shown + job.errors, job.labels), file_name="batch_results.csv",
-                       mime="text/csv", icon=":material/download:", key="batch_table_csv", on_click="ignore",
+                       mime="text/csv", icon=":material/download:", key=session.BATCH_TABLE_CSV, on_click="ignore",
                        help="The rows shown (filters applied) plus the files that could not be analysed.")
 
     everything = results_frame(job.results, job.labels, display_name)
@@ -226,19 +206,18 @@ model = slot.model
 
 upload_col, labels_col = st.columns([2, 1], gap="large")
 files = upload_col.file_uploader(
-    "Images or .zip archives of images", type=UPLOAD_TYPES, accept_multiple_files=True, key="batch_upload",
+    "Images or .zip archives of images", type=UPLOAD_TYPES, accept_multiple_files=True, key=session.BATCH_UPLOAD,
     help="Analysed in memory, never saved. Inside a zip, folders, hidden files and non-images are skipped.",
 )
-labels_upload = labels_col.file_uploader(
-    "Labels CSV (optional)", type=["csv"], key="batch_labels",
+labels = labels_csv_input(
+    key=session.BATCH_LABELS, container=labels_col,
     help="Columns image_id,dx (as in HAM10000's metadata): turns on accuracy, confusion matrix, ROC and calibration.",
 )
-with_cam = labels_col.toggle("Grad-CAM heatmaps", value=True, key="batch_with_cam",
+with_cam = labels_col.toggle("Grad-CAM heatmaps", value=True, key=session.BATCH_WITH_CAM,
                              help="Off: prediction only, several times faster; no overlays.")
-labels_by_id = read_labels(labels_upload)
-labels_key = getattr(labels_upload, "file_id", None)
+labels_by_id, labels_key = labels.by_id, labels.file_id
 
-job: BatchJob | None = st.session_state.get(JOB)
+job: BatchJob | None = st.session_state.get(session.BATCH_JOB)
 token = job.claim() if job is not None else 0  # first thing: a still-running older run must stop writing
 files = files or []
 intake = collect(files)
@@ -247,27 +226,22 @@ if files:
     noun = f"{len(intake.sources)} image(s)"
     if intake.skipped:
         noun += f" ({intake.skipped} archive entries skipped)"
-    same = job is not None and job.signature == current
-    if st.button(f"Analyse {noun}", type="primary", icon=":material/play_arrow:", key="batch_start",
-                 disabled=(same and job.status in (RUNNING, DONE)) or not (intake.sources or intake.refused),
-                 help="Already analysed with these settings." if same and job.status == DONE else None):
-        job = BatchJob(current, total=len(intake.sources), labels=model.labels, with_cam=with_cam,
-                       status=RUNNING if intake.sources else DONE,
-                       errors=[empty_error_row(n, r, model.labels) for n, r in intake.refused])
-        st.session_state[JOB] = job
-        st.session_state.pop(COLOURED, None)
+    disabled, why = start_control(job, current, has_files=bool(intake.sources or intake.refused))
+    if st.button(f"Analyse {noun}", type="primary", icon=":material/play_arrow:", key=session.BATCH_START,
+                 disabled=disabled, help=why):
+        job = BatchJob.start(current, total=len(intake.sources), labels=model.labels, with_cam=with_cam,
+                             errors=[empty_error_row(n, r, model.labels) for n, r in intake.refused])
+        st.session_state[session.BATCH_JOB] = job
+        st.session_state.pop(session.BATCH_COLOURED, None)
         token = job.claim()
 elif job is None:
     st.info("Upload dermoscopic images (or .zip archives of them) to triage them by malignancy score.",
             icon=":material/upload:")
     st.stop()
 
-if job is not None and job.status == RUNNING:
-    if job.signature != current:
-        job.stop()  # the uploads or settings changed: the remaining files are no longer the same
-    else:
-        process(job, model, intake.sources, token)
-if job is not None and job.status in (DONE, STOPPED):
-    if job.signature != current:
+if job is not None and job.should_process(current):
+    process(job, model, intake.sources, token)
+if job is not None and job.has_results:
+    if not job.is_for(current):
         st.caption("These are the results of an earlier batch; press Analyse to run the files uploaded now.")
     results_section(job, model, labels_by_id, labels_key)

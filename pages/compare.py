@@ -11,8 +11,11 @@ from pathlib import PurePosixPath
 import pandas as pd
 import streamlit as st
 
+from dashboard import session
 from dashboard.compare_cache import analyses_for, probabilities_for, uploads_from_sources
+from dashboard.labels_input import labels_csv_input
 from dashboard.model_cache import require_model
+from dashboard.overlay_viewer import OPACITY_LABEL, opacity_slider
 from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, plain, triage_style
 from dashboard.uploads import UPLOAD_TYPES, collect
 from dermascan.errors import DermascanError, InvalidImage, InvalidModelOutput
@@ -21,16 +24,14 @@ from dermascan.evaluation.compare import (
     METRIC_NAMES,
     agreement,
     build_options,
-    card_option,
     double_scales,
     metrics_table,
     notes,
 )
 from dermascan.evaluation.evaluate import metrics_for
+from dermascan.inference.options import PreprocessingOption
 from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
 from dermascan.inference.tta import DEFAULT_TTA, TRANSFORMS, available_transforms
-from dermascan.intake.labelsets import parse_labels_csv
-from dermascan.render.overlay import DEFAULT_ALPHA
 from dermascan.render.text import display_text
 
 MAX_OPTIONS = 8  # more columns than this are unreadable side by side
@@ -39,24 +40,24 @@ CARD_MARK = " ★ model card"
 
 def options_input(model) -> list:
     """Scalings x resize policies (x TTA on/off) chosen by the user; the card's option preselected."""
-    card = model.card
+    declared = PreprocessingOption.for_card(model.card)
     a, b, c = st.columns([1.2, 1.2, 1])
     scalings = a.multiselect(
-        "Pixel scaling", list(SCALINGS), default=[card.preprocessing], key="compare_scalings",
-        format_func=lambda k: k + (CARD_MARK if k == card.preprocessing else ""),
+        "Pixel scaling", list(SCALINGS), default=[declared.preprocessing], key=session.COMPARE_SCALINGS,
+        format_func=lambda k: k + (CARD_MARK if k == declared.preprocessing else ""),
         help="\n".join(f"- **{k}**: {v.description}" for k, v in SCALINGS.items()),
     )
     resizes = b.multiselect(
-        "Resize policy", list(RESIZE_POLICIES), default=[card.resize], key="compare_resizes",
-        format_func=lambda k: k + (CARD_MARK if k == card.resize else ""),
+        "Resize policy", list(RESIZE_POLICIES), default=[declared.resize], key=session.COMPARE_RESIZES,
+        format_func=lambda k: k + (CARD_MARK if k == declared.resize else ""),
         help="\n".join(f"- **{k}**: {v.description}" for k, v in RESIZE_POLICIES.items()),
     )
     with c:
-        tta_on = st.toggle("Add test-time augmentation", key="compare_tta",
+        tta_on = st.toggle("Add test-time augmentation", key=session.COMPARE_TTA,
                            help="Each option also runs averaged over flips / rotations (one batched call).")
         usable = available_transforms(model.input_size)
         transforms = st.multiselect("Augmentations", usable, default=[t for t in DEFAULT_TTA if t in usable],
-                                    key="compare_tta_transforms", disabled=not tta_on,
+                                    key=session.COMPARE_TTA_TRANSFORMS, disabled=not tta_on,
                                     format_func=lambda t: TRANSFORMS[t].description)
     tta_choices = [()] + ([tuple(transforms)] if tta_on and transforms else [])
     options = build_options(scalings, resizes, tta_choices)
@@ -79,7 +80,7 @@ def side_by_side(slot, upload, options) -> None:
     except (InvalidImage, InvalidModelOutput) as exc:
         st.error(f"{plain(upload.name)} cannot be analysed: {plain(exc)}", icon=":material/broken_image:")
         return
-    declared = card_option(model)
+    declared = PreprocessingOption.for_card(model.card)
     agree = agreement(results)
     if agree.same_top:
         top_label = next(iter(agree.top_labels.values()))
@@ -90,10 +91,10 @@ def side_by_side(slot, upload, options) -> None:
             f"{o.label}: {plain(lbl)}" for o, lbl in agree.top_labels.items()), icon=":material/call_split:")
     if agree.shift_options:
         a, b = agree.shift_options
-        st.caption(f"Largest probability shift: {agree.max_shift:.1%} for "
+        st.caption(f"Largest probability shift: {percent(agree.max_shift, 1)} for "
                    f"{plain(model.card.display_name(agree.shift_label))} "
                    f"({a.label} vs {b.label}).")
-    alpha = st.slider("Heatmap opacity (all columns)", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="compare_alpha")
+    alpha = opacity_slider(session.COMPARE_ALPHA, f"{OPACITY_LABEL} (all columns)")
     for column, (option, analysis) in zip(st.columns(len(options)), results.items()):
         with column:
             st.markdown(f"**{option_title(option, declared)}**")
@@ -136,7 +137,7 @@ def metrics_section(slot, uploads, labels_by_id, options) -> None:
     except DermascanError as exc:
         st.error(plain(exc), icon=":material/error:")
         return
-    rows = metrics_table(reports, card_option(model))
+    rows = metrics_table(reports, PreprocessingOption.for_card(model.card))
     table = pd.DataFrame([{
         "Option": r["option"] + (CARD_MARK if r["model_card"] else ""),
         **{title: r[key] for key, title in METRIC_NAMES.items()},
@@ -146,7 +147,7 @@ def metrics_section(slot, uploads, labels_by_id, options) -> None:
     st.dataframe(
         table.style.apply(lambda row: ["background-color: #e3f1ee" if row["Best"] else "" for _ in row], axis=1)
         .format({title: "{:.3f}" for title in METRIC_NAMES.values()}, na_rep="—"),
-        hide_index=True, width="stretch", key="compare_metrics",
+        hide_index=True, width="stretch", key=session.COMPARE_METRICS,
     )
     st.altair_chart(charts.option_metrics_chart(charts.option_metrics_frame(rows, METRIC_NAMES)), width="stretch")
     for note in notes(model, options, reports):
@@ -160,18 +161,10 @@ model = slot.model
 
 upload_col, labels_col = st.columns([2, 1], gap="large")
 files = upload_col.file_uploader("Images (or a .zip of a labelled set)", type=UPLOAD_TYPES, accept_multiple_files=True,
-                                 key="compare_upload", help="Analysed in memory, never saved.")
-labels_upload = labels_col.file_uploader("Labels CSV (optional)", type=["csv"], key="compare_labels",
-                                         help="Columns image_id,dx: turns on metrics per option.")
+                                 key=session.COMPARE_UPLOAD, help="Analysed in memory, never saved.")
+labels_by_id = labels_csv_input(key=session.COMPARE_LABELS, container=labels_col,
+                                help="Columns image_id,dx: turns on metrics per option.").by_id
 options = options_input(model)
-
-labels_by_id = None
-if labels_upload is not None:
-    try:
-        labels_by_id = parse_labels_csv(labels_upload.getvalue().decode("utf-8-sig"))
-    except (DermascanError, UnicodeDecodeError) as exc:
-        st.error(plain(exc) if isinstance(exc, DermascanError) else "The labels CSV must be UTF-8 text.",
-                 icon=":material/error:")
 
 if not files:
     st.info("Upload one or more dermoscopic images to compare preprocessing options.", icon=":material/upload:")
@@ -188,7 +181,7 @@ uploads = uploads_from_sources(intake.sources)
 if uploads:
     chosen = uploads[0]
     if len(uploads) > 1:
-        index = st.selectbox("Image shown side by side", range(len(uploads)), key="compare_image",
+        index = st.selectbox("Image shown side by side", range(len(uploads)), key=session.COMPARE_IMAGE,
                              format_func=lambda i: display_text(uploads[i].name))
         chosen = uploads[index]
     side_by_side(slot, chosen, options)

@@ -20,12 +20,12 @@ from dashboard.case_details import (
 from dashboard.decision_form import decision_form, pending_decision, retry_button, save_decision
 from dashboard.log_table import HISTORY_COLUMNS, LOG_COLUMNS, ORDERS, history_frame, log_frame, sort_cases
 from dashboard.model_cache import current_model
+from dashboard.overlay_viewer import overlay_viewer
 from dashboard.presentation import DISPLAY_WIDTH, FITZPATRICK, percent, plain, triage_style
 from dashboard.review_store import get_store
 from dashboard.selection import clear_selection, follow_table
 from dermascan.errors import DermascanError
 from dermascan.model.card import HAM10000_DISPLAY_NAMES, HAM10000_LABELS
-from dermascan.render.overlay import DEFAULT_ALPHA
 from dermascan.render.text import display_text
 from dermascan.reviews.csvio import to_csv_bytes
 from dermascan.reviews.filters import filter_cases
@@ -45,11 +45,11 @@ def display_name_for(slot):
 def filters() -> dict:
     """Triage, decided/undecided and text-search filters (keywords of ``filter_cases``), and the order."""
     a, b, c, d = st.columns([1.2, 1, 1.6, 1.2])
-    bands = a.pills("Triage", ["high", "medium", "low"], selection_mode="multi", key="log_bands",
+    bands = a.pills("Triage", ["high", "medium", "low"], selection_mode="multi", key=session.LOG_BANDS,
                     format_func=lambda band: triage_style(band).title)
-    status = b.segmented_control("Status", list(STATUS), default="All", key="log_status")
-    text = c.text_input("Search", key="log_search", placeholder="file name or diagnosis")
-    order = d.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key="log_order")
+    status = b.segmented_control("Status", list(STATUS), default="All", key=session.LOG_STATUS)
+    text = c.text_input("Search", key=session.LOG_SEARCH, placeholder="file name or diagnosis")
+    order = d.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key=session.LOG_ORDER)
     return {"bands": bands or None, "decided": STATUS.get(status), "text": text}, order
 
 
@@ -73,7 +73,7 @@ def selected_case(store, case_id, shown):
         note, close = st.columns([4, 1], vertical_alignment="center")
         note.info(f"Case {case_id} is hidden by the current filter; it stays open below until you select another "
                   "row or close it.", icon=":material/filter_alt:")
-        close.button(f"Close case {case_id}", key="log_close_case", icon=":material/close:",
+        close.button(f"Close case {case_id}", key=session.LOG_CLOSE_CASE, icon=":material/close:",
                      on_click=clear_selection, args=(session.LOG_SELECTION,))
     return case
 
@@ -88,11 +88,9 @@ def heatmap_again(store, case) -> None:
         st.info("The image is not kept: DermaScan Review stores no pixels. Upload it again on the Analyze page "
                 "to see its heatmap.", icon=":material/hide_image:")
         return
-    alpha = st.slider("Heatmap opacity", 0.0, 1.0, DEFAULT_ALPHA, 0.05, key="log_alpha")
-    left, right = st.columns(2)
-    left.image(analysis.display_image(DISPLAY_WIDTH), caption="Original", width="stretch")
-    right.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
-                caption=f"Grad-CAM: {plain(analysis.display_names[analysis.explained_label])}")
+    explained = analysis.display_names[analysis.explained_label]
+    overlay_viewer(analysis.display_image(DISPLAY_WIDTH), lambda a: analysis.overlay(a, max_width=DISPLAY_WIDTH),
+                   key=session.LOG_ALPHA, caption=f"Grad-CAM: {plain(explained)}")
 
 
 def ai_result(case, display_name) -> None:
@@ -127,7 +125,7 @@ def case_details_editor(store_slot, case) -> None:
         if pending is not None:
             st.warning(f"Case details typed in this session are not saved yet; they are filled in below. Press "
                        f"**{RETRY_LABEL}** to try again.", icon=":material/sync_problem:")
-        form_key = f"log_case_{case.case_id}"
+        form_key = f"{session.LOG_CASE_PREFIX}_{case.case_id}"
         with st.form(form_key, border=False):
             typed = detail_inputs(form_key, {**stored, **(pending or {})})
             submitted = st.form_submit_button(RETRY_LABEL if pending is not None else "Save case details",
@@ -174,7 +172,8 @@ def case_panel(store_slot, case, display_name) -> None:
     if retry_button(store_slot, case.case_id, pending_key=pending_key):
         st.rerun()
     decision = decision_form(
-        f"log_decision_{case.case_id}", labels=labels, display_name=display_name, ai_label=case.top_label,
+        f"{session.LOG_DECISION_PREFIX}_{case.case_id}", labels=labels, display_name=display_name,
+        ai_label=case.top_label,
         existing=pending_decision(pending_key) or case.decision,
     )
     if decision is not None and save_decision(store_slot, case.case_id, decision, pending_key=pending_key):
@@ -201,8 +200,8 @@ def export_import(store, shown, filtered: bool) -> None:
             st.caption("Includes the AI results, decisions and case details; no images.")
     with right:
         st.markdown("#### Import")
-        upload = st.file_uploader("Review-log CSV", type=["csv"], key="log_import")
-        if upload is not None and st.button("Import CSV", key="log_import_go", icon=":material/upload:"):
+        upload = st.file_uploader("Review-log CSV", type=["csv"], key=session.LOG_IMPORT)
+        if upload is not None and st.button("Import CSV", key=session.LOG_IMPORT_GO, icon=":material/upload:"):
             try:
                 outcome = store.import_csv(upload.getvalue())
             except DermascanError as exc:
@@ -244,10 +243,10 @@ st.caption(f"{len(cases)} case(s), this session's first. Images are never stored
 chosen, order = filters()
 shown = sort_cases(filter_cases(cases, display_name=display_name, **chosen), order)
 # Before drawing: a click's row position becomes a case id, and the tick follows that case (see selection.py).
-selected_id = follow_table("log_table", session.LOG_SELECTION, [c.case_id for c in shown])
+selected_id = follow_table(session.LOG_TABLE, session.LOG_SELECTION, [c.case_id for c in shown])
 st.dataframe(
     log_frame(shown, session_id=session.session_id(), display_name=display_name),
-    key="log_table", on_select="rerun", selection_mode="single-row", hide_index=True, column_config=LOG_COLUMNS,
+    key=session.LOG_TABLE, on_select="rerun", selection_mode="single-row", hide_index=True, column_config=LOG_COLUMNS,
     width="stretch", placeholder="—",
 )
 case = selected_case(store, selected_id, shown) if selected_id is not None else None
