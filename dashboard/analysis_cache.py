@@ -30,6 +30,7 @@ def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, opti
 
     Raises ``dermascan.InvalidImage`` for unreadable bytes.
     """
+    options = options.resolve(slot.model.card)  # "the card's" and the card's own names are one cache entry
     cache = session.bucket(session.ANALYSES)
     base_key = (sha256, slot.key, options, None)
     if class_label is not None and base_key in cache and cache[base_key].explained_label == class_label:
