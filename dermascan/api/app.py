@@ -55,9 +55,11 @@ def create_app(model_loader: Callable[[], object], settings: ApiSettings | None 
         return errors.error_response(429, "Too many requests from this client; slow down and retry shortly.",
                                      {"Retry-After": "10"})
 
-    app.include_router(info.router)
-    app.include_router(predict.router)
-    app.include_router(cases.router)
+    for module in (info, predict, cases):
+        # The routes themselves, not include_router: FastAPI 0.165 wraps included routers in a route that
+        # slowapi's middleware cannot see through, which would silently exempt every endpoint from the limit.
+        # (Router-level dependencies, such as the cases' API key, are already part of each route.)
+        app.router.routes.extend(module.router.routes)
     limiter.exempt(info.health)
 
     app.add_middleware(SlowAPIASGIMiddleware)
