@@ -190,14 +190,30 @@ class DynamicBatcher:
 
 
 class _Arrival:
+    """A request on its way to the queue; ``submit`` through it, so the worker stops waiting for it on time."""
+
     def __init__(self, batcher: DynamicBatcher):
         self._batcher = batcher
+        self._counted = False
 
-    def __enter__(self):
-        with self._batcher._lock:
-            self._batcher._arriving += 1
+    def __enter__(self) -> _Arrival:
+        self._change(+1)
+        self._counted = True
         return self
 
-    def __exit__(self, *exc_info):
+    def submit(self, items: list[Prepared]) -> Future:
+        """Stop counting as arriving, then queue (in this order: a worker never waits for its own job)."""
+        self._leave()
+        return self._batcher.submit(items)
+
+    def __exit__(self, *exc_info) -> None:
+        self._leave()
+
+    def _leave(self) -> None:
+        if self._counted:
+            self._counted = False
+            self._change(-1)
+
+    def _change(self, delta: int) -> None:
         with self._batcher._lock:
-            self._batcher._arriving -= 1
+            self._batcher._arriving += delta

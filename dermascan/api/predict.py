@@ -66,11 +66,11 @@ async def predict(request: Request, file: Annotated[UploadFile, File(description
     model, batcher = state.require_model()
     class_index = _class_index(model, cam_class)
     max_bytes = state.settings.max_bytes
-    with batcher.arriving():
+    with batcher.arriving() as arrival:
         data = await read_upload(file, max_bytes)
         prepared = await run_in_threadpool(prepare_upload, model, data, safe_name(file.filename), class_index,
                                            max_bytes)
-        future = batcher.submit([prepared])
+        future = arrival.submit([prepared])
     (outcome,) = await asyncio.wrap_future(future)
     if isinstance(outcome, BaseException):
         raise outcome
@@ -107,7 +107,7 @@ async def batch(request: Request, files: Annotated[list[UploadFile], File(descri
     max_bytes = state.settings.max_bytes
     names = [safe_name(f.filename) for f in files]
     outcomes: list = [None] * len(files)
-    with batcher.arriving():
+    with batcher.arriving() as arrival:
         prepared = {}
         for i, upload in enumerate(files):
             try:
@@ -115,7 +115,7 @@ async def batch(request: Request, files: Annotated[list[UploadFile], File(descri
                 prepared[i] = await run_in_threadpool(prepare_upload, model, data, names[i], class_index, max_bytes)
             except DermascanError as exc:
                 outcomes[i] = exc
-        future = batcher.submit(list(prepared.values())) if prepared else None
+        future = arrival.submit(list(prepared.values())) if prepared else None
     if future is not None:
         for i, outcome in zip(prepared, await asyncio.wrap_future(future), strict=True):
             outcomes[i] = outcome
