@@ -166,6 +166,7 @@ def main() -> None:
                 tests[c].append(load_test(base, paths, c, args.requests))
                 print(f"  {c:>2} clients: {tests[c][-1]['rps']:.1f} req/s, p50 {tests[c][-1]['p50_ms']:.1f} ms, "
                       f"p99 {tests[c][-1]['p99_ms']:.1f} ms", flush=True)
+        res["rounds"] = {"engine_batch_cam_ips": batch_rounds, "api": {str(c): runs for c, runs in tests.items()}}
         res["engine_batch_cam_ips"] = statistics.median(batch_rounds)
         res["seed_rps"] = 1000.0 / res["seed_ms"]
         res["api"] = {str(c): {key: statistics.median(t[key] for t in runs) for key in runs[0]}
@@ -175,7 +176,9 @@ def main() -> None:
         server.terminate()
         server.wait(30)
     one, sixteen = res["api"]["1"], res["api"]["16"]
+    per_round = [t["rps"] / b for t, b in zip(tests[16], batch_rounds, strict=True)]
     res["ratios"] = {"clients16_over_batch": sixteen["rps"] / res["engine_batch_cam_ips"],
+                     "clients16_over_batch_per_round": per_round,
                      "p99_1client_over_single_plus_http": one["p99_ms"] / (res["engine_single_ms"]
                                                                           + res["http_overhead_ms"]),
                      "clients16_over_seed": sixteen["rps"] / res["seed_rps"],
@@ -188,6 +191,9 @@ def main() -> None:
         print(f"API {c:>2} clients: {a['rps']:.1f} req/s, p50 {a['p50_ms']:.1f} ms, p99 {a['p99_ms']:.1f} ms, "
               f"errors {a['errors']:.0f}")
     for key, value in res["ratios"].items():
+        if isinstance(value, list):
+            print(f"{key}: {', '.join(f'{v:.2f}' for v in value)}")
+            continue
         goal = GOALS.get(key)
         verdict = "" if goal is None else (" ok" if (value >= goal[1] if goal[0] == ">=" else value <= goal[1])
                                            else " MISSED") + f" (goal {goal[0]} {goal[1]})"

@@ -1,7 +1,7 @@
 """``BodyLimit``: refuse an oversized request body with 413 before the app reads or parses any of it.
 
 A declared ``Content-Length`` over the limit is refused before a byte of the body is read. A body without
-one (chunked) is read here up to the limit, never further, and only then handed to the app. Limits are
+one (chunked) is counted as the app reads it and cut off at the limit, never buffered here. Limits are
 per path, so the small JSON endpoints cannot be used to upload megabytes either.
 """
 
@@ -29,27 +29,35 @@ class BodyLimit:
         if declared is not None and declared > limit:
             await self._refuse(send)
             return
-        messages: list[Message] = []
-        total = 0
-        while True:
+        # Counted as it streams, never buffered: past the limit the app is told the client left, its own answer
+        # to that is dropped, and the 413 goes out instead.
+        state = {"total": 0, "exceeded": False, "started": False}
+
+        async def limited_receive() -> Message:
+            if state["exceeded"]:
+                return {"type": "http.disconnect"}
             message = await receive()
-            if message["type"] != "http.request":
-                messages.append(message)  # a disconnect: let the app see it
-                break
-            total += len(message.get("body", b""))
-            if total > limit:
-                await self._refuse(send)
+            if message["type"] == "http.request":
+                state["total"] += len(message.get("body", b""))
+                if state["total"] > limit:
+                    state["exceeded"] = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if state["exceeded"]:
                 return
-            messages.append(message)
-            if not message.get("more_body", False):
-                break
-        replay = iter(messages)
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
 
-        async def replayed() -> Message:
-            message = next(replay, None)
-            return message if message is not None else await receive()
-
-        await self.app(scope, replayed, send)
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not state["exceeded"]:
+                raise
+        if state["exceeded"] and not state["started"]:
+            await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
         body = json.dumps({"detail": self.message}).encode()

@@ -205,3 +205,18 @@ def test_openapi_documents_the_responses(client):
 
 def test_unknown_routes_are_json(client):
     assert_one_line_error(client.get("/api/nothing"), 404)
+
+
+def test_a_streamed_upload_under_the_limit_is_analysed(client):
+    image = png_bytes(seed=9)
+    body = (b"--xyz\r\nContent-Disposition: form-data; name=\"file\"; filename=\"s.png\"\r\n"
+            b"Content-Type: image/png\r\n\r\n" + image + b"\r\n--xyz--\r\n")
+
+    def chunks():  # no Content-Length: chunked transfer
+        for i in range(0, len(body), 1000):
+            yield body[i : i + 1000]
+
+    headers = {"Content-Type": "multipart/form-data; boundary=xyz"}
+    response = client.post("/api/predict", content=chunks(), headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["file"] == "s.png"
