@@ -122,3 +122,14 @@ def test_invalid_case_details_are_refused_before_work(client):
     assert response.status_code == 422 and "age" in response.json()["detail"]
     assert save(client, fitzpatrick="7").status_code == 422
     assert client.app.state.server.batcher.stats.calls == 0
+
+
+def test_an_unusable_review_database_is_503_and_predict_still_works(make_client, tmp_path):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    client = make_client(api_keys=(KEY,), review_db=str(folder))  # a directory, not a database file
+    response = client.get("/api/cases", headers=AUTH)
+    assert response.status_code == 503 and "review database" in response.json()["detail"]
+    assert str(tmp_path) not in response.json()["detail"]  # never the folder
+    assert save(client).status_code == 503
+    assert client.post("/api/predict", files={"file": ("a.png", png_bytes(), "image/png")}).status_code == 200
