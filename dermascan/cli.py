@@ -54,7 +54,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser (subcommands analyze, batch, evaluate, info)."""
+    """The CLI's argument parser (subcommands analyze, batch, evaluate, info, serve)."""
     parser = _Parser(prog="python -m dermascan", description="DermaScan Review engine: skin-lesion AI second opinion.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
     p = sub.add_parser("info", help="what the engine detects about a model")
+    _add_model_flags(p)
+
+    p = sub.add_parser("serve", help="the HTTP API (POST /api/predict, GET /api/health, /docs)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     _add_model_flags(p)
     return parser
 
@@ -225,7 +230,14 @@ def _cmd_info(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"analyze": _cmd_analyze, "batch": _cmd_batch, "evaluate": _cmd_evaluate, "info": _cmd_info}
+def _cmd_serve(args) -> int:
+    from .api.server import serve
+
+    return serve(lambda: _load(args), host=args.host, port=args.port)
+
+
+COMMANDS = {"analyze": _cmd_analyze, "batch": _cmd_batch, "evaluate": _cmd_evaluate, "info": _cmd_info,
+            "serve": _cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
