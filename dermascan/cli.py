@@ -89,14 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args):
+    from .model.card import default_malignant
     from .model.lesion import load_model
 
     overrides = dict(labels=args.labels, malignant_labels=args.malignant, preprocessing=args.preprocessing,
                      resize=args.resize, cam_layer=args.layer, temperature=args.temperature,
                      thresholds=args.thresholds)
     if args.labels is not None and args.malignant is None:
-        # Default malignant labels may not exist in a custom label set.
-        overrides["malignant_labels"] = [m for m in ("mel", "bcc", "akiec") if m in args.labels]
+        overrides["malignant_labels"] = default_malignant(args.labels)
     return load_model(args.model, card=args.card, trust_code=args.trust_model_code, **overrides)
 
 

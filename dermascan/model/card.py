@@ -33,9 +33,15 @@ HAM10000_DISPLAY_NAMES = {
     "nv": "Melanocytic nevus (mole)",
     "vasc": "Vascular lesion (angioma, angiokeratoma, pyogenic granuloma)",
 }
-DEFAULT_MALIGNANT = ["mel", "bcc", "akiec"]
+DEFAULT_MALIGNANT = ("mel", "bcc", "akiec")
+"""The HAM10000 labels that count as malignant unless a card or the user says otherwise."""
 DEFAULT_THRESHOLDS = {"medium": 0.2, "high": 0.5}
 OUTPUT_KINDS = ("auto", "probabilities", "logits")
+
+
+def default_malignant(labels: list[str] | tuple[str, ...]) -> list[str]:
+    """The ``DEFAULT_MALIGNANT`` labels that exist in ``labels`` (a custom label set may lack some)."""
+    return [label for label in DEFAULT_MALIGNANT if label in labels]
 
 
 @dataclass
@@ -74,10 +80,8 @@ class ModelCard:
         if isinstance(kwargs.get("version"), (int, float)) and not isinstance(kwargs["version"], bool):
             kwargs["version"] = str(kwargs["version"])  # "version": 2 is a common way to write it
         extra = {k: v for k, v in data.items() if k not in known}
-        try:
-            card = cls(**kwargs, extra=extra)
-        except TypeError as exc:  # pragma: no cover - dataclass signature mismatch
-            raise CardError(f"The model card has an unexpected field: {exc}.") from None
+        # Only known field names reach the constructor, and wrong value types are CardErrors from validate().
+        card = cls(**kwargs, extra=extra)
         card.validate()
         return card
 

@@ -19,15 +19,15 @@ from ..cam.target import single_io
 from ..config import resolve_model_path
 from ..errors import CardError, ModelLoadError
 from ..inference.analysis import Analysis
+from ..inference.batch import DEFAULT_CHUNK
 from ..inference.preprocessing import SCALINGS, prepare_batch
 from ..intake.images import read_image, sha256_hex
 from . import introspect
-from .card import DEFAULT_MALIGNANT, HAM10000_LABELS, ModelCard, card_path_for, read_card
+from .card import HAM10000_LABELS, ModelCard, card_path_for, default_malignant, read_card
 from .loading import load_keras_file
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 32
 LOW_CONFIDENCE = 0.5
 
 
@@ -92,7 +92,7 @@ class LesionModel:
             raise CardError(f"The model has {n_outputs} outputs but {len(labels)} labels were given.")
         malignant = card.malignant_labels
         if malignant is None:
-            malignant = [m for m in DEFAULT_MALIGNANT if m in labels]
+            malignant = default_malignant(labels)
             if not malignant:
                 self.warnings.append("No label counts as malignant, so the malignancy score is always 0.")
         return card.with_overrides(labels=list(labels), malignant_labels=list(malignant))
@@ -192,7 +192,7 @@ class LesionModel:
     def _temperature(self, calibrated: bool) -> float:
         return float(self.card.temperature) if calibrated else 1.0
 
-    def predict(self, images: Sequence[np.ndarray], *, calibrated: bool = True, batch_size: int = DEFAULT_BATCH_SIZE,
+    def predict(self, images: Sequence[np.ndarray], *, calibrated: bool = True, batch_size: int = DEFAULT_CHUNK,
                 preprocessing: str | None = None, resize: str | None = None) -> np.ndarray:
         """Probabilities (N, C) for RGB uint8 images; temperature-scaled unless ``calibrated=False``."""
         out = np.empty((len(images), len(self.labels)), dtype=np.float32)
