@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import io
 import time
 
 import numpy as np
-from PIL import Image
+from tiny_models import png_bytes as encode_png
 
 KEY = "test-key-0123456789abcdef"  # at least 16 characters, as the settings demand
 OTHER_KEY = "another-key-0123456789abcdef"
@@ -15,9 +14,7 @@ OTHER_KEY = "another-key-0123456789abcdef"
 def png_bytes(width: int = 40, height: int = 30, seed: int = 0) -> bytes:
     """A small real PNG of random pixels."""
     rng = np.random.default_rng(seed)
-    buf = io.BytesIO()
-    Image.fromarray(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8)).save(buf, "PNG")
-    return buf.getvalue()
+    return encode_png(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
 
 
 def wait_ready(client, timeout: float = 120.0) -> dict:

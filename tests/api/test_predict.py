@@ -144,8 +144,8 @@ def test_a_model_that_fails_to_load_keeps_answering_503_with_the_reason(make_cli
 
 
 def test_non_finite_model_output_is_422(make_client, tmp_path):
-    from test_nonfinite import overflow_on_white_model
-    from tiny_models import save_model
+    from tiny_models import overflow_on_white_model, save_model
+    from tiny_models import png_bytes as encode_png
 
     import dermascan
     from dermascan.model.card import HAM10000_LABELS
@@ -153,9 +153,8 @@ def test_non_finite_model_output_is_422(make_client, tmp_path):
     path = save_model(overflow_on_white_model(), tmp_path / "overflow.keras")
     model = dermascan.load_model(path, labels=list(HAM10000_LABELS), preprocessing="raw")
     client = make_client(loader=lambda: model)
-    white = io.BytesIO()
-    Image.fromarray(np.full((32, 32, 3), 255, np.uint8)).save(white, "PNG")
-    assert "invalid numbers" in assert_one_line_error(post(client, white.getvalue()), 422)
+    white = encode_png(np.full((32, 32, 3), 255, np.uint8))  # infinite logits
+    assert "invalid numbers" in assert_one_line_error(post(client, white), 422)
     assert post(client, png_bytes(32, 32)).status_code == 200
 
 
