@@ -170,6 +170,7 @@ class LesionModel:
             "n_outputs": len(self.labels),
             "output_kind": self.output_kind,
             "cam_layer": self.cam_layer,
+            "cam_method": self.card.cam_method,
             "rescales_internally": bool(self.rescaling_layers),
             "rescaling_layers": list(self.rescaling_layers),
             "preprocessing": self.card.preprocessing,
