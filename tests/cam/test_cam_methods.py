@@ -230,7 +230,10 @@ def _methods_on(keras_model, loader: str, images, card: ModelCard) -> dict[str, 
 def _assert_usable(maps: dict[str, np.ndarray], shape: tuple[int, int]):
     for method, heatmaps in maps.items():
         assert heatmaps.shape[1:] == shape, method
-        assert np.isfinite(heatmaps).all() and heatmaps.min() >= 0.0 and heatmaps.max() == 1.0, method
+        assert np.isfinite(heatmaps).all() and heatmaps.min() >= 0.0, method
+        # Normalised to a peak of 1, or all zero where a method finds no positive evidence.
+        assert set(heatmaps.max(axis=(1, 2)).tolist()) <= {0.0, 1.0}, method
+    assert all(heatmaps.max() == 1.0 for method, heatmaps in maps.items() if method in ("gradcam", "eigencam"))
 
 
 @pytest.mark.parametrize(("lib", "kind", "suffix"), [("keras", "sequential", ".keras"),
