@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from shared_data import HAM_LABELS, USER_MODELS
-from test_cam import evidence_model
+from test_cam import assert_traced_once, evidence_model
 from tiny_models import keras_lib, overflow_on_white_model, save_model, tiny_cnn
 
 import dermascan
@@ -184,13 +184,7 @@ def test_eigen_cam_points_where_the_layer_is_active_whatever_the_singular_vector
 
 @pytest.mark.parametrize("method", METHOD_NAMES)
 def test_each_method_is_traced_once_for_any_batch_size_and_option(wide, rgb_images, method):
-    model = _wide_model(wide, method)
-    for n in (1, 3, 4, 2):
-        model.analyze_many(rgb_images[:n])
-        model.predict(rgb_images[:n])
-    model.analyze(rgb_images[0], class_label="c")
-    assert model._cam._explain.experimental_get_tracing_count() == 1
-    assert model._cam._predict.experimental_get_tracing_count() == 1
+    assert_traced_once(_wide_model(wide, method), rgb_images, "c")
 
 
 # -- localisation ------------------------------------------------------------------------------------
