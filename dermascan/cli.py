@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .cam import DEFAULT_METHOD, METHOD_NAMES
 from .errors import DermascanError, InvalidImage
 from .inference.preprocessing import RESIZE_POLICIES, SCALINGS
 
@@ -45,7 +46,9 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--malignant", type=_csv_list, help="labels that count as malignant, comma-separated")
     g.add_argument("--preprocessing", choices=sorted(SCALINGS), help="pixel scaling")
     g.add_argument("--resize", choices=sorted(RESIZE_POLICIES), help="resize policy")
-    g.add_argument("--layer", help="Grad-CAM layer name (default: the last spatial layer)")
+    g.add_argument("--layer", help="CAM layer name (default: the last spatial layer)")
+    g.add_argument("--cam", dest="cam_method", metavar="METHOD", choices=METHOD_NAMES,
+                   help=f"heatmap method: {', '.join(METHOD_NAMES)} (default: the card's, else {DEFAULT_METHOD})")
     g.add_argument("--temperature", type=float, help="softmax calibration temperature")
     g.add_argument("--thresholds", type=_thresholds, help="triage thresholds MEDIUM,HIGH")
     g.add_argument("--trust-model-code", action="store_true",
@@ -93,7 +96,7 @@ def _load(args):
     from .model.lesion import load_model
 
     overrides = dict(labels=args.labels, malignant_labels=args.malignant, preprocessing=args.preprocessing,
-                     resize=args.resize, cam_layer=args.layer, temperature=args.temperature,
+                     resize=args.resize, cam_layer=args.layer, cam_method=args.cam_method, temperature=args.temperature,
                      thresholds=args.thresholds)
     if args.labels is not None and args.malignant is None:
         overrides["malignant_labels"] = default_malignant(args.labels)

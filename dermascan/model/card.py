@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cam import DEFAULT_METHOD, METHOD_NAMES
 from ..errors import CardError
 from ..inference.preprocessing import RESIZE_POLICIES, SCALINGS
 
@@ -58,6 +59,7 @@ class ModelCard:
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     output: str = "auto"  # "probabilities", "logits" or "auto" (inspect the model)
     cam_layer: str | None = None
+    cam_method: str = DEFAULT_METHOD  # one of cam.METHOD_NAMES
     name: str | None = None
     version: str = "unversioned"
     description: str = ""
@@ -127,6 +129,8 @@ class ModelCard:
             raise CardError(f"Unknown resize policy '{self.resize}'; choose one of: {', '.join(RESIZE_POLICIES)}.")
         if self.output not in OUTPUT_KINDS:
             raise CardError(f"Unknown output kind '{self.output}'; choose one of: {', '.join(OUTPUT_KINDS)}.")
+        if self.cam_method not in METHOD_NAMES:
+            raise CardError(f"Unknown CAM method '{self.cam_method}'; choose one of: {', '.join(METHOD_NAMES)}.")
         t = self.temperature
         if not (isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0):
             raise CardError("The calibration temperature must be a positive number.")

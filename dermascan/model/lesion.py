@@ -35,7 +35,7 @@ class LesionModel:
     """A skin-lesion classifier ready to predict and explain; share one per process."""
 
     def __init__(self, keras_model, card: ModelCard, *, loader: str, path: Path | None, card_file: Path | None,
-                 cam_method: str = "gradcam"):
+                 cam_method: str | None = None):
         self.keras_model = keras_model
         self.loader = loader
         self.path = path
@@ -43,7 +43,7 @@ class LesionModel:
         self.warnings: list[str] = []
         inp, out = single_io(keras_model)
         self.input_size = self._input_size(inp, card)
-        self.card = self._complete_card(card, int(out.shape[-1]))
+        self.card = self._complete_card(card.with_overrides(cam_method=cam_method), int(out.shape[-1]))
         self.rescaling_layers = introspect.rescaling_layers(keras_model)
         self._check_preprocessing()
         self.target = find_target(keras_model, self.card.cam_layer)
@@ -53,7 +53,7 @@ class LesionModel:
         if not stripped:
             self.output_kind = self._probe_output_kind(forward)
         logits = self.output_kind in ("softmax", "logits")
-        self._cam = METHODS[cam_method](forward, self.input_size, logits, self.target is not None)
+        self._cam = METHODS[self.card.cam_method](forward, self.input_size, logits, self.target is not None)
         if self.target is None:
             self.warnings.append("No heatmap: the model has no layer with a spatial (4-D) output to explain.")
         self._warm_up()
@@ -170,6 +170,7 @@ class LesionModel:
             "n_outputs": len(self.labels),
             "output_kind": self.output_kind,
             "cam_layer": self.cam_layer,
+            "cam_method": self.card.cam_method,
             "rescales_internally": bool(self.rescaling_layers),
             "rescaling_layers": list(self.rescaling_layers),
             "preprocessing": self.card.preprocessing,
@@ -277,12 +278,13 @@ class LesionModel:
         )
 
 
-def load_model(path: str | Path | None = None, *, card: str | Path | None = None, cam_method: str = "gradcam",
+def load_model(path: str | Path | None = None, *, card: str | Path | None = None, cam_method: str | None = None,
                trust_code: bool = False, **overrides) -> LesionModel:
     """Load a ``.keras`` / ``.h5`` model with its card (sidecar JSON or ``card=``) and overrides.
 
     ``path=None`` means ``$DERMASCAN_MODEL`` or the bundled model. Overrides are card
-    fields (``labels=[...]``, ``preprocessing="tf"``, ``cam_layer="conv5"``...). A file whose
+    fields (``labels=[...]``, ``preprocessing="tf"``, ``cam_layer="conv5"``...); ``cam_method``
+    (one of ``cam.METHOD_NAMES``) overrides the card's too. A file whose
     layers carry code (``Lambda``, custom classes) is refused unless ``trust_code=True``.
     """
     model_path = resolve_model_path(path)
