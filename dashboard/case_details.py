@@ -89,12 +89,12 @@ def ensure_case(store_slot: StoreSlot, analysis: Analysis, subject: CaseSubject,
     try:
         record = CaseRecord.from_analysis(analysis, session_id=session.session_id(), source=SOURCE, **case_fields)
         case_id = store_slot.store.add_case(record)
+    except ValueError as exc:  # InvalidRecord, a case field the store refuses: first, a retry cannot help
+        st.warning(f"This result is not in the review log yet: {plain(exc)}.", icon=":material/sync_problem:")
+        return None
     except DermascanError as exc:
         st.warning(f"This result is not in the review log yet: {plain(exc)} It will be retried.",
                    icon=":material/sync_problem:")
-        return None
-    except ValueError as exc:  # a case field the store refuses (the message names the field, not the value)
-        st.warning(f"This result is not in the review log yet: {plain(exc)}.", icon=":material/sync_problem:")
         return None
     session.bucket(session.CASE_IDS)[subject.store_key] = case_id
     session.bucket(session.CASE_FIELDS)[case_id] = dict(case_fields)

@@ -14,6 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .cam import DEFAULT_METHOD, METHOD_NAMES
 from .errors import DermascanError, InvalidImage
 from .inference.preprocessing import RESIZE_POLICIES, SCALINGS
 from .render.numbers import percent
@@ -46,7 +47,9 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--malignant", type=_csv_list, help="labels that count as malignant, comma-separated")
     g.add_argument("--preprocessing", choices=sorted(SCALINGS), help="pixel scaling")
     g.add_argument("--resize", choices=sorted(RESIZE_POLICIES), help="resize policy")
-    g.add_argument("--layer", help="Grad-CAM layer name (default: the last spatial layer)")
+    g.add_argument("--layer", help="CAM layer name (default: the last spatial layer)")
+    g.add_argument("--cam", dest="cam_method", metavar="METHOD", choices=METHOD_NAMES,
+                   help=f"heatmap method: {', '.join(METHOD_NAMES)} (default: the card's, else {DEFAULT_METHOD})")
     g.add_argument("--temperature", type=float, help="softmax calibration temperature")
     g.add_argument("--thresholds", type=_thresholds, help="triage thresholds MEDIUM,HIGH")
     g.add_argument("--trust-model-code", action="store_true",
@@ -55,7 +58,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser (subcommands analyze, batch, evaluate, info)."""
+    """The CLI's argument parser (subcommands analyze, batch, evaluate, info, serve)."""
     parser = _Parser(prog="python -m dermascan", description="DermaScan Review engine: skin-lesion AI second opinion.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -81,18 +84,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="what the engine detects about a model")
     _add_model_flags(p)
+
+    p = sub.add_parser("serve", help="the HTTP API (POST /api/predict, GET /api/health, /docs)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    _add_model_flags(p)
     return parser
 
 
 def _load(args):
+    from .model.card import default_malignant
     from .model.lesion import load_model
 
     overrides = dict(labels=args.labels, malignant_labels=args.malignant, preprocessing=args.preprocessing,
-                     resize=args.resize, cam_layer=args.layer, temperature=args.temperature,
+                     resize=args.resize, cam_layer=args.layer, cam_method=args.cam_method, temperature=args.temperature,
                      thresholds=args.thresholds)
     if args.labels is not None and args.malignant is None:
-        # Default malignant labels may not exist in a custom label set.
-        overrides["malignant_labels"] = [m for m in ("mel", "bcc", "akiec") if m in args.labels]
+        overrides["malignant_labels"] = default_malignant(args.labels)
     return load_model(args.model, card=args.card, trust_code=args.trust_model_code, **overrides)
 
 
@@ -226,7 +234,14 @@ def _cmd_info(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"analyze": _cmd_analyze, "batch": _cmd_batch, "evaluate": _cmd_evaluate, "info": _cmd_info}
+def _cmd_serve(args) -> int:
+    from .api.server import serve
+
+    return serve(lambda: _load(args), host=args.host, port=args.port)
+
+
+COMMANDS = {"analyze": _cmd_analyze, "batch": _cmd_batch, "evaluate": _cmd_evaluate, "info": _cmd_info,
+            "serve": _cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,3 +42,20 @@ def models_dir() -> Path:
     """``$DERMASCAN_MODELS_DIR`` if set, else the repository's ``model/`` folder."""
     env = os.environ.get(MODELS_DIR_ENV)
     return Path(env).expanduser() if env else DEFAULT_MODELS_DIR
+
+
+# HTTP API (``python -m dermascan serve``): environment variable names and their defaults. Parsed and checked
+# in ``dermascan/api/settings.py``.
+API_KEYS_ENV = "DERMASCAN_API_KEYS"  # comma-separated; unset or empty: the review-log endpoints are disabled
+CORS_ORIGINS_ENV = "DERMASCAN_CORS_ORIGINS"  # comma-separated origins a browser frontend may call from
+DEFAULT_CORS_ORIGINS = ("http://localhost:8080", "http://localhost:5173")  # the original backend's frontends
+API_MAX_BATCH_ENV = "DERMASCAN_API_MAX_BATCH"  # images per compiled call gathered from concurrent requests
+DEFAULT_API_MAX_BATCH = 32
+API_MAX_WAIT_MS_ENV = "DERMASCAN_API_MAX_WAIT_MS"  # how long a request may wait for others to join its batch
+DEFAULT_API_MAX_WAIT_MS = 5.0
+API_MAX_QUEUE_ENV = "DERMASCAN_API_MAX_QUEUE"  # requests waiting for the model before new ones get 503
+DEFAULT_API_MAX_QUEUE = 64
+API_MAX_FILES_ENV = "DERMASCAN_API_MAX_FILES"  # files in one POST /api/batch
+DEFAULT_API_MAX_FILES = 32
+API_RATE_LIMIT_ENV = "DERMASCAN_API_RATE_LIMIT"  # per client address, slowapi syntax; "off" disables it
+DEFAULT_API_RATE_LIMIT = "600/minute"

@@ -4,13 +4,13 @@ One ``tf.function`` runs the forward pass under a gradient tape, reads the class
 (pre-softmax logit, or log-probability when the model only exposes probabilities),
 takes its gradient at the target layer and reduces it to a heatmap. The input signature
 has a free batch dimension and the temperature and class choice are tensors, so it is
-traced once per model, whatever the batch size or options. Subclasses only say how
-gradients become per-channel weights (``channel_weights``), as in pytorch-grad-cam.
+traced once per model, whatever the batch size or options. Most subclasses only say how
+gradients become per-channel weights (``channel_weights``), as in pytorch-grad-cam;
+methods whose map is not a weighted sum of channels override ``raw_map`` instead, and
+gradient-free ones set ``needs_gradients = False``.
 """
 
 from __future__ import annotations
-
-from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -31,8 +31,18 @@ def _as_float_tensor(x: np.ndarray):
     return tf.constant(x, tf.float32)
 
 
-class BaseCAM(ABC):
+def _finite_per_image(t):
+    """(N, 1, 1) True where every value of image n's tensor is finite."""
+    axes = list(range(1, len(t.shape)))
+    finite = tf.reduce_all(tf.math.is_finite(t), axis=axes)
+    return tf.reshape(finite, (-1, 1, 1))
+
+
+class BaseCAM:
     """Probabilities + class-activation maps for a batch, in one compiled call."""
+
+    #: False for gradient-free methods: the backward pass is then not built at all.
+    needs_gradients = True
 
     def __init__(self, forward, input_size: tuple[int, int], outputs_are_logits: bool, has_target: bool):
         self._forward = forward
@@ -49,17 +59,26 @@ class BaseCAM(ABC):
         self._explain_call = self._explain.get_concrete_function()
         self._predict_call = self._predict.get_concrete_function()
 
-    @abstractmethod
     def channel_weights(self, fmap, grads):
-        """Per-image, per-channel weights (N, K) from the feature map and its gradients."""
+        """Per-image, per-channel weights (N, K) from the feature map (N, h, w, K) and its gradients."""
+        raise NotImplementedError(f"{type(self).__name__} must define channel_weights or raw_map.")
 
-    def _scores(self, outputs):
+    def raw_map(self, x, fmap, grads, chosen):
+        """The map (N, h, w) before the ReLU and normalisation; by default channels weighted and summed.
+
+        ``x`` is the input batch, ``grads`` None when ``needs_gradients`` is False, ``chosen``
+        the explained class per image.
+        """
+        return tf.einsum("nhwk,nk->nhw", fmap, self.channel_weights(fmap, grads))
+
+    def class_scores(self, outputs):
+        """The score a map explains: logits, or log-probabilities when the model only gives those."""
         outputs = tf.cast(outputs, tf.float32)
         return outputs if self._logits else tf.math.log(tf.maximum(outputs, _PROB_FLOOR))
 
     def _predict_graph(self, x, temperature):
         _, outputs = self._forward(x, training=False)
-        return tf.nn.softmax(self._scores(outputs) / temperature)
+        return tf.nn.softmax(self.class_scores(outputs) / temperature)
 
     def _explain_graph(self, x, class_index, temperature):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
@@ -67,7 +86,7 @@ class BaseCAM(ABC):
             # still be recorded, and no variable gradient is needed.
             tape.watch(x)
             fmap, outputs = self._forward(x, training=False)
-            scores = self._scores(outputs)
+            scores = self.class_scores(outputs)
             top = tf.argmax(scores, axis=-1, output_type=tf.int32)
             chosen = tf.where(class_index >= 0, class_index, top)
             target = tf.reduce_sum(scores * tf.one_hot(chosen, tf.shape(scores)[-1]), axis=-1)
@@ -75,13 +94,19 @@ class BaseCAM(ABC):
         if fmap is None:
             return probs, tf.zeros((tf.shape(x)[0], 1, 1)), chosen
         fmap = tf.cast(fmap, tf.float32)
-        grads = tape.gradient(target, fmap)
-        if grads is None:  # the class score does not depend on the layer at all
-            grads = tf.zeros_like(fmap)
-        cam = tf.nn.relu(tf.einsum("nhwk,nk->nhw", fmap, self.channel_weights(fmap, grads)))
-        # A map with any NaN or infinity is returned as all NaN, so the engine refuses it
+        grads = None
+        if self.needs_gradients:
+            grads = tape.gradient(target, fmap)
+            if grads is None:  # the class score does not depend on the layer at all
+                grads = tf.zeros_like(fmap)
+        cam = tf.nn.relu(self.raw_map(x, fmap, grads, chosen))
+        # A map with any NaN or infinity (in it or in what it was made from: a ReLU or a top-k
+        # choice can hide a broken input) is returned as all NaN, so the engine refuses it
         # instead of showing a silently zeroed (or peak-distorted) map as evidence.
-        broken = tf.reduce_any(tf.logical_not(tf.math.is_finite(cam)), axis=[1, 2], keepdims=True)
+        finite = _finite_per_image(cam) & _finite_per_image(fmap)
+        if grads is not None:
+            finite = finite & _finite_per_image(grads)
+        broken = tf.logical_not(finite)
         cam = tf.where(broken, 0.0, cam)
         peak = tf.reduce_max(cam, axis=[1, 2], keepdims=True)
         # All-zero evidence gives an all-zero map rather than 0/0.

@@ -22,6 +22,16 @@ _ROWS = ("upper", "middle", "lower")
 _COLS = ("left", "centre", "right")
 
 
+def _heatmap_sentence(heatmap: np.ndarray | None, explained: str) -> str:
+    # Starts with a space: it follows the "Top class" sentence.
+    if heatmap is None:
+        return " No heatmap is available for this model."
+    focus = focus_description(heatmap)
+    if focus is None:
+        return f" The heatmap shows no positive evidence for {explained}."
+    return f" The heatmap for {explained} is focused on {focus}."
+
+
 def focus_description(heatmap: np.ndarray | None) -> str | None:
     """Where a [0, 1] heatmap is focused, in words (``"the upper-left of the image"``); None if all zero."""
     if heatmap is None or not np.any(heatmap > 0):
@@ -86,15 +96,8 @@ class Analysis:
         explained = labels[explained_index]
         display = {label: card.display_name(label) for label in labels}
         sentence = f"Top class: {display[labels[top]]} [{labels[top]}] at {percent(probs[top], 0)}."
-        focus = focus_description(heatmap)
-        if not heatmap_requested:
-            pass  # prediction-only runs say nothing about a heatmap
-        elif heatmap is None:
-            sentence += " No heatmap is available for this model."
-        elif focus is None:
-            sentence += f" The heatmap shows no positive evidence for {display[explained]}."
-        else:
-            sentence += f" The heatmap for {display[explained]} is focused on {focus}."
+        if heatmap_requested:  # prediction-only runs say nothing about a heatmap
+            sentence += _heatmap_sentence(heatmap, display[explained])
         return cls(
             sha256=sha256, name=name, labels=labels, display_names=display, probabilities=probs,
             explained_label=explained, heatmap=heatmap, image=image, malignant_score=score,

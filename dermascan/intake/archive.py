@@ -92,10 +92,12 @@ class ArchiveMember:
 
 
 def base_name(member_name: str) -> str:
-    """The last path component of a member name (zip names use '/', some tools write '\\'),
-    with control and other unprintable characters (newlines, bidi overrides) shown as '?'."""
-    name = PurePosixPath(member_name.replace("\\", "/")).name
-    return "".join(ch if ch.isprintable() else "?" for ch in name)
+    """The last path component of a member name (zip names use '/', some tools write '\\').
+
+    Kept as written, bidi and control characters included: what is recorded stays faithful, and
+    every page shows names through ``render.text`` (which drops them for display).
+    """
+    return PurePosixPath(member_name.replace("\\", "/")).name
 
 
 def entry_name(info: zipfile.ZipInfo) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cam import DEFAULT_METHOD, METHOD_NAMES
 from ..errors import CardError
 from ..inference.preprocessing import RESIZE_POLICIES, SCALINGS
 
@@ -33,9 +34,15 @@ HAM10000_DISPLAY_NAMES = {
     "nv": "Melanocytic nevus (mole)",
     "vasc": "Vascular lesion (angioma, angiokeratoma, pyogenic granuloma)",
 }
-DEFAULT_MALIGNANT = ["mel", "bcc", "akiec"]
+DEFAULT_MALIGNANT = ("mel", "bcc", "akiec")
+"""The HAM10000 labels that count as malignant unless a card or the user says otherwise."""
 DEFAULT_THRESHOLDS = {"medium": 0.2, "high": 0.5}
 OUTPUT_KINDS = ("auto", "probabilities", "logits")
+
+
+def default_malignant(labels: list[str] | tuple[str, ...]) -> list[str]:
+    """The ``DEFAULT_MALIGNANT`` labels that exist in ``labels`` (a custom label set may lack some)."""
+    return [label for label in DEFAULT_MALIGNANT if label in labels]
 
 
 @dataclass
@@ -52,6 +59,7 @@ class ModelCard:
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     output: str = "auto"  # "probabilities", "logits" or "auto" (inspect the model)
     cam_layer: str | None = None
+    cam_method: str = DEFAULT_METHOD  # one of cam.METHOD_NAMES
     name: str | None = None
     version: str = "unversioned"
     description: str = ""
@@ -74,10 +82,8 @@ class ModelCard:
         if isinstance(kwargs.get("version"), (int, float)) and not isinstance(kwargs["version"], bool):
             kwargs["version"] = str(kwargs["version"])  # "version": 2 is a common way to write it
         extra = {k: v for k, v in data.items() if k not in known}
-        try:
-            card = cls(**kwargs, extra=extra)
-        except TypeError as exc:  # pragma: no cover - dataclass signature mismatch
-            raise CardError(f"The model card has an unexpected field: {exc}.") from None
+        # Only known field names reach the constructor, and wrong value types are CardErrors from validate().
+        card = cls(**kwargs, extra=extra)
         card.validate()
         return card
 
@@ -123,6 +129,8 @@ class ModelCard:
             raise CardError(f"Unknown resize policy '{self.resize}'; choose one of: {', '.join(RESIZE_POLICIES)}.")
         if self.output not in OUTPUT_KINDS:
             raise CardError(f"Unknown output kind '{self.output}'; choose one of: {', '.join(OUTPUT_KINDS)}.")
+        if self.cam_method not in METHOD_NAMES:
+            raise CardError(f"Unknown CAM method '{self.cam_method}'; choose one of: {', '.join(METHOD_NAMES)}.")
         t = self.temperature
         if not (isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0):
             raise CardError("The calibration temperature must be a positive number.")

@@ -19,16 +19,16 @@ from ..cam.target import single_io
 from ..config import resolve_model_path
 from ..errors import CardError, ModelLoadError
 from ..inference.analysis import Analysis
+from ..inference.batch import DEFAULT_CHUNK
 from ..inference.preprocessing import SCALINGS, prepare_batch
 from ..intake.images import read_image, sha256_hex
 from ..render.numbers import percent
 from . import introspect
-from .card import DEFAULT_MALIGNANT, HAM10000_LABELS, ModelCard, card_path_for, read_card
+from .card import HAM10000_LABELS, ModelCard, card_path_for, default_malignant, read_card
 from .loading import load_keras_file
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_SIZE = 32
 LOW_CONFIDENCE = 0.5
 
 
@@ -36,7 +36,7 @@ class LesionModel:
     """A skin-lesion classifier ready to predict and explain; share one per process."""
 
     def __init__(self, keras_model, card: ModelCard, *, loader: str, path: Path | None, card_file: Path | None,
-                 cam_method: str = "gradcam"):
+                 cam_method: str | None = None):
         self.keras_model = keras_model
         self.loader = loader
         self.path = path
@@ -44,7 +44,7 @@ class LesionModel:
         self.warnings: list[str] = []
         inp, out = single_io(keras_model)
         self.input_size = self._input_size(inp, card)
-        self.card = self._complete_card(card, int(out.shape[-1]))
+        self.card = self._complete_card(card.with_overrides(cam_method=cam_method), int(out.shape[-1]))
         self.rescaling_layers = introspect.rescaling_layers(keras_model)
         self._check_preprocessing()
         self.target = find_target(keras_model, self.card.cam_layer)
@@ -54,7 +54,7 @@ class LesionModel:
         if not stripped:
             self.output_kind = self._probe_output_kind(forward)
         logits = self.output_kind in ("softmax", "logits")
-        self._cam = METHODS[cam_method](forward, self.input_size, logits, self.target is not None)
+        self._cam = METHODS[self.card.cam_method](forward, self.input_size, logits, self.target is not None)
         if self.target is None:
             self.warnings.append("No heatmap: the model has no layer with a spatial (4-D) output to explain.")
         self._warm_up()
@@ -93,7 +93,7 @@ class LesionModel:
             raise CardError(f"The model has {n_outputs} outputs but {len(labels)} labels were given.")
         malignant = card.malignant_labels
         if malignant is None:
-            malignant = [m for m in DEFAULT_MALIGNANT if m in labels]
+            malignant = default_malignant(labels)
             if not malignant:
                 self.warnings.append("No label counts as malignant, so the malignancy score is always 0.")
         return card.with_overrides(labels=list(labels), malignant_labels=list(malignant))
@@ -171,6 +171,7 @@ class LesionModel:
             "n_outputs": len(self.labels),
             "output_kind": self.output_kind,
             "cam_layer": self.cam_layer,
+            "cam_method": self.card.cam_method,
             "rescales_internally": bool(self.rescaling_layers),
             "rescaling_layers": list(self.rescaling_layers),
             "preprocessing": self.card.preprocessing,
@@ -193,7 +194,7 @@ class LesionModel:
     def _temperature(self, calibrated: bool) -> float:
         return float(self.card.temperature) if calibrated else 1.0
 
-    def predict(self, images: Sequence[np.ndarray], *, calibrated: bool = True, batch_size: int = DEFAULT_BATCH_SIZE,
+    def predict(self, images: Sequence[np.ndarray], *, calibrated: bool = True, batch_size: int = DEFAULT_CHUNK,
                 preprocessing: str | None = None, resize: str | None = None) -> np.ndarray:
         """Probabilities (N, C) for RGB uint8 images; temperature-scaled unless ``calibrated=False``."""
         out = np.empty((len(images), len(self.labels)), dtype=np.float32)
@@ -278,12 +279,13 @@ class LesionModel:
         )
 
 
-def load_model(path: str | Path | None = None, *, card: str | Path | None = None, cam_method: str = "gradcam",
+def load_model(path: str | Path | None = None, *, card: str | Path | None = None, cam_method: str | None = None,
                trust_code: bool = False, **overrides) -> LesionModel:
     """Load a ``.keras`` / ``.h5`` model with its card (sidecar JSON or ``card=``) and overrides.
 
     ``path=None`` means ``$DERMASCAN_MODEL`` or the bundled model. Overrides are card
-    fields (``labels=[...]``, ``preprocessing="tf"``, ``cam_layer="conv5"``...). A file whose
+    fields (``labels=[...]``, ``preprocessing="tf"``, ``cam_layer="conv5"``...); ``cam_method``
+    (one of ``cam.METHOD_NAMES``) overrides the card's too. A file whose
     layers carry code (``Lambda``, custom classes) is refused unless ``trust_code=True``.
     """
     model_path = resolve_model_path(path)

@@ -2,5 +2,5 @@
 
 Modules, one job each: ``overlay`` (heatmap colouring and blending, cheap enough for every slider move),
 ``png`` (fast PNG encoding of RGB images), ``numbers`` (the one percent formatter), ``text`` (user strings
-made safe to show). No TensorFlow.
+as plain text: invisible characters removed, Markdown neutralised). No TensorFlow.
 """

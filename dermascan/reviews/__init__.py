@@ -10,13 +10,22 @@ Typical use in the dashboard::
     data = store.export_csv()                 # bytes for st.download_button
     result = store.import_csv(uploaded_file)  # ImportResult(added, updated, skipped, errors, changes, ...)
 
-Every storage failure raises ``ReviewStoreError`` (a ``DermascanError``) whose message can be shown as is.
+Every storage failure raises ``ReviewStoreError`` and every invalid field ``InvalidRecord`` (both ``DermascanError``;
+``InvalidRecord`` is also a ``ValueError``), whose message can be shown as is.
 Uses only the standard library; never imports TensorFlow.
 """
 
 from .csvio import COLUMN_DESCRIPTIONS, CSV_COLUMNS, MAX_IMPORT_ROWS, ImportResult, csv_header
 from .errors import DB_ENV_VAR, ReviewStoreError
-from .records import MANAGEMENT_LABELS, MANAGEMENT_OPTIONS, CaseRecord, Decision, DecisionChange, new_session_id
+from .records import (
+    MANAGEMENT_LABELS,
+    MANAGEMENT_OPTIONS,
+    CaseRecord,
+    Decision,
+    DecisionChange,
+    InvalidRecord,
+    new_session_id,
+)
 from .schema import SCHEMA_VERSION
 from .store import DEFAULT_DB_PATH, MergeCounts, ReviewStore, default_db_path
 
@@ -33,6 +42,7 @@ __all__ = [
     "Decision",
     "DecisionChange",
     "ImportResult",
+    "InvalidRecord",
     "MergeCounts",
     "ReviewStore",
     "ReviewStoreError",

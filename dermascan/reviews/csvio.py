@@ -31,51 +31,21 @@ from typing import Any, BinaryIO
 
 from dermascan.csvsafe import safe_cell, unsafe_cell
 
+from . import columns
+from .columns import PROBABILITY_PREFIX
 from .records import MAX_TEXT_CHARS, CaseRecord, Decision, DecisionChange, normalize_timestamp
 
 log = logging.getLogger(__name__)
 
-PROBABILITY_PREFIX = "p_"
-
 COLUMN_DESCRIPTIONS: dict[str, str] = {
-    "case_id": "Id of the case in the database it was exported from (ignored on import).",
-    "created_at": "When the image was analysed (ISO 8601, UTC); identifies the case with image_sha256, model_version.",
-    "session_id": "Review session the case was analysed in.",
-    "source": "Where the image came from (e.g. upload, camera, import).",
-    "file_name": "Name of the uploaded image file.",
-    "image_sha256": "SHA-256 of the image bytes (required).",
-    "patient_id": "Patient identifier entered by the reviewer.",
-    "lesion_id": "Lesion identifier entered by the reviewer.",
-    "body_site": "Anatomical site of the lesion.",
-    "fitzpatrick": "Fitzpatrick skin type, 1 to 6.",
-    "age": "Patient age in years.",
-    "sex": "Patient sex as entered.",
-    "model_name": "Name of the model from its card.",
-    "model_version": "Version of the model from its card.",
-    "preprocessing": "Pixel scaling the model was fed with.",
-    "resize": "How the image was resized to the model input.",
-    "cam_layer": "Layer the Grad-CAM heatmap was computed on.",
-    "top_label": "The model's most probable label (required).",
-    "top_probability": "Probability of top_label, 0 to 1.",
-    "malignant_score": "Summed probability of the malignant labels, 0 to 1.",
-    "triage": "Triage band derived from malignant_score.",
-    "explanation": "The model's one-paragraph explanation.",
-    "p_<label>": "Probability of that label, 0 to 1 (one column per label seen in the exported cases, sorted).",
-    "reviewer_agrees": "yes / no: whether the reviewer agrees with top_label (empty: not said).",
-    "reviewer_diagnosis": "The reviewer's diagnosis.",
-    "management": "Planned management: reassure, monitor, biopsy, excise, refer or other.",
-    "note": "Free-text note of the reviewer.",
-    "reviewer": "Who made the decision.",
-    "decided_at": "When the decision was made (ISO 8601, UTC); on import a later one replaces the stored decision.",
+    **{column.name: column.description for column in columns.CASE if column.description is not None},
+    f"{PROBABILITY_PREFIX}<label>": columns.PROBABILITY_DESCRIPTION,
+    **{column.name: column.description for column in columns.DECISION if column.description is not None},
 }
 """One-line meaning of every column (``p_<label>`` stands for the probability columns)."""
 
-CASE_COLUMNS = (
-    "case_id", "created_at", "session_id", "source", "file_name", "image_sha256", "patient_id", "lesion_id",
-    "body_site", "fitzpatrick", "age", "sex", "model_name", "model_version", "preprocessing", "resize",
-    "cam_layer", "top_label", "top_probability", "malignant_score", "triage", "explanation",
-)
-DECISION_COLUMNS = ("reviewer_agrees", "reviewer_diagnosis", "management", "note", "reviewer", "decided_at")
+CASE_COLUMNS = columns.CSV_CASE_NAMES
+DECISION_COLUMNS = columns.DECISION_NAMES
 CSV_COLUMNS = CASE_COLUMNS + DECISION_COLUMNS
 """The fixed columns in file order; the ``p_<label>`` columns go between ``explanation`` and ``reviewer_agrees``."""
 
@@ -88,7 +58,7 @@ MAX_CLOCK_SKEW = timedelta(minutes=5)
 _YES = {"yes", "y", "true", "1"}
 _NO = {"no", "n", "false", "0"}
 _ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6}
-_TIMESTAMP_COLUMNS = ("created_at", "decided_at")
+_TIMESTAMP_COLUMNS = columns.names((*columns.CASE, *columns.DECISION), kind="timestamp", exported=True)
 # A date alone (or a spreadsheet's "01/03/2025 10:00") is a reformatted timestamp, not ours.
 _DATE_AND_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}")
 _UTF16_SAMPLE = 512  # bytes: within our (ASCII) header, whatever the rows hold
@@ -392,27 +362,26 @@ def _record_from_cells(raw: dict[str, str], decimal_comma: bool, latest: datetim
     if any(text[name] for name in DECISION_COLUMNS):
         if not text["decided_at"]:
             raise ValueError("decided_at is empty but the row has a decision")
-        decision = Decision(
-            reviewer_agrees=_yes_no(text["reviewer_agrees"]), reviewer_diagnosis=text["reviewer_diagnosis"],
-            management=text["management"], note=cell.get("note", ""), reviewer=text["reviewer"],
-            decided_at=text["decided_at"])
-    return _build_case(text, probabilities, decision, decimal_comma)
+        decision = Decision(**{column.name: _field(column, text[column.name], decimal_comma)
+                               for column in columns.DECISION})
+    fields = {column.name: _field(column, text[column.name], decimal_comma)
+              for column in columns.CASE if column.exported and column.kind != "id"}  # ids are local to a database
+    return CaseRecord(**fields, probabilities=probabilities, decision=decision)
 
 
-def _build_case(text: dict[str, str | None], probabilities: dict[str, float], decision: Decision | None,
-                decimal_comma: bool) -> CaseRecord:
-    return CaseRecord(
-        image_sha256=(text["image_sha256"] or "").strip(), top_label=text["top_label"] or "",
-        created_at=text["created_at"] or "", session_id=text["session_id"], source=text["source"],
-        file_name=text["file_name"], patient_id=text["patient_id"], lesion_id=text["lesion_id"],
-        body_site=text["body_site"], fitzpatrick=_fitzpatrick(text["fitzpatrick"], decimal_comma),
-        age=_whole("age", text["age"], decimal_comma), sex=text["sex"], model_name=text["model_name"],
-        model_version=text["model_version"] or "", preprocessing=text["preprocessing"], resize=text["resize"],
-        cam_layer=text["cam_layer"],
-        top_probability=_maybe_number("top_probability", text["top_probability"], decimal_comma),
-        malignant_score=_maybe_number("malignant_score", text["malignant_score"], decimal_comma),
-        triage=text["triage"], explanation=text["explanation"], probabilities=probabilities, decision=decision,
-    )
+def _field(column: columns.Column, value: str | None, decimal_comma: bool) -> Any:
+    """One cell (already un-neutralised, ``None`` when empty) as the record field ``column`` (records validate it)."""
+    if column.kind == "sha256":
+        return (value or "").strip()
+    if column.kind == "skin_type":
+        return _fitzpatrick(value, decimal_comma)
+    if column.kind == "age":
+        return _whole(column.name, value, decimal_comma)
+    if column.kind == "probability":
+        return _maybe_number(column.name, value, decimal_comma)
+    if column.kind == "yes_no":
+        return _yes_no(value)
+    return value
 
 
 def _timestamp(name: str, value: str, latest: datetime) -> str:

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..errors import DermascanError
+from .columns import CASE, CSV_CASE_NAMES, DECISION, PROBABILITY_PREFIX, names
+
 if TYPE_CHECKING:  # type-only: importing the engine would pull in TensorFlow
     from dermascan.inference.analysis import Analysis
 
@@ -38,13 +41,19 @@ MAX_LABELS = 1_000
 _PROB_TOLERANCE = 1e-6
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
-CASE_TEXT_FIELDS = (
-    "session_id", "source", "file_name", "patient_id", "lesion_id", "body_site", "sex", "model_name",
-    "preprocessing", "resize", "cam_layer", "triage", "explanation", "explained_label",
-)
-DECISION_TEXT_FIELDS = ("reviewer_diagnosis", "reviewer")
+CASE_TEXT_FIELDS = names(CASE, kind="text")
+DECISION_TEXT_FIELDS = names(DECISION, kind="text")
+DECISION_CONTENT_FIELDS = tuple(name for name in names(DECISION) if name != "decided_at")
+"""What a decision says, as opposed to when it was made: two decisions with these equal are the same."""
 CASE_DETAIL_FIELDS = ("patient_id", "lesion_id", "body_site", "fitzpatrick", "age", "sex")
 """The clinical context a reviewer types about a case: the only case fields that can change after it is stored."""
+
+
+class InvalidRecord(DermascanError, ValueError):
+    """A case or decision field is missing, of the wrong type or out of range; the message names the field only.
+
+    Also a ``ValueError``, so code that validates any input with ``except ValueError`` catches it too.
+    """
 
 
 def utc_now() -> str:
@@ -65,9 +74,9 @@ def normalize_timestamp(value: Any, name: str = "timestamp") -> str:
         try:
             moment = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(f"{name} is not an ISO 8601 date and time") from None
+            raise InvalidRecord(f"{name} is not an ISO 8601 date and time") from None
     else:
-        raise ValueError(f"{name} is missing")
+        raise InvalidRecord(f"{name} is missing")
     if moment.tzinfo is None:
         # We only ever write UTC, so a zone-less value is one of ours with the offset stripped.
         moment = moment.replace(tzinfo=UTC)
@@ -75,33 +84,33 @@ def normalize_timestamp(value: Any, name: str = "timestamp") -> str:
     try:
         return moment.astimezone(UTC).isoformat(timespec="microseconds")
     except OverflowError:  # e.g. 0001-01-01T00:00+05:00 is before year 1 in UTC
-        raise ValueError(f"{name} is out of range") from None
+        raise InvalidRecord(f"{name} is out of range") from None
 
 
 def _text(name: str, value: Any, *, required: bool = False) -> str | None:
     if value is None or value == "":
         if required:
-            raise ValueError(f"{name} is empty")
+            raise InvalidRecord(f"{name} is empty")
         return None
     if not isinstance(value, str):
-        raise ValueError(f"{name} must be text")
+        raise InvalidRecord(f"{name} must be text")
     if len(value) > MAX_TEXT_CHARS:
-        raise ValueError(f"{name} is longer than {MAX_TEXT_CHARS:,} characters")
+        raise InvalidRecord(f"{name} is longer than {MAX_TEXT_CHARS:,} characters")
     if "\x00" in value:
-        raise ValueError(f"{name} contains a NUL character")
+        raise InvalidRecord(f"{name} contains a NUL character")
     return value
 
 
 def _probability(name: str, value: Any, *, required: bool = False) -> float | None:
     if value is None:
         if required:
-            raise ValueError(f"{name} is empty")
+            raise InvalidRecord(f"{name} is empty")
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a number")
+        raise InvalidRecord(f"{name} must be a number")
     number = float(value)
     if not math.isfinite(number) or not -_PROB_TOLERANCE <= number <= 1 + _PROB_TOLERANCE:
-        raise ValueError(f"{name} must be between 0 and 1")
+        raise InvalidRecord(f"{name} must be between 0 and 1")
     return number
 
 
@@ -109,16 +118,16 @@ def _whole(name: str, value: Any, low: int, high: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a whole number")
+        raise InvalidRecord(f"{name} must be a whole number")
     if isinstance(value, numbers.Integral):
         number = int(value)
     else:
         as_float = float(value)
         if not as_float.is_integer():
-            raise ValueError(f"{name} must be a whole number")
+            raise InvalidRecord(f"{name} must be a whole number")
         number = int(as_float)
     if not low <= number <= high:
-        raise ValueError(f"{name} must be between {low} and {high}")
+        raise InvalidRecord(f"{name} must be between {low} and {high}")
     return number
 
 
@@ -137,20 +146,20 @@ class Decision:
         self.validate()
 
     def validate(self) -> Decision:
-        """Check and normalise every field in place (``ValueError`` naming the field); returns ``self``."""
+        """Check and normalise every field in place (``InvalidRecord`` naming the field); returns ``self``."""
         if self.reviewer_agrees is not None and not isinstance(self.reviewer_agrees, bool):
-            raise ValueError("reviewer_agrees must be yes, no or empty")
+            raise InvalidRecord("reviewer_agrees must be yes, no or empty")
         for name in DECISION_TEXT_FIELDS:
             setattr(self, name, _text(name, getattr(self, name)))
         self.note = _text("note", self.note) or ""
         if self.management is not None:
             if not isinstance(self.management, str):
-                raise ValueError("management must be text")
+                raise InvalidRecord("management must be text")
             management = self.management.strip().lower()
             if management == "":
                 self.management = None
             elif management not in MANAGEMENT_OPTIONS:
-                raise ValueError(f"management must be one of: {', '.join(MANAGEMENT_OPTIONS)}")
+                raise InvalidRecord(f"management must be one of: {', '.join(MANAGEMENT_OPTIONS)}")
             else:
                 self.management = management
         self.decided_at = normalize_timestamp(self.decided_at, "decided_at")
@@ -160,7 +169,7 @@ class Decision:
         """True if ``other`` says the same thing (``decided_at`` ignored)."""
         return other is not None and all(
             getattr(self, name) == getattr(other, name)
-            for name in ("reviewer_agrees", "reviewer_diagnosis", "management", "note", "reviewer")
+            for name in DECISION_CONTENT_FIELDS
         )
 
 
@@ -251,12 +260,12 @@ class CaseRecord:
         self.validate()
 
     def validate(self) -> CaseRecord:
-        """Check and normalise every field in place (``ValueError`` naming the field); returns ``self``."""
+        """Check and normalise every field in place (``InvalidRecord`` naming the field); returns ``self``."""
         if self.case_id is not None and (isinstance(self.case_id, bool) or not isinstance(self.case_id, int)):
-            raise ValueError("case_id must be a whole number")
+            raise InvalidRecord("case_id must be a whole number")
         sha = _text("image_sha256", self.image_sha256, required=True).lower()
         if not _SHA256.fullmatch(sha):
-            raise ValueError("image_sha256 must be 64 hexadecimal characters")
+            raise InvalidRecord("image_sha256 must be 64 hexadecimal characters")
         self.image_sha256 = sha
         self.top_label = _text("top_label", self.top_label, required=True)
         self.created_at = normalize_timestamp(self.created_at, "created_at")
@@ -273,9 +282,9 @@ class CaseRecord:
         self.top_probability = _probability("top_probability", self.top_probability)
         self.malignant_score = _probability("malignant_score", self.malignant_score)
         if not isinstance(self.probabilities, dict):
-            raise ValueError("probabilities must map labels to numbers")
+            raise InvalidRecord("probabilities must map labels to numbers")
         if len(self.probabilities) > MAX_LABELS:
-            raise ValueError(f"probabilities has more than {MAX_LABELS} labels")
+            raise InvalidRecord(f"probabilities has more than {MAX_LABELS} labels")
         # Labels come from the model card, not from the patient, so naming them in a message is fine.
         self.probabilities = {
             _text("label", label, required=True): _probability(f"p_{str(label)[:40]}", p, required=True)
@@ -283,13 +292,13 @@ class CaseRecord:
         }
         if self.thumbnail is not None:
             if not isinstance(self.thumbnail, (bytes, bytearray, memoryview)):
-                raise ValueError("thumbnail must be encoded image bytes")
+                raise InvalidRecord("thumbnail must be encoded image bytes")
             self.thumbnail = bytes(self.thumbnail)
             if len(self.thumbnail) > MAX_THUMBNAIL_BYTES:
-                raise ValueError(f"thumbnail is larger than {MAX_THUMBNAIL_BYTES:,} bytes")
+                raise InvalidRecord(f"thumbnail is larger than {MAX_THUMBNAIL_BYTES:,} bytes")
         if self.decision is not None:
             if not isinstance(self.decision, Decision):
-                raise ValueError("decision must be a Decision")
+                raise InvalidRecord("decision must be a Decision")
             self.decision.validate()
         return self
 
@@ -313,7 +322,7 @@ class CaseRecord:
         labels = [str(label) for label in analysis.labels]
         probs = [float(p) for p in analysis.probabilities]
         if len(labels) != len(probs):
-            raise ValueError("the analysis has a different number of labels and probabilities")
+            raise InvalidRecord("the analysis has a different number of labels and probabilities")
         probabilities = dict(zip(labels, probs, strict=True))
         top_label = str(analysis.top_label)
         return cls(
@@ -333,24 +342,9 @@ class CaseRecord:
 
         Keys follow ``CSV_COLUMNS`` with this record's ``p_<label>`` columns (sorted) after ``explanation``.
         """
-        row: dict[str, Any] = {
-            "case_id": self.case_id, "created_at": self.created_at, "session_id": self.session_id,
-            "source": self.source, "file_name": self.file_name, "image_sha256": self.image_sha256,
-            "patient_id": self.patient_id, "lesion_id": self.lesion_id, "body_site": self.body_site,
-            "fitzpatrick": self.fitzpatrick, "age": self.age, "sex": self.sex, "model_name": self.model_name,
-            "model_version": self.model_version, "preprocessing": self.preprocessing, "resize": self.resize,
-            "cam_layer": self.cam_layer, "top_label": self.top_label, "top_probability": self.top_probability,
-            "malignant_score": self.malignant_score, "triage": self.triage, "explanation": self.explanation,
-        }
+        row: dict[str, Any] = {name: getattr(self, name) for name in CSV_CASE_NAMES}
         for label in sorted(self.probabilities):
-            row[f"p_{label}"] = self.probabilities[label]
+            row[PROBABILITY_PREFIX + label] = self.probabilities[label]
         decision = self.decision
-        row.update({
-            "reviewer_agrees": decision.reviewer_agrees if decision else None,
-            "reviewer_diagnosis": decision.reviewer_diagnosis if decision else None,
-            "management": decision.management if decision else None,
-            "note": decision.note if decision else None,
-            "reviewer": decision.reviewer if decision else None,
-            "decided_at": decision.decided_at if decision else None,
-        })
+        row.update({name: getattr(decision, name) if decision else None for name in names(DECISION)})
         return row

@@ -3,6 +3,8 @@
 To change the schema: append a step to ``MIGRATIONS`` (SQL statements, or a callable taking the
 connection) and bump nothing else; ``SCHEMA_VERSION`` follows. Each step runs in its own
 ``BEGIN IMMEDIATE`` transaction together with the version bump, so a crash never leaves a half-migrated file.
+A new column also gets one line in ``columns.py``; the steps here are never derived from it: they are
+history, and v1 must stay what v1 was.
 """
 
 from __future__ import annotations

@@ -48,20 +48,17 @@ from typing import Any, BinaryIO, NamedTuple
 
 from ..config import DEFAULT_REVIEW_DB as DEFAULT_DB_PATH
 from . import csvio, errors, schema
+from .columns import CASE_NAMES, DECISION_NAMES
 from .errors import DB_ENV_VAR
-from .records import CASE_DETAIL_FIELDS, CaseRecord, Decision, DecisionChange, utc_now
+from .records import CASE_DETAIL_FIELDS, CaseRecord, Decision, DecisionChange, InvalidRecord, utc_now
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BUSY_TIMEOUT = 5.0
 
-_CASE_COLUMNS = (
-    "case_id", "created_at", "session_id", "source", "file_name", "image_sha256", "patient_id", "lesion_id",
-    "body_site", "fitzpatrick", "age", "sex", "model_name", "model_version", "preprocessing", "resize",
-    "cam_layer", "top_label", "top_probability", "malignant_score", "triage", "explanation", "explained_label",
-    "probabilities", "thumbnail", "updated_at",
-)
-_DECISION_FIELDS = ("reviewer_agrees", "reviewer_diagnosis", "management", "note", "reviewer", "decided_at")
+_CASE_COLUMNS = CASE_NAMES
+_DECISION_FIELDS = DECISION_NAMES
+_DECISION_PLACEHOLDERS = ", ".join("?" * len(_DECISION_FIELDS))
 
 
 class MergeCounts(NamedTuple):
@@ -441,7 +438,7 @@ class ReviewStore:
             self._append_history(conn, case_id, current)
         values = _decision_values(decision)
         conn.execute(
-            f"INSERT INTO decisions (case_id, {', '.join(_DECISION_FIELDS)}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO decisions (case_id, {', '.join(_DECISION_FIELDS)}) VALUES (?, {_DECISION_PLACEHOLDERS}) "
             "ON CONFLICT (case_id) DO UPDATE SET "
             + ", ".join(f"{name} = excluded.{name}" for name in _DECISION_FIELDS),
             (case_id, *values))
@@ -449,14 +446,15 @@ class ReviewStore:
 
     def _append_history(self, conn: sqlite3.Connection, case_id: int, decision: Decision) -> int:
         values = _decision_values(decision)
+        # IS, not =: it also matches NULL with NULL (an empty diagnosis equals an empty diagnosis).
         exists = conn.execute(
-            "SELECT 1 FROM decision_history WHERE case_id = ? AND reviewer_agrees IS ? AND reviewer_diagnosis IS ? "
-            "AND management IS ? AND note = ? AND reviewer IS ? AND decided_at = ?", (case_id, *values)).fetchone()
+            "SELECT 1 FROM decision_history WHERE case_id = ? AND "
+            + " AND ".join(f"{name} IS ?" for name in _DECISION_FIELDS), (case_id, *values)).fetchone()
         if exists:
             return 0
         conn.execute(
             f"INSERT INTO decision_history (case_id, {', '.join(_DECISION_FIELDS)}, saved_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (case_id, *values, utc_now()))
+            f"VALUES (?, {_DECISION_PLACEHOLDERS}, ?)", (case_id, *values, utc_now()))
         return 1
 
 
@@ -469,15 +467,17 @@ def _select_cases(with_thumbnail: bool) -> str:
 
 
 def _decision_values(decision: Decision) -> tuple[Any, ...]:
-    agrees = None if decision.reviewer_agrees is None else int(decision.reviewer_agrees)
-    return (agrees, decision.reviewer_diagnosis, decision.management, decision.note, decision.reviewer,
-            decision.decided_at)
+    # SQLite has no booleans: reviewer_agrees is stored as 0 / 1.
+    return tuple(int(value) if isinstance(value, bool) else value
+                 for value in (getattr(decision, name) for name in _DECISION_FIELDS))
 
 
 def _decision_from_row(row: Iterable[Any]) -> Decision:
-    agrees, diagnosis, management, note, reviewer, decided_at = row
-    return Decision(reviewer_agrees=None if agrees is None else bool(agrees), reviewer_diagnosis=diagnosis,
-                    management=management, note=note or "", reviewer=reviewer, decided_at=decided_at)
+    fields = dict(zip(_DECISION_FIELDS, row, strict=True))
+    agrees = fields["reviewer_agrees"]
+    fields["reviewer_agrees"] = None if agrees is None else bool(agrees)
+    fields["note"] = fields["note"] or ""
+    return Decision(**fields)
 
 
 def _is_case_id(value: Any) -> bool:
@@ -489,7 +489,7 @@ def _with_details(current: CaseRecord, fields: dict[str, Any]) -> CaseRecord:
     try:
         # replace() re-runs CaseRecord's own validation, so the rules live in one place.
         return dataclasses.replace(current, **fields)
-    except ValueError as exc:  # the message names the field, never the value
+    except InvalidRecord as exc:  # the message names the field, never the value
         raise errors.ReviewStoreError(f"The case details were not saved: {exc}; correct it and save again.") from None
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import keras
 
-from ..model.card import DEFAULT_MALIGNANT, HAM10000_DISPLAY_NAMES, ModelCard, write_card
+from ..model.card import HAM10000_DISPLAY_NAMES, ModelCard, default_malignant, write_card
 from .architecture import CAM_LAYER, INPUT_SIZE, build_model
 
 MODEL_NAME = "dermascan-mnv2-ham10000"
@@ -47,7 +47,7 @@ def build_card(
     card = ModelCard(
         labels=list(labels),
         display_names={k: HAM10000_DISPLAY_NAMES[k] for k in labels if k in HAM10000_DISPLAY_NAMES},
-        malignant_labels=[m for m in DEFAULT_MALIGNANT if m in labels],
+        malignant_labels=default_malignant(labels),
         preprocessing="tf",
         resize="squash",
         input_size=list(INPUT_SIZE),

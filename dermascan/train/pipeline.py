@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from ..config import REPO_ROOT
 from ..evaluation.metrics import apply_temperature, classification_report
-from ..model.card import HAM10000_LABELS
+from ..model.card import HAM10000_LABELS, default_malignant
 from .architecture import build_model
 from .calibration import fit_calibration
 from .data import class_weights, load_images, training_dataset
@@ -192,8 +192,8 @@ def _fit(options: RunOptions, config: FitConfig, data: _Data, labels_list: list[
 
 def _calibrate(model, data: _Data, labels_list: list[str], log: RunLog) -> _Calibration:
     val_probs = predict_probs(model, data.images["val"])
-    temperature, thresholds = fit_calibration(val_probs, data.y["val"], labels_list, ["mel", "bcc", "akiec"])
-    malignant = ["mel", "bcc", "akiec"]
+    malignant = default_malignant(labels_list)
+    temperature, thresholds = fit_calibration(val_probs, data.y["val"], labels_list, malignant)
     val_true = list(data.parts["val"]["dx"])
     val_after = classification_report(
         val_true, apply_temperature(val_probs, temperature), labels_list, malignant, thresholds

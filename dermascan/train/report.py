@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..config import DEFAULT_MODELS_DIR, TRAINING_DATA
 from ..evaluation.metrics import classification_report
+from ..inference.batch import DEFAULT_CHUNK
 from ..model.card import read_card, write_card
 from .data import load_images
 from .export import LIMITATIONS, MODEL_NAME
@@ -34,7 +35,8 @@ def write_report(out_dir: Path, evaluation: dict, card: dict) -> None:
     confusion_matrix_figure(evaluation["after"], Path(out_dir) / "confusion_matrix.svg")
 
 
-def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path, batch_size: int = 32) -> tuple[dict, dict]:
+def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path,
+                      batch_size: int = DEFAULT_CHUNK) -> tuple[dict, dict]:
     """Reports computed through ``dermascan.load_model(...).predict``: (evaluation dict, card dict)."""
     from .. import load_model
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from app_helpers import assert_no_exception, new_app
+from app_helpers import as_shown, assert_no_exception, new_app
 from tiny_models import save_tiny_lesion_model
 from unsafe_models import save_keras2_lambda_h5
 
@@ -68,7 +68,7 @@ def test_a_lambda_model_dropped_in_the_folder_is_refused_in_one_line(models_dir)
     at = new_app().run()
     at.sidebar.selectbox(key=PICKER).select("evil.h5").run()
     assert_no_exception(at)
-    [message] = [e.value for e in at.main.error]
+    [message] = [as_shown(e.value) for e in at.main.error]
     assert "evil.h5 was refused: layer 'evil' (Lambda) carries Python code" in message and "\n" not in message
     assert str(models_dir["folder"]) not in message
     assert not models_dir["marker"].exists()  # the file's code never ran in the server process

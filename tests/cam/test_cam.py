@@ -55,14 +55,19 @@ def test_heatmap_matches_eager_gradient_tape(tiny, rgb_images, class_index):
         np.testing.assert_allclose(cams[i], reference, atol=1e-4)
 
 
-def test_traced_once_for_any_batch_size_and_option(tiny, rgb_images):
-    _, model = tiny
+def assert_traced_once(model, images, class_label: str) -> None:
+    """Batches of several sizes, a chosen class and plain predictions: one trace of each function."""
     for n in (1, 3, 4, 2):
-        model.analyze_many(rgb_images[:n])
-        model.predict(rgb_images[:n])
-    model.analyze(rgb_images[0], class_label="mel")
+        model.analyze_many(images[:n])
+        model.predict(images[:n])
+    model.analyze(images[0], class_label=class_label)
     assert model._cam._explain.experimental_get_tracing_count() == 1
     assert model._cam._predict.experimental_get_tracing_count() == 1
+
+
+def test_traced_once_for_any_batch_size_and_option(tiny, rgb_images):
+    _, model = tiny
+    assert_traced_once(model, rgb_images, "mel")
 
 
 def test_temperature_softens_probabilities_without_changing_ranking(tmp_path, rgb_images):

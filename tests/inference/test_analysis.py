@@ -64,3 +64,20 @@ def test_the_heatmap_focus_is_described_in_words(wide):
     assert focus_description(wide.heatmap) == "the upper-right of the image"
     assert focus_description(np.zeros((7, 7))) is None
     assert "upper-right" in wide.explanation
+
+
+@pytest.mark.parametrize(("heatmap", "requested", "ending"), [
+    (np.pad(np.ones((2, 2), np.float32), ((0, 5), (5, 0))), True, "The heatmap for Melanoma is focused on"),
+    (np.zeros((7, 7), np.float32), True, "The heatmap shows no positive evidence for Melanoma."),
+    (None, True, "No heatmap is available for this model."),
+    (None, False, "at 60%."),
+])
+def test_the_explanation_says_what_the_heatmap_shows_only_when_one_was_asked_for(heatmap, requested, ending):
+    card = ModelCard(labels=list(HAM10000_LABELS), malignant_labels=list(DEFAULT_MALIGNANT))
+    probs = np.array([0.05, 0.05, 0.1, 0.05, 0.6, 0.1, 0.05])
+    record = Analysis.build(image=np.zeros((8, 8, 3), np.uint8), probs=probs, heatmap=heatmap, explained_index=4,
+                            card=card, sha256="0" * 64, name="x.png", preprocessing="tf", resize="squash",
+                            cam_layer=None, warnings=[], processing_time_ms=1.0, heatmap_requested=requested)
+    assert record.explanation.startswith("Top class: Melanoma [mel] at 60%.")
+    assert ending in record.explanation
+    assert record.explanation.count("heatmap") == (0 if not requested else 1)

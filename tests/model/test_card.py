@@ -7,7 +7,15 @@ import json
 import pytest
 
 from dermascan.errors import CardError
-from dermascan.model.card import ModelCard, card_path_for, read_card, write_card
+from dermascan.model.card import (
+    DEFAULT_MALIGNANT,
+    HAM10000_LABELS,
+    ModelCard,
+    card_path_for,
+    default_malignant,
+    read_card,
+    write_card,
+)
 
 
 def test_round_trip_keeps_unknown_fields(tmp_path):
@@ -56,3 +64,14 @@ def test_a_card_must_be_an_object(tmp_path):
     (tmp_path / "c.json").write_text("[1, 2]")
     with pytest.raises(CardError, match="JSON object"):
         read_card(tmp_path / "c.json")
+
+
+def test_a_field_of_the_wrong_type_is_a_card_error_naming_the_field():
+    with pytest.raises(CardError, match="'limitations' has the wrong type"):
+        ModelCard.from_dict({"labels": ["a"], "limitations": "none known"})
+
+
+def test_the_default_malignant_labels_are_those_present_in_a_label_set():
+    assert default_malignant(HAM10000_LABELS) == list(DEFAULT_MALIGNANT)
+    assert default_malignant(["nv", "mel", "other"]) == ["mel"]
+    assert default_malignant(["cat", "dog"]) == []

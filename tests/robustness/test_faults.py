@@ -399,7 +399,7 @@ def test_a_refused_database_is_reported_and_left_byte_for_byte_untouched(models,
     at = app.new_app()
     at.switch_page(LOG).run()
     assert_safe(at, str(db.parent))
-    [message] = [e.value for e in at.main.error]
+    [message] = [app.as_shown(e.value) for e in at.main.error]
     assert "\n" not in message and "reviews.sqlite3" in message
     assert ("newer version" if kind == "newer-release" else "another application") in message
     at.switch_page("pages/analyze.py").run()  # the app keeps serving

@@ -1,0 +1,69 @@
+"""The one definition of the review columns agrees with the database, the records, the CSV and the README."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dermascan.errors import DermascanError
+from dermascan.reviews import COLUMN_DESCRIPTIONS, CSV_COLUMNS, CaseRecord, Decision, ReviewStore, csv_header
+from dermascan.reviews.columns import CASE, DECISION, names
+from dermascan.reviews.records import InvalidRecord
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SHA = "ab" * 32
+
+
+def _table_columns(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    return tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+
+
+def test_columns_match_the_migrated_tables(tmp_path):
+    # The migrations are frozen history written out by hand; the definition must describe what they built.
+    ReviewStore(tmp_path / "r.sqlite3").close()
+    with sqlite3.connect(tmp_path / "r.sqlite3") as conn:
+        assert _table_columns(conn, "cases") == names(CASE)
+        assert _table_columns(conn, "decisions") == ("case_id", *names(DECISION))
+        assert _table_columns(conn, "decision_history") == ("history_id", "case_id", *names(DECISION), "saved_at")
+
+
+def test_columns_are_the_record_fields():
+    case_fields = {f.name for f in dataclasses.fields(CaseRecord)} - {"decision"}
+    assert set(names(CASE)) == case_fields
+    assert names(DECISION) == tuple(f.name for f in dataclasses.fields(Decision))
+
+
+def test_every_exported_column_is_described_in_file_order():
+    assert [name for name in COLUMN_DESCRIPTIONS if name != "p_<label>"] == list(CSV_COLUMNS)
+    assert csv_header(["b", "a"]) == [*CSV_COLUMNS[:22], "p_a", "p_b", *CSV_COLUMNS[22:]]
+    assert "thumbnail" not in CSV_COLUMNS and "probabilities" not in CSV_COLUMNS
+
+
+def test_export_header_is_the_list_documented_in_the_readme(tmp_path):
+    text = README.read_text(encoding="utf-8")
+    documented = re.search(r"Columns: `([^`]+)`", text)
+    assert documented is not None, "README no longer lists the export columns"
+    listed = [name.strip() for name in documented.group(1).split(",")]
+    with ReviewStore(tmp_path / "r.sqlite3") as store:
+        store.add_case(CaseRecord(image_sha256=SHA, top_label="mel", probabilities={"mel": 0.6, "nv": 0.4}))
+        header = next(csv.reader(io.StringIO(store.export_csv().decode("utf-8-sig"))))
+    probability_at = listed.index("p_<label>...")
+    assert header == [*listed[:probability_at], "p_mel", "p_nv", *listed[probability_at + 1:]]
+
+
+@pytest.mark.parametrize("build", [
+    lambda: CaseRecord(image_sha256="not a hash", top_label="mel"),
+    lambda: CaseRecord(image_sha256=SHA, top_label="mel", age=151),
+    lambda: Decision(management="amputate"),
+    lambda: Decision(decided_at="yesterday"),
+])
+def test_an_invalid_record_is_one_error_both_kinds_of_caller_catch(build):
+    with pytest.raises(InvalidRecord) as caught:
+        build()
+    assert isinstance(caught.value, DermascanError) and isinstance(caught.value, ValueError)
