@@ -12,6 +12,7 @@ from tiny_models import load_tiny_lesion_model
 from dermascan.errors import InvalidImage
 from dermascan.inference.batch import run_batch
 from dermascan.intake.archive import ArchiveError, ArchiveLimits, base_name, iter_zip_images, open_zip
+from dermascan.render.text import display_text
 
 
 def make_zip(entries: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
@@ -134,4 +135,5 @@ def test_decoded_names_keep_the_entry_safety_rules():
     entries = {"a/.hidden_é.jpg": b"x", "__MACOSX/é.jpg": b"x", "é/": b"", "note_é.txt": b"x", "ok\x1b[31m.jpg": b"x"}
     listing = open_zip(make_zip(entries))
     assert listing.skipped == 4
-    assert [m.name for m in listing.members] == ["ok?[31m.jpg"]  # a control character is never shown raw
+    assert [m.name for m in listing.members] == ["ok\x1b[31m.jpg"]  # recorded as written
+    assert display_text(listing.members[0].name) == "ok[31m.jpg"  # and never shown raw
