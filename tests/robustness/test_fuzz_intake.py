@@ -13,7 +13,6 @@ CI runs a fixed set of examples (``derandomize``); ``DERMASCAN_FUZZ=long`` runs 
 from __future__ import annotations
 
 import io
-import re
 import struct
 import threading
 import time
@@ -24,6 +23,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
+from memory_probe import peak_bytes, reset_peak
 from PIL import Image
 from robust_helpers import HAM, fuzz_settings
 
@@ -57,25 +57,6 @@ WRITABLE = _writable()
 
 # -- measuring ---------------------------------------------------------------------------------------------
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as fh:
-        return int(re.search(rf"^{field}:\s+(\d+)", fh.read(), re.M).group(1))
-
-
-def _reset_peak() -> int:
-    """Reset the process's peak RSS to the current RSS; returns the current RSS in bytes."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:  # pragma: no cover - kernels without clear_refs: peak since start, still a valid bound
-        pass
-    return _status_kib("VmRSS") * 1024
-
-
-def _peak() -> int:
-    return _status_kib("VmHWM") * 1024
-
-
 def decode(data: bytes, **limits):
     """``(array or InvalidImage, seconds, peak RSS growth in bytes)``; any other exception fails the test."""
     box: dict = {}
@@ -86,14 +67,14 @@ def decode(data: bytes, **limits):
         except BaseException as exc:  # noqa: BLE001 - judged below, on the test's thread
             box["error"] = exc
 
-    before = _reset_peak()
+    before = reset_peak()
     worker = threading.Thread(target=work, daemon=True, name="fuzz-decode")
     start = time.perf_counter()
     worker.start()
     worker.join(HANG_S)
     seconds = time.perf_counter() - start
     assert not worker.is_alive(), f"decoding hung for over {HANG_S:.0f} s ({len(data)} bytes)"
-    grown = max(0, _peak() - before)
+    grown = max(0, peak_bytes() - before)
     assert seconds < PER_EXAMPLE_S, f"decoding {len(data)} bytes took {seconds:.1f} s"
     if "error" in box:
         exc = box["error"]
