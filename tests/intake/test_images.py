@@ -633,32 +633,19 @@ def _two_frames() -> list[Image.Image]:
     return [Image.new("RGB", (12, 10), RED), Image.new("RGB", (12, 10), BLUE)]
 
 
-def test_animated_webp_gives_first_frame() -> None:
+@pytest.mark.parametrize(("fmt", "extra", "frames"), [
+    ("WEBP", {"lossless": True, "duration": 100}, 2),  # animated WebP
+    ("TIFF", {}, 3),  # multipage TIFF (the third page larger than the first)
+    ("PNG", {"duration": 100}, 2),  # animated PNG
+])
+def test_multi_frame_files_give_their_first_frame(fmt: str, extra: dict, frames: int) -> None:
     first, second = _two_frames()
-    data = encode(first, "WEBP", save_all=True, append_images=[second], lossless=True, duration=100)
+    more = [second, Image.new("RGB", (50, 50), GRAY)][: frames - 1]
+    data = encode(first, fmt, save_all=True, append_images=more, **extra)
     with Image.open(io.BytesIO(data)) as check:
-        assert check.n_frames == 2
+        assert check.n_frames == frames
     arr = read_image(data)
     assert_rgb_array(arr, 10, 12)
-    assert (arr == RED).all()
-
-
-def test_multipage_tiff_gives_first_page() -> None:
-    first, second = _two_frames()
-    data = encode(first, "TIFF", save_all=True, append_images=[second, Image.new("RGB", (50, 50), GRAY)])
-    with Image.open(io.BytesIO(data)) as check:
-        assert check.n_frames == 3
-    arr = read_image(data)
-    assert_rgb_array(arr, 10, 12)
-    assert (arr == RED).all()
-
-
-def test_animated_png_gives_first_frame() -> None:
-    first, second = _two_frames()
-    data = encode(first, "PNG", save_all=True, append_images=[second], duration=100)
-    with Image.open(io.BytesIO(data)) as check:
-        assert check.n_frames == 2
-    arr = read_image(data)
     assert (arr == RED).all()
 
 
