@@ -7,13 +7,15 @@ Two checks over a folder of images, per CAM method:
    the image's structure, not what the model learned. Measured as the mean absolute Spearman rank
    correlation between the two maps of each image (same input, same explained class); the check passes
    below ``SANITY_MAX_CORRELATION``.
+   Images whose randomised map is constant are left out and counted: an all-zero map would "differ"
+   trivially.
 2. **Faithfulness** (``faithfulness.py``): mean deletion AUC, insertion AUC and drop, beside the same
    numbers for a seeded random map.
 
-The randomised copy is a ``clone_model`` of the Keras model (its own variables, nested bases included)
-whose every weight tensor holds the original's values in a seeded random order: the learned structure
-is gone but each tensor keeps its scale, so activations neither vanish (an all-zero map would "pass"
-trivially) nor overflow, and two runs give the same copy.
+The randomised copy is a ``clone_model`` of the Keras model: its own variables (nested bases
+included), re-initialised as when the model was first built, from a fixed seed so two runs give the
+same copy (Adebayo's full re-initialisation). Shuffling the learned values instead was tried: on the
+bundled MobileNetV2 the shuffled batch-norm statistics silence every activation, so every map is zero.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ _CHUNK = 16  # images per compiled call in the randomisation check
 class RandomisationCheck:
     """Mean |rank correlation| between the maps of a model and of its randomised copy; passed when low."""
 
-    correlation: float
+    correlation: float | None  # None when every randomised map was constant
     passed: bool
-    n_images: int
+    n_images: int  # images compared
+    empty_maps: int  # images left out: the randomised map was constant
 
 
 def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -53,22 +56,26 @@ def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def randomised_copy(keras_model, loader: str, *, seed: int = RANDOM_SEED):
-    """A clone of ``keras_model`` (``loader`` ``keras`` or ``tf_keras``) with every weight tensor shuffled."""
+    """A clone of ``keras_model`` (``loader`` ``keras`` or ``tf_keras``) with freshly initialised weights."""
     if loader == "tf_keras":
         import tf_keras as lib
     else:
         from .._tf import keras as lib
+    lib.utils.set_random_seed(seed)  # initialisers without a seed of their own draw from the global one
     clone = lib.models.clone_model(keras_model)
-    # A nested model reused by reference would share variables: randomising the copy would then
-    # overwrite the real model's weights, and the check would compare a model with itself.
+    # A nested model reused by reference would share variables: the check would then compare the
+    # model with itself, and anything written into the copy would land in the real model.
     originals = {id(v) for v in keras_model.weights}
     if any(id(v) in originals for v in clone.weights):
         raise DermascanError("The model could not be copied for the randomisation check (it shares weights).")
-    weights = keras_model.get_weights()
-    if [w.shape for w in clone.get_weights()] != [w.shape for w in weights]:
+    learned, fresh = keras_model.get_weights(), clone.get_weights()
+    if [w.shape for w in fresh] != [w.shape for w in learned]:
         raise DermascanError("The model could not be copied for the randomisation check (its copy differs).")
+    # A kernel the clone carried over instead of re-initialising (a layer rebuilt with its weights)
+    # would keep what the model learned: its values are shuffled, so no learned kernel survives.
     rng = np.random.default_rng(seed)
-    clone.set_weights([rng.permutation(w.ravel()).reshape(w.shape) for w in weights])
+    clone.set_weights([rng.permutation(w.ravel()).reshape(w.shape) if w.ndim >= 2 and np.array_equal(w, old) else w
+                       for w, old in zip(fresh, learned)])
     return clone
 
 
@@ -81,7 +88,11 @@ def with_method(model, keras_model, method: str):
 
 
 def randomisation_check(model, randomised, images: Sequence[np.ndarray]) -> RandomisationCheck:
-    """Compare ``model``'s maps with ``randomised``'s on ``images`` (each explaining ``model``'s top class)."""
+    """Compare ``model``'s maps with ``randomised``'s on ``images`` (each explaining ``model``'s top class).
+
+    An image whose randomised map is constant (often all zero: random weights give no evidence) says
+    nothing about the method and is left out; when every image is, the check does not pass.
+    """
     if not images:
         raise DermascanError("No images to run the randomisation check on.")
     correlations = []
@@ -91,9 +102,10 @@ def randomisation_check(model, randomised, images: Sequence[np.ndarray]) -> Rand
         _, other, _ = randomised.explain_prepared(x, chosen)
         if not (np.isfinite(maps).all() and np.isfinite(other).all()):
             raise DermascanError("The model produced invalid heatmaps (NaN or infinity) in the randomisation check.")
-        correlations.extend(abs(rank_correlation(a, b)) for a, b in zip(maps, other))
-    mean = float(np.mean(correlations))
-    return RandomisationCheck(correlation=mean, passed=mean < SANITY_MAX_CORRELATION, n_images=len(correlations))
+        correlations.extend(abs(rank_correlation(a, b)) for a, b in zip(maps, other) if np.ptp(b) > 0)
+    mean = float(np.mean(correlations)) if correlations else None
+    return RandomisationCheck(correlation=mean, passed=mean is not None and mean < SANITY_MAX_CORRELATION,
+                              n_images=len(correlations), empty_maps=len(images) - len(correlations))
 
 
 _MEASURES = ("deletion_auc", "insertion_auc", "drop")
@@ -122,7 +134,7 @@ def explain_check(model, images: Sequence[np.ndarray], methods: Sequence[str], *
             baseline = _means([random_baseline(real, a, seed=seed + i) for i, a in enumerate(analyses)])
         measured = _means([faithfulness(real, a) for a in analyses])
         rows.append({"method": method, "randomisation_correlation": sanity.correlation,
-                     "randomisation_passed": sanity.passed, **measured,
+                     "randomisation_passed": sanity.passed, "randomisation_empty_maps": sanity.empty_maps, **measured,
                      "deletion_vs_random": measured["deletion_auc"] / baseline["deletion_auc"]})
         if progress is not None:
             progress(done, len(methods))
@@ -162,7 +174,8 @@ def format_check(report: dict) -> str:
              f"{'method':<12}{'rand. corr':>11}{'sanity':>8}{'deletion':>10}{'insertion':>11}{'drop':>7}"
              f"{'del/random':>12}"]
     for row in report["methods"]:
-        lines.append(f"{row['method']:<12}{row['randomisation_correlation']:>11.2f}"
+        corr = row["randomisation_correlation"]
+        lines.append(f"{row['method']:<12}{'-' if corr is None else f'{corr:.2f}':>11}"
                      f"{'PASS' if row['randomisation_passed'] else 'FAIL':>8}{row['deletion_auc']:>10.3f}"
                      f"{row['insertion_auc']:>11.3f}{row['drop']:>7.0%}{row['deletion_vs_random']:>12.2f}")
     rnd = report["random_map"]

@@ -147,17 +147,27 @@ def test_randomisation_check_passes_for_a_randomised_copy_and_fails_for_the_mode
     assert not same.passed and same.correlation == pytest.approx(1.0)
 
 
+def test_a_randomised_copy_without_evidence_does_not_pass(evidence, red_square, tmp_path):
+    blind = evidence_model(32, weight=80.0, bias=2.0)
+    blind.get_layer("red").set_weights([np.zeros((1, 1, 3, 1), np.float32)])  # sees nothing: every map is zero
+    path = save_model(blind, tmp_path / "blind.keras")
+    copy = dermascan.load_model(path, labels=["red", "other"], malignant_labels=["red"], preprocessing="unit")
+    result = randomisation_check(evidence, copy, [red_square.image] * 3)
+    assert result.correlation is None and not result.passed and result.empty_maps == 3 and result.n_images == 0
+
+
 @pytest.mark.parametrize(("lib", "kind"), [("keras", "nested-func"), ("keras", "nested-seq"),
                                            ("tf_keras", "nested-func"), ("tf_keras", "sequential")])
-def test_randomised_copy_randomises_nested_models_and_leaves_the_original_alone(lib, kind):
+def test_randomised_copy_reinitialises_nested_models_and_leaves_the_original_alone(lib, kind):
     model = tiny_cnn(keras_lib(lib), kind, seed=1)
     before = model.get_weights()
     copy = randomised_copy(model, lib)
-    after, shuffled = model.get_weights(), copy.get_weights()
+    after, fresh = model.get_weights(), copy.get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(before, after))  # the real model is untouched
-    kernels = [(a, b) for a, b in zip(before, shuffled) if a.ndim >= 2]
+    kernels = [(a, b) for a, b in zip(before, fresh) if a.ndim >= 2]
     assert len(kernels) == 3 and all(not np.array_equal(a, b) for a, b in kernels)  # nested kernels included
-    assert all(np.array_equal(np.sort(a, axis=None), np.sort(b, axis=None)) for a, b in zip(before, shuffled))
+    again = randomised_copy(model, lib).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(fresh, again))  # seeded: the same copy every run
 
 
 @pytest.fixture(scope="module")
