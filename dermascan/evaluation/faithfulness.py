@@ -78,9 +78,9 @@ def faithfulness(model, analysis, *, saliency: np.ndarray | None = None) -> Fait
     saliency = np.asarray(saliency, dtype=np.float32)
     if saliency.ndim != 2 or saliency.size == 0 or not np.isfinite(saliency).all():
         raise DermascanError("The heatmap to test must be a non-empty 2-D map of finite numbers.")
-    x, blank = model.preprocess([analysis.image, np.full_like(analysis.image, _EMPTY_PIXEL)],
+    x, blank = model.preprocess([analysis.image, np.full((*model.input_size, 3), _EMPTY_PIXEL, np.uint8)],
                                 preprocessing=analysis.preprocessing, resize=analysis.resize)
-    empty = blank[blank.shape[0] // 2, blank.shape[1] // 2]  # the centre, in case a letterbox pads the edges
+    empty = blank[blank.shape[0] // 2, blank.shape[1] // 2]  # one pixel: the scaling is per channel
     fractions = np.linspace(0.0, 1.0, STEPS + 1)
     rank = _pixel_ranks(saliency, x.shape[:2])
     removed = [rank < round(f * rank.size) for f in fractions]  # most relevant first
