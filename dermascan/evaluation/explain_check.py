@@ -123,24 +123,39 @@ def explain_check(model, images: Sequence[np.ndarray], methods: Sequence[str], *
     if model.target is None:
         raise DermascanError("The model has no layer to explain, so it has no heatmaps to check.")
     shuffled = randomised_copy(model.keras_model, model.loader, seed=seed)
-    rows, baseline = [], None
+    rows, random_results = [], None
     for done, method in enumerate(methods, start=1):
         real = model if method == model.card.cam_method else with_method(model, model.keras_model, method)
         fake = with_method(model, shuffled, method)
         sanity = randomisation_check(real, fake, images)
         analyses = [a for start in range(0, len(images), _CHUNK)
                     for a in real.analyze_many(images[start : start + _CHUNK])]
-        if baseline is None:  # a random map does not depend on the method: measured once
-            baseline = _means([random_baseline(real, a, seed=seed + i) for i, a in enumerate(analyses)])
-        measured = _means([faithfulness(real, a) for a in analyses])
+        if random_results is None:  # a random map does not depend on the method: measured once
+            random_results = [random_baseline(real, a, seed=seed + i) for i, a in enumerate(analyses)]
+        results = [faithfulness(real, a) for a in analyses]
+        measured, baseline = _means(results), _means(random_results)
         rows.append({"method": method, "randomisation_correlation": sanity.correlation,
                      "randomisation_passed": sanity.passed, "randomisation_empty_maps": sanity.empty_maps, **measured,
-                     "deletion_vs_random": measured["deletion_auc"] / baseline["deletion_auc"]})
+                     "deletion_vs_random": measured["deletion_auc"] / baseline["deletion_auc"],
+                     "by_class": _by_class([a.explained_label for a in analyses], results, random_results)})
         if progress is not None:
             progress(done, len(methods))
     return {"model": {"name": model.card.name, "version": model.version, "cam_layer": model.cam_layer},
             "n_images": len(images), "max_correlation": SANITY_MAX_CORRELATION, "methods": rows,
-            "random_map": baseline}
+            "random_map": _means(random_results)}
+
+
+def _by_class(labels: list[str], results, random_results) -> dict:
+    """Deletion AUC against the random map's per explained class: a class the model also gives to an
+    image with the lesion removed (plain skin) can hide a faithful map behind the average."""
+    out = {}
+    for label in sorted(set(labels)):
+        chosen = [i for i, lab in enumerate(labels) if lab == label]
+        ours = float(np.mean([results[i].deletion_auc for i in chosen]))
+        rand = float(np.mean([random_results[i].deletion_auc for i in chosen]))
+        out[label] = {"n": len(chosen), "deletion_auc": ours, "random_deletion_auc": rand,
+                      "deletion_vs_random": ours / rand}
+    return out
 
 
 def read_images(images_dir: str | Path, labels_csv: str | Path | None, limit: int) -> tuple[list, list[str]]:
@@ -168,7 +183,7 @@ def read_images(images_dir: str | Path, labels_csv: str | Path | None, limit: in
 
 def format_check(report: dict) -> str:
     """The report as a plain-text table."""
-    lines = [f"{report['n_images']} images. Randomisation: maps of a copy with shuffled weights must differ "
+    lines = [f"{report['n_images']} images. Randomisation: maps of a re-initialised copy must differ "
              f"(PASS when the mean |Spearman| < {report['max_correlation']:.2f}). Deletion AUC: lower is better; "
              "insertion AUC: higher is better.",
              f"{'method':<12}{'rand. corr':>11}{'sanity':>8}{'deletion':>10}{'insertion':>11}{'drop':>7}"
@@ -181,4 +196,8 @@ def format_check(report: dict) -> str:
     rnd = report["random_map"]
     lines.append(f"{'random map':<12}{'-':>11}{'-':>8}{rnd['deletion_auc']:>10.3f}{rnd['insertion_auc']:>11.3f}"
                  f"{rnd['drop']:>7.0%}{1.0:>12.2f}")
+    for row in report["methods"]:
+        classes = ", ".join(f"{label} {c['deletion_vs_random']:.2f} (n={c['n']})"
+                            for label, c in row["by_class"].items())
+        lines.append(f"{row['method']} deletion / random by explained class: {classes}")
     return "\n".join(lines)

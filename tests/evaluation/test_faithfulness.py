@@ -191,8 +191,9 @@ def test_explain_check_text_table(image_folder, capsys):
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert lines[0].startswith("3 images.")
-    assert [line.split()[0] for line in lines[2:]] == ["gradcam", "eigencam", "random"]
+    assert [line.split()[0] for line in lines[2:5]] == ["gradcam", "eigencam", "random"]
     assert all(("PASS" in line) != ("FAIL" in line) for line in lines[2:4])
+    assert [line.split(" deletion / random by explained class: ")[0] for line in lines[5:]] == ["gradcam", "eigencam"]
     assert "broken.jpg could not be read" in captured.err and "Traceback" not in captured.err
 
 
@@ -211,6 +212,8 @@ def test_explain_check_json_with_labels(image_folder, capsys):
     for key in ("deletion_auc", "insertion_auc"):
         assert 0.0 <= row[key] <= 1.0 and 0.0 <= report["random_map"][key] <= 1.0
     assert row["deletion_vs_random"] == pytest.approx(row["deletion_auc"] / report["random_map"]["deletion_auc"])
+    labels = ham_labels()
+    assert sum(c["n"] for c in row["by_class"].values()) == 2 and set(row["by_class"]) <= set(labels.values())
     assert report["unreadable_images"] == []
 
 
