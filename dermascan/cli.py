@@ -1,4 +1,4 @@
-"""``python -m dermascan``: analyze, batch and evaluate from the command line.
+"""``python -m dermascan``: analyze, batch, evaluate and explain-check from the command line.
 
 Exit codes: 0 success, 2 usage errors and unreadable inputs (one-line message on
 stderr, never a traceback), 1 an unexpected internal failure (also one line).
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .cam import DEFAULT_METHOD, METHOD_NAMES
 from .errors import DermascanError, InvalidImage
+from .evaluation.explain_check import DEFAULT_LIMIT
 from .inference.preprocessing import RESIZE_POLICIES, SCALINGS
 from .render.numbers import percent
 
@@ -39,8 +40,10 @@ def _thresholds(text: str) -> dict[str, float]:
     return {"medium": medium, "high": high}
 
 
-def _add_model_flags(p: argparse.ArgumentParser) -> None:
+def _add_model_flags(p: argparse.ArgumentParser, *, several_cams: bool = False) -> None:
     g = p.add_argument_group("model (each flag overrides the model card)")
+    cam_help = (f"a heatmap method to check, repeatable: {', '.join(METHOD_NAMES)} (default: all)" if several_cams
+                else f"heatmap method: {', '.join(METHOD_NAMES)} (default: the card's, else {DEFAULT_METHOD})")
     g.add_argument("--model", help="a .keras or .h5 file (default: $DERMASCAN_MODEL, else the bundled model)")
     g.add_argument("--card", help="model card JSON (default: <model stem>.card.json beside the model)")
     g.add_argument("--labels", type=_csv_list, help="class labels in output order, comma-separated")
@@ -49,7 +52,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resize", choices=sorted(RESIZE_POLICIES), help="resize policy")
     g.add_argument("--layer", help="CAM layer name (default: the last spatial layer)")
     g.add_argument("--cam", dest="cam_method", metavar="METHOD", choices=METHOD_NAMES,
-                   help=f"heatmap method: {', '.join(METHOD_NAMES)} (default: the card's, else {DEFAULT_METHOD})")
+                   action="append" if several_cams else "store", help=cam_help)
     g.add_argument("--temperature", type=float, help="softmax calibration temperature")
     g.add_argument("--thresholds", type=_thresholds, help="triage thresholds MEDIUM,HIGH")
     g.add_argument("--trust-model-code", action="store_true",
@@ -58,7 +61,7 @@ def _add_model_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser (subcommands analyze, batch, evaluate, info, serve)."""
+    """The CLI's argument parser (subcommands analyze, batch, evaluate, explain-check, info, serve)."""
     parser = _Parser(prog="python -m dermascan", description="DermaScan Review engine: skin-lesion AI second opinion.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -81,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("labels_csv", help="CSV with columns image_id,dx")
     _add_model_flags(p)
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    p = sub.add_parser("explain-check", help="heatmap sanity (model randomisation) and faithfulness per CAM method")
+    p.add_argument("images_dir", help="folder with the images")
+    p.add_argument("labels_csv", nargs="?", help="optional CSV with columns image_id,dx: check only those images")
+    _add_model_flags(p, several_cams=True)
+    p.add_argument("--limit", type=int, default=DEFAULT_LIMIT,
+                   help=f"at most this many images (default {DEFAULT_LIMIT})")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
 
     p = sub.add_parser("info", help="what the engine detects about a model")
     _add_model_flags(p)
@@ -228,6 +239,22 @@ def _cmd_evaluate(args) -> int:
     return EXIT_OK
 
 
+def _cmd_explain_check(args) -> int:
+    from .evaluation.explain_check import explain_check, format_check, read_images
+
+    if args.limit < 1:
+        raise DermascanError("--limit must be at least 1.")
+    methods = list(dict.fromkeys(args.cam_method or METHOD_NAMES))
+    model = _load(argparse.Namespace(**{**vars(args), "cam_method": methods[0]}))
+    images, unreadable = read_images(args.images_dir, args.labels_csv, args.limit)
+    for name in unreadable:
+        print(f"warning: {name} could not be read; skipped", file=sys.stderr)
+    report = explain_check(model, images, methods, progress=_progress)
+    report["unreadable_images"] = unreadable
+    print(json.dumps(report, indent=2, allow_nan=False) if args.json else format_check(report))
+    return EXIT_OK
+
+
 def _cmd_info(args) -> int:
     model = _load(args)
     print(json.dumps(model.describe(), indent=2, allow_nan=False))
@@ -240,8 +267,8 @@ def _cmd_serve(args) -> int:
     return serve(lambda: _load(args), host=args.host, port=args.port)
 
 
-COMMANDS = {"analyze": _cmd_analyze, "batch": _cmd_batch, "evaluate": _cmd_evaluate, "info": _cmd_info,
-            "serve": _cmd_serve}
+COMMANDS = {"analyze": _cmd_analyze, "batch": _cmd_batch, "evaluate": _cmd_evaluate,
+            "explain-check": _cmd_explain_check, "info": _cmd_info, "serve": _cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

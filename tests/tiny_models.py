@@ -3,7 +3,8 @@
 ``tiny_cnn`` builds every layout a user's file may have (functional, Sequential, nested base)
 in Keras 3 or Keras 2 (``tf_keras``); ``save_tiny_lesion_model`` is the small lesion classifier
 the feature, app and browser tests share; ``nan_weights_model`` and ``overflow_on_white_model``
-are odd models whose numbers are not finite.
+are odd models whose numbers are not finite; ``evidence_model`` has
+known evidence (the red pixels).
 """
 
 from __future__ import annotations
@@ -125,6 +126,28 @@ def overflow_on_white_model(size: int = 32):
     model.get_layer("white").set_weights([np.ones((1, 1, 3, 1), np.float32), np.array([-760.0], np.float32)])
     for name in ("huge_a", "huge_b"):
         model.get_layer(name).set_weights([np.full((1, 1, 1, 1), 1e30, np.float32)])
+    return model
+
+
+def evidence_model(size: int = 32, *, weight: float = 4.0, bias: float = 0.0):
+    """Class 0's logit is ``weight`` x the mean brightness of the red channel - ``bias``; class 1's is its negative.
+
+    So the evidence for class 0 sits exactly where the image is red, and class 1 has no
+    positive evidence anywhere (its map must be all zero, not NaN). A large ``weight`` and a
+    ``bias`` make the probability of class 0 swing from near 0 to near 1 with the red area.
+    """
+    import numpy as np
+
+    keras = keras_lib("keras")
+    inp = keras.Input((size, size, 3))
+    red = keras.layers.Conv2D(1, 1, use_bias=False, name="red")(inp)
+    pooled = keras.layers.AveragePooling2D(2, name="evidence")(keras.layers.Activation("relu")(red))
+    gap = keras.layers.GlobalAveragePooling2D()(pooled)
+    out = keras.layers.Dense(2, activation="softmax", name="probs")(gap)
+    model = keras.Model(inp, out)
+    model.get_layer("red").set_weights([np.array([1.0, 0.0, 0.0], np.float32).reshape(1, 1, 3, 1)])
+    model.get_layer("probs").set_weights([np.array([[weight, -weight]], np.float32),
+                                            np.array([-bias, bias], np.float32)])
     return model
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tiny_models import keras_lib, save_model, tiny_cnn
+from tiny_models import evidence_model, keras_lib, save_model, tiny_cnn
 
 import dermascan
 from dermascan._tf import tf
@@ -78,24 +78,6 @@ def test_temperature_softens_probabilities_without_changing_ranking(tmp_path, rg
     assert (np.argmax(p1, axis=1) == np.argmax(p3, axis=1)).all()
     assert (p3.max(axis=1) <= p1.max(axis=1) + 1e-7).all()
     np.testing.assert_allclose(soft.predict(rgb_images, calibrated=False), p1, atol=1e-6)
-
-
-def evidence_model(size: int = 32):
-    """Class 0's logit is the mean brightness of the red channel; class 1's is its negative.
-
-    So the evidence for class 0 sits exactly where the image is red, and class 1 has no
-    positive evidence anywhere (its map must be all zero, not NaN).
-    """
-    keras = keras_lib("keras")
-    inp = keras.Input((size, size, 3))
-    red = keras.layers.Conv2D(1, 1, use_bias=False, name="red")(inp)
-    pooled = keras.layers.AveragePooling2D(2, name="evidence")(keras.layers.Activation("relu")(red))
-    gap = keras.layers.GlobalAveragePooling2D()(pooled)
-    out = keras.layers.Dense(2, activation="softmax", name="probs")(gap)
-    model = keras.Model(inp, out)
-    model.get_layer("red").set_weights([np.array([1.0, 0.0, 0.0], np.float32).reshape(1, 1, 3, 1)])
-    model.get_layer("probs").set_weights([np.array([[4.0, -4.0]], np.float32), np.zeros(2, np.float32)])
-    return model
 
 
 @pytest.mark.parametrize(("y0", "x0"), [(0, 0), (20, 4), (8, 22)])

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 from shared_data import HAM_LABELS, USER_MODELS
-from test_cam import assert_traced_once, evidence_model
-from tiny_models import keras_lib, overflow_on_white_model, save_model, tiny_cnn
+from test_cam import assert_traced_once
+from tiny_models import evidence_model, keras_lib, overflow_on_white_model, save_model, tiny_cnn
 
 import dermascan
 from dermascan._tf import tf
