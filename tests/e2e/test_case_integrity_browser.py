@@ -7,6 +7,7 @@ Reuses the server and browser fixtures of ``test_browser.py`` (Debian's Chromium
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
 from test_browser import (  # noqa: F401 - page and server are fixtures, used by name
     HAM,
     RESULT_TIMEOUT_MS,
@@ -64,7 +65,9 @@ def test_details_typed_for_one_image_never_reach_the_next_ones_case(server, page
     assert cases[first.name].decision is None
 
     upload(page, first)  # back to image 1: what was typed for it is there, still to be saved
-    assert patient_box(page).input_value() == "REPRO-1"
+    # Image 1's name and result are already on the page from before, so wait for the box itself (the rerun
+    # that draws image 1's inputs); it fails if they never show what was typed for it.
+    expect(patient_box(page)).to_have_value("REPRO-1", timeout=60_000)
     page.get_by_role("button", name="Save case details").click()
     page.get_by_text("Case details saved to the review log.").first.wait_for(timeout=60_000)  # the toast
     wait_idle(page)
