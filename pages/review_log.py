@@ -63,7 +63,7 @@ def selected_case(store, case_id, shown):
     try:
         case = store.get_case(case_id)
     except DermascanError as exc:
-        st.warning(f"The selected case could not be read: {exc}", icon=":material/sync_problem:")
+        st.warning(f"The selected case could not be read: {plain(exc)}", icon=":material/sync_problem:")
         return None
     if case is None:
         clear_selection(session.LOG_SELECTION)
