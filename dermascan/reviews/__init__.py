@@ -17,6 +17,7 @@ Uses only the standard library; never imports TensorFlow.
 
 from .csvio import COLUMN_DESCRIPTIONS, CSV_COLUMNS, MAX_IMPORT_ROWS, ImportResult, csv_header
 from .errors import DB_ENV_VAR, ReviewStoreError
+from .query import SORTS, CaseQuery
 from .records import (
     MANAGEMENT_LABELS,
     MANAGEMENT_OPTIONS,
@@ -38,6 +39,8 @@ __all__ = [
     "MANAGEMENT_OPTIONS",
     "MAX_IMPORT_ROWS",
     "SCHEMA_VERSION",
+    "SORTS",
+    "CaseQuery",
     "CaseRecord",
     "Decision",
     "DecisionChange",

@@ -23,7 +23,8 @@ class Column:
     ``sha256``, ``label`` (required text), ``version`` (text, empty rather than NULL), ``text`` (optional
     text), ``skin_type`` (Fitzpatrick 1..6), ``age``, ``probability`` (0..1), ``probabilities`` (label ->
     probability, JSON in the database, ``p_<label>`` columns in a CSV), ``image`` (thumbnail bytes),
-    ``yes_no``, ``management`` (one of the management options), ``note`` (text, empty rather than NULL).
+    ``yes_no``, ``management`` (one of the management options), ``note`` (text, empty rather than NULL),
+    ``score`` (any finite number).
     ``description``: the one-line meaning shown for an exported column; ``None``: the column is not exported.
     """
 
@@ -59,7 +60,8 @@ CASE: tuple[Column, ...] = (
     Column("top_label", "label", "The model's most probable label (required)."),
     Column("top_probability", "probability", "Probability of top_label, 0 to 1."),
     Column("malignant_score", "probability", "Summed probability of the malignant labels, 0 to 1."),
-    Column("triage", "text", "Triage band derived from malignant_score."),
+    Column("triage", "text",
+           "Triage band derived from malignant_score, or 'indeterminate' when the input gate failed."),
     Column("explanation", "text", "The model's one-paragraph explanation."),
     # Not exported: the label -> probability map (exported as p_<label> columns instead), the thumbnail (never
     # leaves the database), the class the stored explanation was computed for and the last case-details edit.
@@ -67,6 +69,17 @@ CASE: tuple[Column, ...] = (
     Column("thumbnail", "image"),
     Column("explained_label", "text"),
     Column("updated_at", "timestamp"),
+    Column("cam_method", "text", "Class-activation method the heatmap was computed with (e.g. gradcam)."),
+    Column("off_card", "yes_no",
+           "yes: the image was fed with options other than the model card's (ML mode); left out of triage statistics."),
+    Column("gate", "text",
+           "Input gate: ok, or indeterminate (the model should not judge this image); empty: not checked."),
+    Column("gate_reasons", "text", "Why the input gate failed, plain sentences separated by ' | '."),
+    Column("faithfulness", "score",
+           "Drop of the explained class's probability when the most highlighted region is removed (-1 to 1)."),
+    Column("stability", "probability",
+           "Share of the test-time views (flips, rotations) whose top class equals top_label, 0 to 1."),
+    Column("dx", "text", "True diagnosis when known (e.g. from a labels file given with a batch)."),
 )
 """The ``cases`` table's columns (the ``CaseRecord`` fields stored there), in table order."""
 

@@ -47,7 +47,7 @@ COLUMN_DESCRIPTIONS: dict[str, str] = {
 CASE_COLUMNS = columns.CSV_CASE_NAMES
 DECISION_COLUMNS = columns.DECISION_NAMES
 CSV_COLUMNS = CASE_COLUMNS + DECISION_COLUMNS
-"""The fixed columns in file order; the ``p_<label>`` columns go between ``explanation`` and ``reviewer_agrees``."""
+"""The fixed columns in file order; the ``p_<label>`` columns go after the case columns, before ``reviewer_agrees``."""
 
 MAX_IMPORT_ROWS = 100_000
 MAX_IMPORT_BYTES = 256 * 1024 * 1024
@@ -377,10 +377,10 @@ def _field(column: columns.Column, value: str | None, decimal_comma: bool) -> An
         return _fitzpatrick(value, decimal_comma)
     if column.kind == "age":
         return _whole(column.name, value, decimal_comma)
-    if column.kind == "probability":
+    if column.kind in ("probability", "score"):
         return _maybe_number(column.name, value, decimal_comma)
     if column.kind == "yes_no":
-        return _yes_no(value)
+        return _yes_no(column.name, value)
     return value
 
 
@@ -428,7 +428,7 @@ def _fitzpatrick(value: str | None, decimal_comma: bool) -> int | None:
     return _whole("fitzpatrick", value, decimal_comma)
 
 
-def _yes_no(value: str | None) -> bool | None:
+def _yes_no(name: str, value: str | None) -> bool | None:
     if value is None or not value.strip():
         return None
     word = value.strip().lower()
@@ -436,4 +436,4 @@ def _yes_no(value: str | None) -> bool | None:
         return True
     if word in _NO:
         return False
-    raise ValueError("reviewer_agrees must be yes, no or empty")
+    raise ValueError(f"{name} must be yes, no or empty")

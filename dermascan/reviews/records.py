@@ -114,6 +114,17 @@ def _probability(name: str, value: Any, *, required: bool = False) -> float | No
     return number
 
 
+def _score(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidRecord(f"{name} must be a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidRecord(f"{name} must be a finite number")
+    return number
+
+
 def _whole(name: str, value: Any, low: int, high: int) -> int | None:
     if value is None:
         return None
@@ -249,6 +260,13 @@ class CaseRecord:
     top_probability: float | None = None
     malignant_score: float | None = None
     triage: str | None = None
+    cam_method: str | None = None
+    off_card: bool | None = None
+    gate: str | None = None
+    gate_reasons: str | None = None
+    faithfulness: float | None = None
+    stability: float | None = None
+    dx: str | None = None
     explanation: str | None = None
     explained_label: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
@@ -281,6 +299,10 @@ class CaseRecord:
         self.age = _whole("age", self.age, 0, 150)
         self.top_probability = _probability("top_probability", self.top_probability)
         self.malignant_score = _probability("malignant_score", self.malignant_score)
+        self.stability = _probability("stability", self.stability)
+        self.faithfulness = _score("faithfulness", self.faithfulness)
+        if self.off_card is not None and not isinstance(self.off_card, bool):
+            raise InvalidRecord("off_card must be yes, no or empty")
         if not isinstance(self.probabilities, dict):
             raise InvalidRecord("probabilities must map labels to numbers")
         if len(self.probabilities) > MAX_LABELS:
@@ -316,8 +338,8 @@ class CaseRecord:
         """Build a record from an ``Analysis`` (duck-typed) plus the context the reviewer entered.
 
         Reads ``sha256, name, labels, probabilities, top_label, malignant_score, triage, model_name,
-        model_version, preprocessing, resize, cam_layer, explanation`` (and ``explained_label`` if present);
-        the image and heatmap are not kept.
+        model_version, preprocessing, resize, cam_layer, explanation`` (and ``explained_label``, ``cam_method``
+        if present); the image and heatmap are not kept.
         """
         labels = [str(label) for label in analysis.labels]
         probs = [float(p) for p in analysis.probabilities]
@@ -334,13 +356,14 @@ class CaseRecord:
             top_probability=probabilities.get(top_label), malignant_score=analysis.malignant_score,
             triage=analysis.triage, explanation=analysis.explanation,
             explained_label=getattr(analysis, "explained_label", None), probabilities=probabilities,
+            cam_method=getattr(analysis, "cam_method", None),
             thumbnail=thumbnail, decision=decision,
         )
 
     def to_row(self) -> dict[str, Any]:
         """The export columns as a flat dict (unsanitised, ``None`` for empty) for tables such as st.dataframe.
 
-        Keys follow ``CSV_COLUMNS`` with this record's ``p_<label>`` columns (sorted) after ``explanation``.
+        Keys follow ``CSV_COLUMNS`` with this record's ``p_<label>`` columns (sorted) after the case columns.
         """
         row: dict[str, Any] = {name: getattr(self, name) for name in CSV_CASE_NAMES}
         for label in sorted(self.probabilities):

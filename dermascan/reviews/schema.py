@@ -97,7 +97,19 @@ _V3 = (
     "CREATE INDEX case_details_history_by_case ON case_details_history (case_id, history_id)",
 )
 
-MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _V3}
+# v4: what the analysis was (CAM method, off-card options), whether the input gate let the model judge the image,
+# how much the prediction depends on the highlighted region and on flips/rotations, and the true label when known.
+_V4 = (
+    "ALTER TABLE cases ADD COLUMN cam_method TEXT",
+    "ALTER TABLE cases ADD COLUMN off_card INTEGER CHECK (off_card IN (0, 1))",
+    "ALTER TABLE cases ADD COLUMN gate TEXT",
+    "ALTER TABLE cases ADD COLUMN gate_reasons TEXT",
+    "ALTER TABLE cases ADD COLUMN faithfulness REAL",
+    "ALTER TABLE cases ADD COLUMN stability REAL",
+    "ALTER TABLE cases ADD COLUMN dx TEXT",
+)
+
+MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
 """``MIGRATIONS[n]`` upgrades a version ``n - 1`` database to version ``n``."""
 
 SCHEMA_VERSION = max(MIGRATIONS)

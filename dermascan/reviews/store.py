@@ -48,8 +48,9 @@ from typing import Any, BinaryIO, NamedTuple
 
 from ..config import DEFAULT_REVIEW_DB as DEFAULT_DB_PATH
 from . import csvio, errors, schema
-from .columns import CASE_NAMES, DECISION_NAMES
+from .columns import CASE, CASE_NAMES, DECISION_NAMES, names
 from .errors import DB_ENV_VAR
+from .query import CaseQuery, matches, sort_key
 from .records import CASE_DETAIL_FIELDS, CaseRecord, Decision, DecisionChange, InvalidRecord, utc_now
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BUSY_TIMEOUT = 5.0
 
 _CASE_COLUMNS = CASE_NAMES
+_CASE_YES_NO = names(CASE, kind="yes_no")
 _DECISION_FIELDS = DECISION_NAMES
 _DECISION_PLACEHOLDERS = ", ".join("?" * len(_DECISION_FIELDS))
 
@@ -314,6 +316,27 @@ class ReviewStore:
                 return int(conn.execute("SELECT count(*) FROM cases").fetchone()[0])
             return int(conn.execute("SELECT count(*) FROM cases WHERE session_id = ?", (session_id,)).fetchone()[0])
 
+    # -- queries (CaseQuery) -------------------------------------------------------------------------------
+    # PROVISIONAL: these three read every case and filter in Python (query.matches / query.sort_key, the
+    # reference meaning). The SQL versions (WHERE / ORDER BY / LIMIT, indexes) replace them; the signatures stay.
+
+    def count_matching(self, query: CaseQuery) -> int:
+        """How many cases pass ``query``'s filters."""
+        return sum(1 for case in self.list_cases(with_thumbnails=False) if matches(query, case))
+
+    def page_cases(self, query: CaseQuery, *, offset: int = 0, limit: int = 50) -> list[CaseRecord]:
+        """One page of the cases that pass ``query``, in its order, without thumbnails."""
+        kept = sorted((c for c in self.list_cases(with_thumbnails=False) if matches(query, c)),
+                      key=lambda case: sort_key(query, case))
+        return kept[max(int(offset), 0):max(int(offset), 0) + max(int(limit), 0)]
+
+    def iter_cases(self, query: CaseQuery, *, chunk: int = 1000) -> Iterator[CaseRecord]:
+        """Every case that passes ``query``, in its order, read ``chunk`` rows at a time (for exports)."""
+        offset = 0
+        while page := self.page_cases(query, offset=offset, limit=chunk):
+            yield from page
+            offset += len(page)
+
     # -- decisions -----------------------------------------------------------------------------------------
 
     def save_decision(self, case_id: int, decision: Decision) -> Decision:
@@ -406,7 +429,7 @@ class ReviewStore:
     def _insert_case(self, conn: sqlite3.Connection, record: CaseRecord) -> tuple[int, bool]:
         names = _CASE_COLUMNS[1:]
         values = [json.dumps(record.probabilities, ensure_ascii=False, allow_nan=False) if name == "probabilities"
-                  else getattr(record, name) for name in names]
+                  else _sql_value(getattr(record, name)) for name in names]
         cursor = conn.execute(
             f"INSERT INTO cases ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
             "ON CONFLICT (image_sha256, created_at, model_version) DO NOTHING", values)
@@ -466,10 +489,13 @@ def _select_cases(with_thumbnail: bool) -> str:
     return f"SELECT {columns}, d.case_id, {decision} FROM cases c LEFT JOIN decisions d ON d.case_id = c.case_id"
 
 
+def _sql_value(value: Any) -> Any:
+    # SQLite has no booleans: yes / no fields are stored as 0 / 1.
+    return int(value) if isinstance(value, bool) else value
+
+
 def _decision_values(decision: Decision) -> tuple[Any, ...]:
-    # SQLite has no booleans: reviewer_agrees is stored as 0 / 1.
-    return tuple(int(value) if isinstance(value, bool) else value
-                 for value in (getattr(decision, name) for name in _DECISION_FIELDS))
+    return tuple(_sql_value(getattr(decision, name)) for name in _DECISION_FIELDS)
 
 
 def _decision_from_row(row: Iterable[Any]) -> Decision:
@@ -508,5 +534,7 @@ def _case_from_row(row: tuple[Any, ...]) -> CaseRecord:
     n = len(_CASE_COLUMNS)
     fields = dict(zip(_CASE_COLUMNS, row[:n], strict=True))
     fields["probabilities"] = json.loads(fields["probabilities"] or "{}")
+    for name in _CASE_YES_NO:  # SQLite has no booleans: 0 / 1 come back as integers
+        fields[name] = None if fields[name] is None else bool(fields[name])
     decision = None if row[n] is None else _decision_from_row(row[n + 1:])
     return CaseRecord(**fields, decision=decision)

@@ -41,7 +41,8 @@ def test_columns_are_the_record_fields():
 
 def test_every_exported_column_is_described_in_file_order():
     assert [name for name in COLUMN_DESCRIPTIONS if name != "p_<label>"] == list(CSV_COLUMNS)
-    assert csv_header(["b", "a"]) == [*CSV_COLUMNS[:22], "p_a", "p_b", *CSV_COLUMNS[22:]]
+    n_case = len(CSV_COLUMNS) - len(names(DECISION))
+    assert csv_header(["b", "a"]) == [*CSV_COLUMNS[:n_case], "p_a", "p_b", *CSV_COLUMNS[n_case:]]
     assert "thumbnail" not in CSV_COLUMNS and "probabilities" not in CSV_COLUMNS
 
 
@@ -67,3 +68,26 @@ def test_an_invalid_record_is_one_error_both_kinds_of_caller_catch(build):
     with pytest.raises(InvalidRecord) as caught:
         build()
     assert isinstance(caught.value, DermascanError) and isinstance(caught.value, ValueError)
+
+
+def test_v4_analysis_fields_round_trip_through_the_store_and_the_csv(tmp_path):
+    record = CaseRecord(image_sha256="ab" * 32, top_label="mel", probabilities={"mel": 0.9, "nv": 0.1},
+                        cam_method="hirescam", off_card=True, gate="indeterminate",
+                        gate_reasons="The image is blurred. | It does not look like a dermoscopic image.",
+                        faithfulness=-0.25, stability=0.75, dx="nv")
+    with ReviewStore(tmp_path / "a.sqlite3") as store:
+        stored = store.get_case(store.add_case(record))
+        exported = store.export_csv()
+    assert (stored.cam_method, stored.off_card, stored.gate, stored.faithfulness, stored.stability, stored.dx) == (
+        "hirescam", True, "indeterminate", -0.25, 0.75, "nv")
+    with ReviewStore(tmp_path / "b.sqlite3") as other:
+        assert other.import_csv(exported).added == 1
+        (back,) = other.list_cases()
+    assert back.off_card is True and back.gate_reasons == record.gate_reasons and back.faithfulness == -0.25
+
+
+@pytest.mark.parametrize("field, value", [("off_card", "yes"), ("faithfulness", float("nan")),
+                                          ("stability", 1.5), ("faithfulness", True)])
+def test_v4_fields_refuse_wrong_values(field, value):
+    with pytest.raises(InvalidRecord, match=field):
+        CaseRecord(image_sha256="ab" * 32, top_label="mel", **{field: value})
