@@ -75,12 +75,20 @@ class Analysis:
     warnings: list[str]
     processing_time_ms: float
     explanation: str
+    cam_method: str | None = None  # the CAM method of ``heatmap`` (None without a heatmap)
+    # Filled by ``dermascan.evaluation.trust.check`` (None: not measured for this analysis).
+    faithfulness: float | None = None  # share of the explained class's probability lost without the top region
+    faithfulness_sentence: str | None = None
+    stability: float | None = None  # share of the TTA views whose top class is ``top_label``
+    stability_views: tuple = ()  # one ``tta.ViewResult`` per view, the original first
+    stability_sentence: str | None = None
     _colored: dict = field(default_factory=dict, repr=False)  # (colormap, max_width) -> coloured heatmap
     _displayed: dict = field(default_factory=dict, repr=False)  # max_width -> downscaled image
 
     @classmethod
     def build(cls, *, image, probs, heatmap, explained_index, card: ModelCard, sha256, name, preprocessing, resize,
-              cam_layer, warnings, processing_time_ms, heatmap_requested: bool = True) -> Analysis:
+              cam_layer, warnings, processing_time_ms, heatmap_requested: bool = True,
+              cam_method: str | None = None) -> Analysis:
         """Assemble a record, deriving score, triage and explanation from the card.
 
         ``heatmap_requested=False`` marks a prediction-only run (fast batch scoring). Non-finite
@@ -103,7 +111,7 @@ class Analysis:
             explained_label=explained, heatmap=heatmap, image=image, malignant_score=score,
             triage=triage_band(score, card.thresholds), model_name=card.name, model_version=card.version,
             preprocessing=preprocessing, resize=resize, cam_layer=cam_layer, warnings=list(warnings),
-            processing_time_ms=float(processing_time_ms), explanation=sentence,
+            processing_time_ms=float(processing_time_ms), explanation=sentence, cam_method=cam_method,
         )
 
     @property
@@ -175,4 +183,10 @@ class Analysis:
             "resize": self.resize,
             "cam_layer": self.cam_layer,
             "warnings": list(self.warnings),
+            "cam_method": self.cam_method,
+            "faithfulness": self.faithfulness,
+            "faithfulness_sentence": self.faithfulness_sentence,
+            "stability": self.stability,
+            "stability_views": [v.to_dict() for v in self.stability_views],
+            "stability_sentence": self.stability_sentence,
         }

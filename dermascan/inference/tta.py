@@ -5,6 +5,9 @@ tensor and all views go through the model in ONE batched compiled call (per chun
 images), so TTA costs one bigger call rather than one call per view.
 The Grad-CAM of a TTA result is the mean of the views' heatmaps mapped back to the
 original orientation, over the views whose own top class is the averaged top class.
+
+Stability (``stability``) reads the same views the other way: not averaged, but each view's own
+top class and malignancy score against the analysis of the image as it is.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..intake.images import sha256_hex
+from ..render.numbers import percent
 from .aligned import empty_aligned
 from .analysis import Analysis
+from .scoring import malignant_scores
 
 MAX_VIEWS_PER_CALL = 64  # bounds the float32 batch (64 x 224 x 224 x 3 = 38 MB)
 
@@ -41,9 +46,18 @@ TRANSFORMS: dict[str, Transform] = {
         Transform("rot90", "Rotated 90°", lambda a: np.rot90(a, 1), lambda a: np.rot90(a, -1), True),
         Transform("rot180", "Rotated 180°", lambda a: np.rot90(a, 2), lambda a: np.rot90(a, -2)),
         Transform("rot270", "Rotated 270°", lambda a: np.rot90(a, 3), lambda a: np.rot90(a, -3), True),
+        # The two diagonal mirrors complete the 8 symmetries of a square; each is its own inverse.
+        Transform("transpose", "Mirrored across the main diagonal", lambda a: np.swapaxes(a, 0, 1),
+                  lambda a: np.swapaxes(a, 0, 1), True),
+        Transform("antitranspose", "Mirrored across the other diagonal", lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
+                  lambda a: np.swapaxes(a[::-1, ::-1], 0, 1), True),
     )
 }
 DEFAULT_TTA = ("identity", "hflip", "vflip", "rot180")
+# Stability views: DEFAULT_TTA's 4 (usable at any input size) keep the default analysis within 2x of the
+# analysis alone; all 8 symmetries of a square input are the opt-in (``ALL_VIEWS``).
+STABILITY_VIEWS = DEFAULT_TTA
+ALL_VIEWS = tuple(TRANSFORMS)
 
 
 def available_transforms(input_size: tuple[int, int]) -> list[str]:
@@ -132,3 +146,41 @@ def analyze_with_tta(model, images: Sequence[np.ndarray], transforms: Sequence[s
                 preprocessing=preprocessing, resize=resize,
             ))
     return results
+
+
+@dataclass(frozen=True)
+class ViewResult:
+    """One view's own answer: its top class and malignancy score."""
+
+    view: str
+    top_label: str
+    malignant_score: float
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields."""
+        return {"view": self.view, "top_label": self.top_label, "malignant_score": self.malignant_score}
+
+
+def stability_views(views: Sequence[str], input_size: tuple[int, int]) -> tuple[str, ...]:
+    """``views`` that the model's input allows, the original (``identity``) first and exactly once."""
+    usable = set(available_transforms(input_size))
+    return ("identity", *[v for v in dict.fromkeys(views) if v != "identity" and v in usable])
+
+
+def view_results(model, views: Sequence[str], probs: np.ndarray) -> tuple[ViewResult, ...]:
+    """A ``ViewResult`` per row of ``probs`` (C columns in the model's label order), named by ``views``."""
+    labels = model.labels
+    scores = malignant_scores(probs, labels, model.card.malignant_labels)
+    return tuple(ViewResult(v, labels[int(np.argmax(p))], float(s)) for v, p, s in zip(views, probs, scores))
+
+
+def stability(top_label: str, results: Sequence[ViewResult]) -> tuple[float, str]:
+    """``(share of views whose top class is top_label, the plain sentence)``; ``results`` includes the original."""
+    changed = sum(r.top_label != top_label for r in results)
+    n = len(results)
+    low, high = min(r.malignant_score for r in results), max(r.malignant_score for r in results)
+    if changed == 0:
+        head = f"The top class stayed the same under all {n} views (the image flipped and rotated)"
+    else:
+        head = f"The top class changed under {changed} of {n} views (the image flipped and rotated)"
+    return (n - changed) / n, f"{head}; the malignancy score ranged from {percent(low, 0)} to {percent(high, 0)}."

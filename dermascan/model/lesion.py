@@ -8,6 +8,7 @@ pass and warms it up, so the first real request is as fast as every later one.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,10 @@ class LesionModel:
             self.output_kind = self._probe_output_kind(forward)
         logits = self.output_kind in ("softmax", "logits")
         self._cam = METHODS[self.card.cam_method](forward, self.input_size, logits, self.target is not None)
+        # Other methods share the same forward pass; each is built (and traced) on first use, once per model.
+        self._cams = {self.card.cam_method: self._cam}
+        self._cam_args = (forward, self.input_size, logits, self.target is not None)
+        self._cams_lock = threading.Lock()
         if self.target is None:
             self.warnings.append("No heatmap: the model has no layer with a spatial (4-D) output to explain.")
         self._warm_up()
@@ -208,10 +213,22 @@ class LesionModel:
         """Probabilities for an already preprocessed float32 batch."""
         return self._cam.predict(x, self._temperature(calibrated))
 
-    def explain_prepared(self, x: np.ndarray, class_index: Sequence[int] | None = None, *, calibrated: bool = True):
+    def cam(self, method: str | None = None):
+        """The compiled CAM pass of ``method`` (None: the card's), built and traced once per model."""
+        method = method or self.card.cam_method
+        if method not in self._cams:
+            if method not in METHODS:
+                raise CardError(f"Unknown CAM method '{method}'; choose one of: {', '.join(METHODS)}.")
+            with self._cams_lock:  # sessions share the model: two first uses must not trace twice
+                if method not in self._cams:
+                    self._cams[method] = METHODS[method](*self._cam_args)
+        return self._cams[method]
+
+    def explain_prepared(self, x: np.ndarray, class_index: Sequence[int] | None = None, *, calibrated: bool = True,
+                         cam_method: str | None = None):
         """``(probs, heatmaps, explained class index)`` for a preprocessed batch, in one compiled call."""
         idx = np.full(len(x), -1, dtype=np.int32) if class_index is None else np.asarray(class_index, np.int32)
-        return self._cam.explain(x, idx, self._temperature(calibrated))
+        return self.cam(cam_method).explain(x, idx, self._temperature(calibrated))
 
     def class_index(self, label: str | None) -> int:
         """Output index of ``label``; -1 (the top class) for None."""
@@ -222,14 +239,15 @@ class LesionModel:
         return self.labels.index(label)
 
     def analyze(self, image: bytes | np.ndarray, *, class_label: str | None = None, name: str | None = None,
-                preprocessing: str | None = None, resize: str | None = None) -> Analysis:
+                preprocessing: str | None = None, resize: str | None = None, cam_method: str | None = None) -> Analysis:
         """Full analysis of one image (bytes are decoded safely; arrays must be RGB uint8)."""
         return self.analyze_many([image], class_label=class_label, names=[name], preprocessing=preprocessing,
-                                 resize=resize)[0]
+                                 resize=resize, cam_method=cam_method)[0]
 
     def analyze_many(self, images: Sequence[bytes | np.ndarray], *, class_label: str | None = None,
                      names: Sequence[str | None] | None = None, preprocessing: str | None = None,
-                     resize: str | None = None, hashes: Sequence[str] | None = None) -> list[Analysis]:
+                     resize: str | None = None, hashes: Sequence[str] | None = None,
+                     cam_method: str | None = None) -> list[Analysis]:
         """Analyses of several images in one compiled call (decoding errors raise ``InvalidImage``).
 
         ``hashes`` gives the SHA-256 of the uploaded bytes when ``images`` are already decoded arrays;
@@ -251,19 +269,20 @@ class LesionModel:
         resize = resize or self.card.resize
         x = self.preprocess(decoded, preprocessing=preprocessing, resize=resize)
         idx = [self.class_index(class_label)] * len(decoded)
-        probs, cams, chosen = self.explain_prepared(x, idx)
+        probs, cams, chosen = self.explain_prepared(x, idx, cam_method=cam_method)
         elapsed_ms = (time.perf_counter() - start) * 1000.0 / max(len(decoded), 1)
         names = list(names) if names is not None else [None] * len(decoded)
         return [
             self.make_analysis(decoded[i], probs[i], cams[i] if self.target else None, int(chosen[i]),
                                sha256=hashes[i], name=names[i], preprocessing=preprocessing, resize=resize,
-                               processing_time_ms=elapsed_ms)
+                               processing_time_ms=elapsed_ms, cam_method=cam_method)
             for i in range(len(decoded))
         ]
 
     def make_analysis(self, image: np.ndarray, probs: np.ndarray, heatmap: np.ndarray | None, explained: int, *,
                       sha256: str, name: str | None, preprocessing: str | None = None, resize: str | None = None,
-                      processing_time_ms: float = 0.0, heatmap_requested: bool = True) -> Analysis:
+                      processing_time_ms: float = 0.0, heatmap_requested: bool = True,
+                      cam_method: str | None = None) -> Analysis:
         """Wrap one image's raw outputs as an ``Analysis`` record with this model's context."""
         preprocessing = preprocessing or self.card.preprocessing
         resize = resize or self.card.resize
@@ -276,6 +295,7 @@ class LesionModel:
             image=image, probs=probs, heatmap=heatmap, explained_index=explained, card=self.card,
             sha256=sha256, name=name, preprocessing=preprocessing, resize=resize, cam_layer=self.cam_layer,
             warnings=warnings, processing_time_ms=processing_time_ms, heatmap_requested=heatmap_requested,
+            cam_method=(cam_method or self.card.cam_method) if heatmap is not None else None,
         )
 
 

@@ -338,8 +338,8 @@ class CaseRecord:
         """Build a record from an ``Analysis`` (duck-typed) plus the context the reviewer entered.
 
         Reads ``sha256, name, labels, probabilities, top_label, malignant_score, triage, model_name,
-        model_version, preprocessing, resize, cam_layer, explanation`` (and ``explained_label``, ``cam_method``
-        if present); the image and heatmap are not kept.
+        model_version, preprocessing, resize, cam_layer, explanation`` (and ``explained_label``, ``cam_method``,
+        ``faithfulness``, ``stability`` if present); the image and heatmap are not kept.
         """
         labels = [str(label) for label in analysis.labels]
         probs = [float(p) for p in analysis.probabilities]
@@ -357,6 +357,7 @@ class CaseRecord:
             triage=analysis.triage, explanation=analysis.explanation,
             explained_label=getattr(analysis, "explained_label", None), probabilities=probabilities,
             cam_method=getattr(analysis, "cam_method", None),
+            faithfulness=getattr(analysis, "faithfulness", None), stability=getattr(analysis, "stability", None),
             thumbnail=thumbnail, decision=decision,
         )
 
