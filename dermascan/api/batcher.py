@@ -46,6 +46,7 @@ class Prepared:
     sha256: str
     name: str | None
     class_index: int = -1  # -1: explain the top class
+    cam_method: str | None = None  # None: the model card's
 
 
 @dataclass
@@ -162,11 +163,19 @@ class DynamicBatcher:
             return [self._outcomes([item])[0] for item in chunk]
 
     def _analyse(self, chunk: list[Prepared]) -> list[Analysis | BaseException]:
-        model = self.model
+        methods = list(dict.fromkeys(item.cam_method for item in chunk))
+        if len(methods) > 1:  # one compiled call per CAM method, results back in arrival order
+            out: list = [None] * len(chunk)
+            for method in methods:
+                rows = [i for i, item in enumerate(chunk) if item.cam_method == method]
+                for i, outcome in zip(rows, self._analyse([chunk[i] for i in rows]), strict=True):
+                    out[i] = outcome
+            return out
+        model, method = self.model, methods[0]
         start = time.perf_counter()
         x = np.stack([item.x for item in chunk], out=empty_aligned((len(chunk), *chunk[0].x.shape)))
         if model.target is not None:
-            probs, cams, chosen = model.explain_prepared(x, [item.class_index for item in chunk])
+            probs, cams, chosen = model.explain_prepared(x, [item.class_index for item in chunk], cam_method=method)
         else:  # a model with no spatial layer still predicts (and says why there is no map)
             probs, cams = model.predict_prepared(x), None
             chosen = np.argmax(probs, axis=1)
@@ -176,7 +185,8 @@ class DynamicBatcher:
         for i, item in enumerate(chunk):
             try:
                 out.append(model.make_analysis(item.image, probs[i], None if cams is None else cams[i], int(chosen[i]),
-                                               sha256=item.sha256, name=item.name, processing_time_ms=per_image_ms))
+                                               sha256=item.sha256, name=item.name, processing_time_ms=per_image_ms,
+                                               cam_method=method))
             except DermascanError as exc:  # e.g. InvalidModelOutput for this image only
                 out.append(exc)
         return out

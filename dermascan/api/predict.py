@@ -14,6 +14,7 @@ from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from ..cam import METHOD_INFO, METHOD_NAMES
 from ..errors import DermascanError
 from ..render.overlay import DEFAULT_ALPHA
 from ..reviews import CaseRecord
@@ -29,6 +30,9 @@ MAX_FIELD_CHARS = 200
 Text = Annotated[str | None, Form(max_length=MAX_FIELD_CHARS)]
 Alpha = Annotated[float, Query(ge=0.0, le=1.0, allow_inf_nan=False, description="overlay opacity")]
 CamClass = Annotated[str | None, Query(max_length=MAX_FIELD_CHARS, description="explain this label (default: top)")]
+CamMethod = Annotated[str | None, Form(max_length=MAX_FIELD_CHARS, description="class-activation method, one of: "
+                                       + "; ".join(info[2] for info in METHOD_INFO.values())
+                                       + f" ({', '.join(METHOD_NAMES)}; default: the model card's)")]
 
 
 def _state(request: Request):
@@ -37,6 +41,14 @@ def _state(request: Request):
 
 def _class_index(model, cam_class: str | None) -> int:
     return model.class_index(cam_class.strip() if cam_class else None)  # CardError (422) for an unknown label
+
+
+def _cam_method(cam_method: str | None) -> str | None:
+    """The requested CAM method (None: the card's); 422 naming the choices, never echoing the value."""
+    method = cam_method.strip() if cam_method else None
+    if method and method not in METHOD_NAMES:
+        raise ApiError(422, f"cam_method must be one of: {', '.join(METHOD_NAMES)}.")
+    return method or None
 
 
 def _record(analysis, alpha: float, include_cam: bool, started: float) -> dict:
@@ -56,6 +68,7 @@ async def predict(request: Request, file: Annotated[UploadFile, File(description
                   fitzpatrick: Annotated[int | None, Form(ge=1, le=6)] = None,
                   age: Annotated[int | None, Form(ge=0, le=150)] = None, sex: Text = None,
                   alpha: Alpha = DEFAULT_ALPHA, cam_class: CamClass = None, include_cam: bool = True,
+                  cam_method: CamMethod = None,
                   save: Annotated[bool, Query(description="store the case in the review log (API key)")] = False):
     """The original contract: ``skin_tone`` and ``lesion_location`` are echoed back and do not change an
     image-only model's output. With ``save=true`` (API key required) the case goes into the review log."""
@@ -63,6 +76,7 @@ async def predict(request: Request, file: Annotated[UploadFile, File(description
     state = _state(request)
     if save:
         require_key(request)  # before any work: a refused save costs nothing
+    method = _cam_method(cam_method)
     model, batcher = state.require_model()
     class_index = _class_index(model, cam_class)
     max_bytes = state.settings.max_bytes
@@ -70,6 +84,7 @@ async def predict(request: Request, file: Annotated[UploadFile, File(description
         data = await read_upload(file, max_bytes)
         prepared = await run_in_threadpool(prepare_upload, model, data, safe_name(file.filename), class_index,
                                            max_bytes)
+        prepared.cam_method = method
         future = arrival.submit([prepared])
     (outcome,) = await asyncio.wrap_future(future)
     if isinstance(outcome, BaseException):
@@ -95,10 +110,12 @@ def _save_case(state, analysis, details: dict) -> int:
 
 @router.post("/api/batch", response_model=BatchResponse, summary="Analyse several images, one result per file")
 async def batch(request: Request, files: Annotated[list[UploadFile], File(description="the images")],
-                alpha: Alpha = DEFAULT_ALPHA, cam_class: CamClass = None, include_cam: bool = True):
+                alpha: Alpha = DEFAULT_ALPHA, cam_class: CamClass = None, include_cam: bool = True,
+                cam_method: CamMethod = None):
     """Every file gets a result or a one-line error with the status it would have had on its own."""
     started = time.perf_counter()
     state = _state(request)
+    method = _cam_method(cam_method)
     limit = state.settings.max_files
     if len(files) > limit:
         raise ApiError(413, f"At most {limit} files can be sent in one batch.")
@@ -113,6 +130,7 @@ async def batch(request: Request, files: Annotated[list[UploadFile], File(descri
             try:
                 data = await read_upload(upload, max_bytes)
                 prepared[i] = await run_in_threadpool(prepare_upload, model, data, names[i], class_index, max_bytes)
+                prepared[i].cam_method = method
             except DermascanError as exc:
                 outcomes[i] = exc
         future = arrival.submit(list(prepared.values())) if prepared else None

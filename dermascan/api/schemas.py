@@ -41,6 +41,14 @@ class PredictResponse(BaseModel):
     resize: str
     cam_layer: str | None
     warnings: list[str]
+    cam_method: str | None = Field(None, description="the class-activation method of the map (null: no map)")
+    faithfulness: float | None = Field(None, ge=-1, le=1, description="share of the explained class's probability "
+                                       "lost when the map's top 20% is removed (null: not measured)")
+    faithfulness_sentence: str | None = None
+    stability: float | None = Field(None, ge=0, le=1, description="share of flipped / rotated views whose top class "
+                                    "is top_label (null: not measured)")
+    stability_views: list[dict] = Field(default_factory=list, description="each view's top_label and malignant_score")
+    stability_sentence: str | None = None
     skin_tone: str | None = Field(None, description="echoed; an image-only model's output does not depend on it")
     lesion_location: str | None = Field(None, description="echoed; an image-only model's output does not depend "
                                                           "on it (stored as body_site with save=true)")
