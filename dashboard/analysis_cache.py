@@ -10,8 +10,10 @@ cache: one clinician's images must not be served to another session.
 
 from __future__ import annotations
 
+from dermascan.evaluation import trust
 from dermascan.inference.analysis import Analysis
 from dermascan.inference.options import PreprocessingOption
+from dermascan.inference.tta import STABILITY_VIEWS
 
 from . import session
 from .call_counter import count_engine_call, engine_calls  # noqa: F401 - engine_calls for tests
@@ -25,25 +27,34 @@ MAX_CACHED_BYTES = 256 * 1024 * 1024
 
 
 def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, options: PreprocessingOption,
-            class_label: str | None = None) -> Analysis:
-    """The analysis of ``data`` explaining ``class_label`` (None: the top class), from cache when possible.
+            class_label: str | None = None, cam_method: str | None = None, faithfulness: bool = False) -> Analysis:
+    """The analysis of ``data`` explaining ``class_label`` (None: the top class) with ``cam_method`` (None: the
+    card's), from cache when possible. The top-class analysis carries its stability under flips and rotations;
+    ``faithfulness`` adds the map's faithfulness drop (measured once, then kept with the cached analysis).
 
     Raises ``dermascan.InvalidImage`` for unreadable bytes.
     """
     options = options.resolve(slot.model.card)  # "the card's" and the card's own names are one cache entry
+    cam_method = cam_method or slot.model.card.cam_method
     cache = session.bucket(session.ANALYSES)
-    base_key = (sha256, slot.key, options, None)
+    base_key = (sha256, slot.key, options, cam_method, None)
     if class_label is not None and base_key in cache and cache[base_key].explained_label == class_label:
         class_label = None  # the top-class map is this class's map: no second call
-    key = (sha256, slot.key, options, class_label)
+    key = (sha256, slot.key, options, cam_method, class_label)
     if key in cache:
         cache[key] = cache.pop(key)  # mark as most recently used
-        return cache[key]
-    count_engine_call()
-    analysis = slot.model.analyze(data, class_label=class_label, name=name, preprocessing=options.preprocessing,
-                                  resize=options.resize)
-    cache[key] = analysis
-    evict_oldest(cache, MAX_CACHED, MAX_CACHED_BYTES)
+        analysis = cache[key]
+    else:
+        count_engine_call()
+        analysis = slot.model.analyze(data, class_label=class_label, name=name, preprocessing=options.preprocessing,
+                                      resize=options.resize, cam_method=cam_method)
+        # Stability is the image's, whatever class is explained: measured with the top-class analysis only.
+        trust.check(slot.model, [analysis], faithfulness=faithfulness, views=None if class_label else STABILITY_VIEWS)
+        cache[key] = analysis
+        evict_oldest(cache, MAX_CACHED, MAX_CACHED_BYTES)
+    if faithfulness and analysis.faithfulness_sentence is None and analysis.heatmap is not None:
+        count_engine_call()
+        trust.check(slot.model, [analysis], faithfulness=True, views=None)
     return analysis
 
 

@@ -34,7 +34,7 @@ def details_prefix(sha256: str | None) -> str:
 
 @dataclass(frozen=True)
 class CaseSubject:
-    """One case of the Analyze page: an image analysed by one model with one set of options.
+    """One case of the Analyze page: an image analysed by one model with one set of options and CAM method.
 
     Every per-case widget key, the pending-decision key and the case id all derive from one subject,
     so what a reviewer typed into a widget can only be saved to the case that widget was drawn for.
@@ -43,11 +43,12 @@ class CaseSubject:
     sha256: str
     model_key: str
     options: PreprocessingOption
+    cam_method: str | None = None  # the stored case names its method: another method is another case
 
     @property
     def store_key(self) -> tuple:
         """The key of ``session.CASE_IDS``."""
-        return (self.sha256, self.model_key, self.options)
+        return (self.sha256, self.model_key, self.options, self.cam_method)
 
     @property
     def token(self) -> str:
@@ -63,7 +64,7 @@ class CaseSubject:
     @property
     def pending_key(self) -> str:
         """Where a decision on this subject waits when it could not be saved."""
-        return f"analyze:{self.sha256}:{self.model_key}:{self.options}"
+        return f"analyze:{self.sha256}:{self.model_key}:{self.options}:{self.cam_method}"
 
     @property
     def case_id(self) -> int | None:

@@ -27,6 +27,7 @@ from dashboard.case_details import (
 )
 from dashboard.decision_form import decision_form, pending_decision, retry_button, save_decision
 from dashboard.differential import DIFFERENTIAL_COLUMNS, DIFFERENTIAL_ORDER, differential_chart, differential_frame
+from dashboard.explanation_panel import explanation_inputs, method_title, trust_notes
 from dashboard.model_cache import require_model
 from dashboard.overlay_viewer import overlay_viewer
 from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, plain, triage_style
@@ -120,7 +121,7 @@ def summary(analysis, display_name) -> None:
         st.caption(style.advice)
 
 
-def heatmap_panel(slot, data: bytes, subject, name: str, base):
+def heatmap_panel(slot, data: bytes, subject, name: str, base, faithfulness: bool = False):
     """Original and Grad-CAM overlay side by side, with class and opacity controls."""
     sha, options = subject.sha256, subject.options
     model = slot.model
@@ -130,7 +131,8 @@ def heatmap_panel(slot, data: bytes, subject, name: str, base):
                           key=f"{session.CAM_CLASS_PREFIX}_{subject.token}",
                           help="See where the model looks for another class.")
     try:
-        analysis = results.analyze(slot, data, sha256=sha, name=name, options=options, class_label=chosen)
+        analysis = results.analyze(slot, data, sha256=sha, name=name, options=options, class_label=chosen,
+                                   cam_method=subject.cam_method, faithfulness=faithfulness)
     except InvalidModelOutput as exc:  # this class's map is broken; the top-class result still stands
         st.error(plain(exc), icon=":material/error:")
         analysis = base
@@ -140,7 +142,8 @@ def heatmap_panel(slot, data: bytes, subject, name: str, base):
         return analysis
     alpha = overlay_viewer(analysis.display_image(DISPLAY_WIDTH),
                            lambda a: analysis.overlay(a, max_width=DISPLAY_WIDTH), key=session.OVERLAY_ALPHA,
-                           caption=f"Grad-CAM: {plain(model.card.display_name(analysis.explained_label))}")
+                           caption=f"{method_title(analysis.cam_method)}: "
+                                   f"{plain(model.card.display_name(analysis.explained_label))}")
     # Deferred: the PNG is encoded only when the button is clicked, not on every slider move.
     st.download_button("Download overlay (PNG)", lambda: png_bytes(analysis.overlay(alpha)), icon=":material/download:",
                        file_name=f"{display_text(Path(name).stem)}_gradcam_{analysis.explained_label}.png",
@@ -202,6 +205,8 @@ with details_col:
                 icon=":material/person_search:")
     fields, details_box = case_fields_input(store_slot, upload_sha)
     options = options_input(slot.model.card)
+    cam_method, faithful = explanation_inputs(slot.model.card, method_key=session.ANALYZE_CAM_METHOD,
+                                              faithfulness_key=session.ANALYZE_FAITHFULNESS)
 
 if upload is None:
     st.info("Upload a dermoscopic image to get the AI's differential, malignancy score and heatmap.",
@@ -211,7 +216,8 @@ if upload is None:
 data = upload.getvalue()
 sha = upload_sha
 try:
-    base = results.analyze(slot, data, sha256=sha, name=upload.name, options=options)
+    base = results.analyze(slot, data, sha256=sha, name=upload.name, options=options, cam_method=cam_method,
+                           faithfulness=faithful)
 except InvalidImage as exc:
     release_details(sha)
     st.error(f"This file cannot be analysed: {plain(exc)} Try another JPEG, PNG or WebP image.",
@@ -221,7 +227,7 @@ except InvalidModelOutput as exc:
     st.error(plain(exc), icon=":material/error:")
     st.stop()
 
-subject = CaseSubject(sha, slot.key, options)  # the one source of every per-case key and of the case id
+subject = CaseSubject(sha, slot.key, options, cam_method)  # the one source of every per-case key and of the case id
 case_id = ensure_case(store_slot, base, subject, case_fields=fields)
 
 st.divider()
@@ -233,9 +239,10 @@ if warnings:
 
 image_col, table_col = st.columns([1.1, 1], gap="large")
 with image_col:
-    shown = heatmap_panel(slot, data, subject, upload.name, base)
+    shown = heatmap_panel(slot, data, subject, upload.name, base, faithful)
 with table_col:
     st.markdown(f"**Explanation.** {plain(shown.explanation)}")
+    trust_notes(shown, base)
     frame = differential_frame(base, slot.model.card.malignant_labels)
     st.dataframe(frame, hide_index=True, column_config=DIFFERENTIAL_COLUMNS, column_order=DIFFERENTIAL_ORDER,
                  width="stretch")
