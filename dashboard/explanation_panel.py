@@ -59,7 +59,7 @@ def trust_notes(shown: Analysis, base: Analysis) -> None:
         icon = ":material/check_circle:" if base.stability == 1.0 else ":material/sync_problem:"
         st.markdown(f"{icon} **Stability.** {plain(base.stability_sentence)}")
         with st.expander("Each view's answer", icon=":material/flip:"):
-            st.dataframe(pd.DataFrame([{
+            # A static table: the page's first dataframe stays the differential.
+            st.table(pd.DataFrame([{
                 "View": TRANSFORMS[v.view].description, "Top class": display_text(base.display_names[v.top_label]),
-                "Malignancy score": percent(v.malignant_score)} for v in base.stability_views]),
-                hide_index=True, width="stretch")
+                "Malignancy score": percent(v.malignant_score)} for v in base.stability_views]).set_index("View"))
