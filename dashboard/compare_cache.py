@@ -1,4 +1,4 @@
-"""Per-session caches of the Compare page, keyed by (image sha256, model key, option).
+"""Per-session caches of the Compare page, keyed by (image sha256, model key, option[, CAM method]).
 
 Toggling options back and forth must never reach the model again: full analyses (with
 pixels and heatmaps, for the side-by-side view) and probability rows (for metrics) are
@@ -49,27 +49,39 @@ def uploads_from_sources(sources) -> list[Upload]:
     return out
 
 
-def analyses_for(slot: ModelSlot, upload: Upload, options: Sequence[PreprocessingOption]
-                 ) -> dict[PreprocessingOption, Analysis]:
-    """The full analysis of one image under each option (one model call per option not cached yet).
+def analyses_for(slot: ModelSlot, upload: Upload, options: Sequence[PreprocessingOption],
+                 cam_method: str | None = None) -> dict[PreprocessingOption, Analysis]:
+    """The full analysis of one image under each option, heatmaps by ``cam_method`` (None: the card's); one
+    model call per option not cached yet.
 
     Raises ``InvalidImage`` when the image cannot be decoded.
     """
+    cam_method = cam_method or slot.model.card.cam_method
     cache = session.bucket(session.COMPARE_ANALYSES)
-    missing = [o for o in options if (upload.sha256, slot.key, o) not in cache]
+    missing = [o for o in options if (upload.sha256, slot.key, o, cam_method) not in cache]
     if missing:
         image = read_image(upload.read())
         for option in missing:
             count_engine_call()
-            [analysis] = run_option(slot.model, [image], option, hashes=[upload.sha256], names=[upload.name])
-            cache[(upload.sha256, slot.key, option)] = analysis
+            [analysis] = run_option(slot.model, [image], option, hashes=[upload.sha256], names=[upload.name],
+                                    cam_method=cam_method)
+            cache[(upload.sha256, slot.key, option, cam_method)] = analysis
     out = {}
     for option in options:
-        key = (upload.sha256, slot.key, option)
+        key = (upload.sha256, slot.key, option, cam_method)
         cache[key] = cache.pop(key)  # most recently used last
         out[option] = cache[key]
     evict_oldest(cache, MAX_ANALYSES, MAX_CACHED_BYTES)
     return out
+
+
+def method_analyses(slot: ModelSlot, upload: Upload, option: PreprocessingOption,
+                    methods: Sequence[str]) -> dict[str, Analysis]:
+    """The analysis of one image under ``option`` with each CAM method in ``methods`` (cached like ``analyses_for``).
+
+    Raises ``InvalidImage`` when the image cannot be decoded.
+    """
+    return {method: analyses_for(slot, upload, [option], method)[option] for method in methods}
 
 
 def probabilities_for(slot: ModelSlot, uploads: Sequence[Upload], options: Sequence[PreprocessingOption]

@@ -76,6 +76,7 @@ COMPARE_METHODS_MODE = "compare_methods_mode"  # every CAM method side by side f
 COMPARE_ALPHA = "compare_alpha"
 COMPARE_IMAGE = "compare_image"
 COMPARE_METRICS = "compare_metrics"
+COMPARE_AGREEMENT = "compare_agreement"
 
 # Widget keys: Review log
 LOG_BANDS = "log_bands"

@@ -1,4 +1,5 @@
-"""Compare preprocessing: the same image(s) under several scalings, resize policies and TTA, side by side.
+"""Compare preprocessing: the same image(s) under several scalings, resize policies and TTA, side by side;
+or one image's heatmap under every CAM method, with how much the maps agree.
 
 Every result is cached per (image, model, option) in this session, so switching options
 back and forth never calls the model again; the opacity slider only re-blends.
@@ -12,12 +13,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import session
-from dashboard.compare_cache import analyses_for, probabilities_for, uploads_from_sources
+from dashboard.compare_cache import analyses_for, method_analyses, probabilities_for, uploads_from_sources
+from dashboard.explanation_panel import method_input, method_title
 from dashboard.labels_input import labels_csv_input
 from dashboard.model_cache import require_model
 from dashboard.overlay_viewer import OPACITY_LABEL, opacity_slider
 from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, plain, triage_style
 from dashboard.uploads import UPLOAD_TYPES, collect
+from dermascan.cam import METHOD_NAMES
 from dermascan.errors import DermascanError, InvalidImage, InvalidModelOutput
 from dermascan.evaluation import charts
 from dermascan.evaluation.compare import (
@@ -29,12 +32,14 @@ from dermascan.evaluation.compare import (
     notes,
 )
 from dermascan.evaluation.evaluate import metrics_for
+from dermascan.evaluation.map_agreement import pairwise_agreement
 from dermascan.inference.options import PreprocessingOption
 from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
 from dermascan.inference.tta import DEFAULT_TTA, TRANSFORMS, available_transforms
 from dermascan.render.text import display_text
 
 MAX_OPTIONS = 8  # more columns than this are unreadable side by side
+MAPS_PER_ROW = 4
 CARD_MARK = " ★ model card"
 
 
@@ -72,11 +77,11 @@ def option_title(option, declared) -> str:
     return option.label + (CARD_MARK if option == declared else "")
 
 
-def side_by_side(slot, upload, options) -> None:
-    """Differential, score and Grad-CAM for each option in its own column, plus how much they agree."""
+def side_by_side(slot, upload, options, cam_method=None) -> None:
+    """Differential, score and heatmap for each option in its own column, plus how much they agree."""
     model = slot.model
     try:
-        results = analyses_for(slot, upload, options)
+        results = analyses_for(slot, upload, options, cam_method)
     except (InvalidImage, InvalidModelOutput) as exc:
         st.error(f"{plain(upload.name)} cannot be analysed: {plain(exc)}", icon=":material/broken_image:")
         return
@@ -107,7 +112,7 @@ def side_by_side(slot, upload, options) -> None:
             st.metric("Malignancy score", percent(analysis.malignant_score))
             st.badge(f"Triage {style.title}", icon=style.icon, color=style.color)
             st.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
-                     caption=f"Grad-CAM: {plain(analysis.explained_label)}")
+                     caption=f"{method_title(analysis.cam_method)}: {plain(analysis.explained_label)}")
             st.dataframe(
                 pd.DataFrame([{"Class": display_text(p["label"]), "Probability": p["probability"]}
                               for p in analysis.predictions]),
@@ -115,6 +120,42 @@ def side_by_side(slot, upload, options) -> None:
                 column_config={"Probability": st.column_config.ProgressColumn(
                     "Probability", format="percent", min_value=0.0, max_value=1.0)},
             )
+
+
+def methods_side_by_side(slot, upload) -> None:
+    """One image's heatmap by every CAM method (the card's preprocessing), and a table of how much each pair agrees."""
+    model = slot.model
+    if model.target is None:
+        st.info("This model has no layer a heatmap can explain, so there are no methods to compare.",
+                icon=":material/hide_image:")
+        return
+    option = PreprocessingOption.for_card(model.card)
+    try:
+        results = method_analyses(slot, upload, option, METHOD_NAMES)
+    except (InvalidImage, InvalidModelOutput) as exc:
+        st.error(f"{plain(upload.name)} cannot be analysed: {plain(exc)}", icon=":material/broken_image:")
+        return
+    first = next(iter(results.values()))
+    st.caption(f"Every method explains {plain(model.card.display_name(first.explained_label))} under {option.label} "
+               "(the model card's preprocessing); the prediction is the same with each.")
+    alpha = opacity_slider(session.COMPARE_ALPHA, f"{OPACITY_LABEL} (all maps)")
+    names = list(results)
+    for start in range(0, len(names), MAPS_PER_ROW):
+        for column, name in zip(st.columns(MAPS_PER_ROW), names[start : start + MAPS_PER_ROW]):
+            column.image(results[name].overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
+                         caption=method_title(name))
+    st.markdown("**How much the maps agree**")
+    rows = pairwise_agreement({name: a.heatmap for name, a in results.items()})
+    st.dataframe(pd.DataFrame([{"Method": method_title(r["a"]), "Other method": method_title(r["b"]),
+                                "Rank correlation": r["rank_correlation"], "Top-20% overlap": r["top_iou"]}
+                               for r in rows]),
+                 hide_index=True, width="stretch", key=session.COMPARE_AGREEMENT, column_config={
+                     "Rank correlation": st.column_config.NumberColumn(
+                         format="%.2f", help="Spearman correlation of the two maps' orderings (1: the same order)."),
+                     "Top-20% overlap": st.column_config.NumberColumn(
+                         format="%.2f", help="Intersection over union of the 20% each map highlights most "
+                         "(1: the same region)."),
+                 })
 
 
 def metrics_section(slot, uploads, labels_by_id, options) -> None:
@@ -165,6 +206,12 @@ files = upload_col.file_uploader("Images (or a .zip of a labelled set)", type=UP
 labels_by_id = labels_csv_input(key=session.COMPARE_LABELS, container=labels_col,
                                 help="Columns image_id,dx: turns on metrics per option.").by_id
 options = options_input(model)
+method_col, mode_col = st.columns([1.4, 1], vertical_alignment="bottom")
+with method_col:
+    cam_method = method_input(model.card.cam_method, key=session.COMPARE_CAM_METHOD)
+methods_mode = mode_col.toggle("Methods side by side", key=session.COMPARE_METHODS_MODE,
+                               help="Every heatmap method on one image (the model card's preprocessing), with how "
+                               "much their maps agree.")
 
 if not files:
     st.info("Upload one or more dermoscopic images to compare preprocessing options.", icon=":material/upload:")
@@ -184,7 +231,10 @@ if uploads:
         index = st.selectbox("Image shown side by side", range(len(uploads)), key=session.COMPARE_IMAGE,
                              format_func=lambda i: display_text(uploads[i].name))
         chosen = uploads[index]
-    side_by_side(slot, chosen, options)
+    if methods_mode:
+        methods_side_by_side(slot, chosen)
+    else:
+        side_by_side(slot, chosen, options, cam_method)
 if labels_by_id:
     st.divider()
     metrics_section(slot, uploads, labels_by_id, options)

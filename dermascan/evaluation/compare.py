@@ -36,16 +36,18 @@ def double_scales(model, option: PreprocessingOption) -> bool:
 
 
 def run_option(model, images: Sequence[np.ndarray], option: PreprocessingOption, *, hashes: Sequence[str],
-               names: Sequence[str | None]) -> list[Analysis]:
-    """Full analyses (differential, score, Grad-CAM) of decoded RGB images under ``option``; one call per chunk."""
+               names: Sequence[str | None], cam_method: str | None = None) -> list[Analysis]:
+    """Full analyses (differential, score, heatmap by ``cam_method``, None: the card's) of decoded RGB images
+    under ``option``; one call per chunk."""
     if option.tta:
         return analyze_with_tta(model, images, option.tta, names=names, hashes=hashes,
-                                preprocessing=option.preprocessing, resize=option.resize)
+                                preprocessing=option.preprocessing, resize=option.resize, cam_method=cam_method)
     out: list[Analysis] = []
     for start in range(0, len(images), DEFAULT_CHUNK):
         chunk = slice(start, start + DEFAULT_CHUNK)
         out.extend(model.analyze_many(list(images[chunk]), names=list(names[chunk]), hashes=list(hashes[chunk]),
-                                      preprocessing=option.preprocessing, resize=option.resize))
+                                      preprocessing=option.preprocessing, resize=option.resize,
+                                      cam_method=cam_method))
     return out
 
 

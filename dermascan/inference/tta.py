@@ -114,8 +114,10 @@ def _merge_heatmaps(cams: np.ndarray, chosen: np.ndarray, top: int, transforms: 
 
 def analyze_with_tta(model, images: Sequence[np.ndarray], transforms: Sequence[str], *,
                      names: Sequence[str | None] | None = None, hashes: Sequence[str] | None = None,
-                     preprocessing: str | None = None, resize: str | None = None) -> list[Analysis]:
-    """Analyses whose probabilities are averaged over ``transforms`` (RGB uint8 images in).
+                     preprocessing: str | None = None, resize: str | None = None,
+                     cam_method: str | None = None) -> list[Analysis]:
+    """Analyses whose probabilities are averaged over ``transforms`` (RGB uint8 images in), heatmaps by
+    ``cam_method`` (None: the card's).
 
     Probabilities and heatmaps of all views come from one ``explain_prepared`` call per
     chunk of images. ``hashes`` should be the sha256 of the uploaded bytes (computed from
@@ -132,7 +134,7 @@ def analyze_with_tta(model, images: Sequence[np.ndarray], transforms: Sequence[s
     for start in range(0, len(images), step):
         chunk = images[start : start + step]
         x = model.preprocess(chunk, preprocessing=preprocessing, resize=resize)
-        probs, cams, chosen = model.explain_prepared(augment(x, transforms))
+        probs, cams, chosen = model.explain_prepared(augment(x, transforms), cam_method=cam_method)
         probs = np.asarray(probs, np.float64).reshape(len(chunk), t, -1)
         for i, image in enumerate(chunk):
             mean = probs[i].mean(axis=0)
@@ -143,7 +145,7 @@ def analyze_with_tta(model, images: Sequence[np.ndarray], transforms: Sequence[s
                                                      explained, chosen_t)
             results.append(model.make_analysis(
                 image, mean, heatmap, explained, sha256=hashes[start + i], name=names[start + i],
-                preprocessing=preprocessing, resize=resize,
+                preprocessing=preprocessing, resize=resize, cam_method=cam_method,
             ))
     return results
 
