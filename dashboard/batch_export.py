@@ -1,6 +1,7 @@
 """CSV downloads of the Batch page: the results table and the flattened metrics.
 
-The table CSV has exactly ``dermascan.inference.batch.batch_columns`` (the CLI's ``batch`` output),
+The table CSV has exactly ``dermascan.inference.batch.batch_columns`` (the CLI's ``batch`` output, plus
+the faithfulness and stability columns when the batch measured them),
 rows from ``batch_row``; every cell goes through ``csvsafe.safe_row`` because file names
 come from users and a name like ``=HYPERLINK(...)`` must stay text in a spreadsheet.
 """
@@ -29,9 +30,9 @@ def _csv(columns: list[str], rows: Iterable[dict]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def table_csv(rows: Iterable[dict], labels: list[str]) -> bytes:
-    """UTF-8 CSV of ``batch_row`` dicts with the CLI's columns."""
-    return _csv(batch_columns(labels), rows)
+def table_csv(rows: Iterable[dict], labels: list[str], checks: bool = False) -> bytes:
+    """UTF-8 CSV of ``batch_row`` dicts with the CLI's columns (``checks``: and faithfulness, stability)."""
+    return _csv(batch_columns(labels, checks), rows)
 
 
 def metrics_rows(report: dict) -> list[dict]:

@@ -59,6 +59,8 @@ class BatchResult:
     preview_jpeg: bytes  # <= 384 px, for the overlay
     heatmap: np.ndarray | None  # float16 at the CAM layer's resolution
     csv_row: dict  # dermascan.inference.batch.batch_row, computed while the Analysis was at hand
+    faithfulness: float | None = None  # Analysis.faithfulness (None: not measured)
+    stability: float | None = None  # Analysis.stability (None: not measured)
 
 
 @dataclass
@@ -77,15 +79,16 @@ class BatchJob:
     logged: int = 0
     unloggable: int = 0
     seconds: float = 0.0
+    checks: bool = False  # stability and (with heatmaps) faithfulness measured per image
     owner: int = 0  # token of the script run allowed to change the job
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def start(cls, signature: tuple, *, total: int, labels: list[str], with_cam: bool,
-              errors: Sequence[dict] = ()) -> BatchJob:
+              errors: Sequence[dict] = (), checks: bool = False) -> BatchJob:
         """A new job over ``total`` files; with nothing to analyse (every file refused: ``errors``) it is done."""
         return cls(signature, total=total, labels=list(labels), with_cam=with_cam,
-                   status=RUNNING if total else DONE, errors=list(errors))
+                   status=RUNNING if total else DONE, errors=list(errors), checks=checks)
 
     @property
     def finished(self) -> bool:
@@ -162,7 +165,7 @@ def decode_preview(data: bytes) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def compact(item: BatchItem, index: int, labels: list[str]) -> BatchResult:
+def compact(item: BatchItem, index: int, labels: list[str], checks: bool = False) -> BatchResult:
     """Keep what the page needs from a successful item and let its full-size image go."""
     a = item.analysis
     return BatchResult(
@@ -170,7 +173,7 @@ def compact(item: BatchItem, index: int, labels: list[str]) -> BatchResult:
         triage=a.triage, probabilities=np.asarray(a.probabilities, dtype=np.float32),
         explained_label=a.explained_label, thumbnail=thumbnail_data_uri(a.image), preview_jpeg=preview_jpeg(a.image),
         heatmap=None if a.heatmap is None else np.asarray(a.heatmap, dtype=np.float16),
-        csv_row=batch_row(item, labels),
+        csv_row=batch_row(item, labels, checks), faithfulness=a.faithfulness, stability=a.stability,
     )
 
 
@@ -182,7 +185,7 @@ def advance(job: BatchJob, model, sources: Sequence[Source], token: int, *, sess
     save cases and draw progress. Returns early once another run claims the job or it is stopped.
     """
     start = time.perf_counter()
-    items = run_batch(model, list(sources[job.done :]), with_cam=job.with_cam, chunk_size=chunk_size,
+    items = run_batch(model, list(sources[job.done :]), with_cam=job.with_cam, chunk_size=chunk_size, checks=job.checks,
                       should_stop=lambda: job.owner != token or job.status != RUNNING)
     for item in items:
         if not record(job, item, token, session_id, time.perf_counter() - start):
@@ -196,7 +199,7 @@ def record(job: BatchJob, item: BatchItem, token: int, session_id: str, seconds:
     """Add one item's outcome to ``job`` if the run holding ``token`` still owns it; False otherwise."""
     result = case = None
     if item.error is None:  # the slow part (thumbnail, preview) happens outside the lock
-        result = compact(item, -1, job.labels)
+        result = compact(item, -1, job.labels, job.checks)
         try:
             case = CaseRecord.from_analysis(item.analysis, session_id=session_id, source="batch")
         except ValueError:  # a field the store refuses (e.g. an over-long file name): the result still shows
@@ -205,7 +208,7 @@ def record(job: BatchJob, item: BatchItem, token: int, session_id: str, seconds:
         if job.owner != token or job.status != RUNNING:
             return False
         if result is None:
-            job.errors.append(batch_row(item, job.labels))
+            job.errors.append(batch_row(item, job.labels, job.checks))
         else:
             result.index = job.done
             job.results.append(result)

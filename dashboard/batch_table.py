@@ -37,11 +37,14 @@ def results_frame(results: list[BatchResult], labels: list[str], display_name) -
             "Code": r.top_label,
             "Malignancy": r.malignant_score,
             "Triage": r.triage,
+            "Stability": r.stability,
+            "Faithfulness": r.faithfulness,
             **{f"p_{label}": float(p) for label, p in zip(labels, r.probabilities)},
         }
         for i, r in enumerate(results)
     ]
-    columns = [ROW_ID, "Image", "File", "Top class", "Code", "Malignancy", "Triage", *[f"p_{x}" for x in labels]]
+    columns = [ROW_ID, "Image", "File", "Top class", "Code", "Malignancy", "Triage", "Stability", "Faithfulness",
+               *[f"p_{x}" for x in labels]]
     frame = pd.DataFrame(rows, columns=columns)
     order = np.lexsort((frame[ROW_ID].to_numpy(), -frame["Malignancy"].to_numpy(dtype=float)))
     return frame.iloc[order].reset_index(drop=True)
@@ -73,6 +76,13 @@ def column_config(labels: list[str], display_name) -> dict:
         "Malignancy": st.column_config.ProgressColumn("Malignancy score", format="percent", min_value=0.0,
                                                       max_value=1.0),
         "Triage": st.column_config.TextColumn("Triage", width="small"),
+        "Stability": st.column_config.NumberColumn(
+            "Stability", format="percent", width="small",
+            help="Share of the flipped and rotated views whose top class is the image's (empty: not measured)."),
+        "Faithfulness": st.column_config.NumberColumn(
+            "Faithfulness", format="percent", width="small",
+            help="How much of the top class's probability is lost when the heatmap's top 20% is removed "
+                 "(empty: not measured, or no heatmap)."),
     }
     for label in labels:
         config[f"p_{label}"] = st.column_config.NumberColumn(display_text(label), format="percent",

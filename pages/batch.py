@@ -187,7 +187,8 @@ def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
         overlay_panel(job, row, display_name)
 
     shown = [job.results[i].csv_row for i in frame[ROW_ID]]
-    st.download_button("Download table (CSV)", table_csv(shown + job.errors, job.labels), file_name="batch_results.csv",
+    st.download_button("Download table (CSV)", table_csv(shown + job.errors, job.labels, job.checks),
+                       file_name="batch_results.csv",
                        mime="text/csv", icon=":material/download:", key=session.BATCH_TABLE_CSV, on_click="ignore",
                        help="The rows shown (filters applied) plus the files that could not be analysed.")
 
@@ -215,13 +216,16 @@ labels = labels_csv_input(
 )
 with_cam = labels_col.toggle("Grad-CAM heatmaps", value=True, key=session.BATCH_WITH_CAM,
                              help="Off: prediction only, several times faster; no overlays.")
+checks = labels_col.toggle("Stability and faithfulness", value=True, key=session.BATCH_CHECKS,
+                           help="Each image also flipped and rotated (does the top class hold?) and, with heatmaps, "
+                           "its highlighted region removed (does the probability fall?): one more model pass each.")
 labels_by_id, labels_key = labels.by_id, labels.file_id
 
 job: BatchJob | None = st.session_state.get(session.BATCH_JOB)
 token = job.claim() if job is not None else 0  # first thing: a still-running older run must stop writing
 files = files or []
 intake = collect(files)
-current = (signature(files), slot.key, with_cam)
+current = (signature(files), slot.key, with_cam, checks)
 if files:
     noun = f"{len(intake.sources)} image(s)"
     if intake.skipped:
@@ -230,7 +234,7 @@ if files:
     if st.button(f"Analyse {noun}", type="primary", icon=":material/play_arrow:", key=session.BATCH_START,
                  disabled=disabled, help=why):
         job = BatchJob.start(current, total=len(intake.sources), labels=model.labels, with_cam=with_cam,
-                             errors=[empty_error_row(n, r, model.labels) for n, r in intake.refused])
+                             errors=[empty_error_row(n, r, model.labels) for n, r in intake.refused], checks=checks)
         st.session_state[session.BATCH_JOB] = job
         st.session_state.pop(session.BATCH_COLOURED, None)
         token = job.claim()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DermascanError
+from ..evaluation import trust
 from ..intake.images import DEFAULT_MAX_PIXELS, SCREEN_MAX_PX, header_size, read_file_bytes, read_image, sha256_hex
 from .aligned import empty_aligned
 from .analysis import Analysis
@@ -111,8 +112,12 @@ def _chunks(sources: list[Source], size: int) -> Iterator[list[Source]]:
 def run_batch(model, sources: Iterable[Source], *, with_cam: bool = True,
               chunk_size: int = DEFAULT_CHUNK, workers: int = 2, preprocessing: str | None = None,
               resize: str | None = None, max_bytes: int | None = None, max_side: int | None = SCREEN_MAX_PX,
-              budget: PixelBudget | None = None, should_stop: Callable[[], bool] | None = None) -> Iterator[BatchItem]:
+              budget: PixelBudget | None = None, should_stop: Callable[[], bool] | None = None,
+              checks: bool = False) -> Iterator[BatchItem]:
     """Yield a ``BatchItem`` per source, in order; ``with_cam=False`` skips the heatmaps (faster).
+
+    ``checks`` adds each analysis's stability under flips and rotations and, with heatmaps, its
+    faithfulness drop (``evaluation.trust.check``: one more forward call per chunk, no gradients).
 
     Images are decoded to fit a ``max_side`` square (None: full size) within ``budget``
     (default: a fresh ``PixelBudget`` of ``PIXEL_BUDGET`` pixels).
@@ -138,7 +143,7 @@ def run_batch(model, sources: Iterable[Source], *, with_cam: bool = True,
                 decoded = [f.result() for f in pending]
                 current = index
                 pending, index = submit(next(chunks, None))  # decode the next chunk while the model runs
-                items = _infer(model, decoded, with_cam, preprocessing, resize)
+                items = _infer(model, decoded, with_cam, preprocessing, resize, checks)
                 reserved = [d.reserved for d in decoded]
                 del decoded  # the analyses hold the images now; each goes with its item
                 items.reverse()
@@ -154,18 +159,19 @@ def run_batch(model, sources: Iterable[Source], *, with_cam: bool = True,
                 f.cancel()
 
 
-def _infer(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, resize: str) -> list[BatchItem]:
+def _infer(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, resize: str,
+           checks: bool = False) -> list[BatchItem]:
     good = [d for d in decoded if d.error is None]
     results: dict[int, Analysis | str] = {}
     if good:
         try:
-            results.update(zip(map(id, good), _analyse(model, good, with_cam, preprocessing, resize)))
+            results.update(zip(map(id, good), _analyse(model, good, with_cam, preprocessing, resize, checks)))
         except Exception as exc:
             # Retry one by one, so a failure inside one image costs that image only.
             log.warning("Batch chunk failed (%s); retrying its images one by one", type(exc).__name__)
             for d in good:
                 try:
-                    results[id(d)] = _analyse(model, [d], with_cam, preprocessing, resize)[0]
+                    results[id(d)] = _analyse(model, [d], with_cam, preprocessing, resize, checks)[0]
                 except DermascanError as one_exc:  # e.g. the model's numbers for this image are invalid
                     results[id(d)] = str(one_exc)
                 except Exception as one_exc:
@@ -181,7 +187,8 @@ def _infer(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, r
     return items
 
 
-def _analyse(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, resize: str) -> list[Analysis]:
+def _analyse(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, resize: str,
+             checks: bool = False) -> list[Analysis]:
     start = time.perf_counter()
     x = np.stack([d.x for d in decoded], out=empty_aligned((len(decoded), *decoded[0].x.shape)))
     if with_cam and model.target is not None:
@@ -190,22 +197,28 @@ def _analyse(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str,
         probs, cams = model.predict_prepared(x), None
         chosen = np.argmax(probs, axis=1)
     per_image_ms = (time.perf_counter() - start) * 1000.0 / len(decoded)
-    return [
+    analyses = [
         model.make_analysis(d.image, probs[i], None if cams is None else cams[i], int(chosen[i]), sha256=d.sha256,
                             name=d.name, preprocessing=preprocessing, resize=resize,
                             processing_time_ms=per_image_ms, heatmap_requested=with_cam)
         for i, d in enumerate(decoded)
     ]
+    return trust.check(model, analyses, x, faithfulness=with_cam) if checks else analyses
 
 
-def batch_columns(labels: list[str]) -> list[str]:
-    """CSV columns of a batch table: the CLI ``batch`` command and the dashboard share them."""
-    return ["file", "sha256", "top_label", *[f"p_{label}" for label in labels], "malignant_score", "triage", "error"]
+CHECK_COLUMNS = ["faithfulness", "stability"]  # the review log's columns of the same names and meaning
 
 
-def batch_row(item: BatchItem, labels: list[str]) -> dict:
-    """One CSV row for ``item`` (probabilities empty for an error row)."""
-    row = dict.fromkeys(batch_columns(labels), "")
+def batch_columns(labels: list[str], checks: bool = False) -> list[str]:
+    """CSV columns of a batch table: the CLI ``batch`` command and the dashboard share them (``checks``: with
+    ``CHECK_COLUMNS`` before ``error``)."""
+    return ["file", "sha256", "top_label", *[f"p_{label}" for label in labels], "malignant_score", "triage",
+            *(CHECK_COLUMNS if checks else []), "error"]
+
+
+def batch_row(item: BatchItem, labels: list[str], checks: bool = False) -> dict:
+    """One CSV row for ``item`` (probabilities empty for an error row; a check not measured is empty)."""
+    row = dict.fromkeys(batch_columns(labels, checks), "")
     row["file"] = item.name
     if item.error is not None:
         row["error"] = item.error
@@ -214,4 +227,7 @@ def batch_row(item: BatchItem, labels: list[str]) -> dict:
     row.update(sha256=a.sha256, top_label=a.top_label, malignant_score=round(a.malignant_score, 6), triage=a.triage)
     for label, p in zip(a.labels, a.probabilities):
         row[f"p_{label}"] = round(float(p), 6)
+    for name in CHECK_COLUMNS if checks else []:
+        value = getattr(a, name)
+        row[name] = "" if value is None else round(float(value), 6)
     return row

@@ -1,0 +1,73 @@
+"""The Batch page's stability and faithfulness: worklist columns, CSV columns and the review log, equal to the engine."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+from app_helpers import HAM, assert_no_exception, downloaded, new_app
+
+import dermascan
+from dermascan.evaluation import trust
+from dermascan.inference.batch import batch_columns
+from dermascan.reviews import ReviewStore
+
+LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+
+
+@pytest.fixture
+def images():
+    if not HAM.is_dir():
+        pytest.skip("../shared/data/ham10000_224 is not present")
+    return sorted((HAM / "images").glob("ISIC_*.jpg"))[:4]
+
+
+def run_batch_page(files, **toggles):
+    at = new_app().run()
+    at.switch_page("pages/batch.py").run()
+    for key, value in toggles.items():
+        at.toggle(key=key).set_value(value)
+    at.file_uploader(key="batch_upload").set_value([(p.name, p.read_bytes(), "image/jpeg") for p in files])
+    at.run()
+    at.button(key="batch_start").click().run()
+    assert_no_exception(at)
+    return at
+
+
+def csv_rows(at, media, checks: bool) -> list[dict]:
+    button = next(b for b in at.get("download_button") if b.proto.id.endswith("batch_table_csv"))
+    reader = csv.DictReader(io.StringIO(downloaded(media, button).decode("utf-8")))
+    assert reader.fieldnames == batch_columns(LABELS, checks)
+    return list(reader)
+
+
+def test_stability_and_faithfulness_columns_match_the_engine(app_env, images, media, tiny_model):
+    at = run_batch_page(images)
+    frame = at.dataframe(key="batch_table").value
+    assert frame["Stability"].between(0, 1).all() and frame["Faithfulness"].between(-1, 1).all()
+    rows = {r["file"]: r for r in csv_rows(at, media, checks=True)}
+    model = dermascan.load_model(tiny_model)
+    expected = trust.check(model, model.analyze_many([p.read_bytes() for p in images]))
+    for path, a in zip(images, expected):
+        assert float(rows[path.name]["stability"]) == pytest.approx(a.stability)
+        assert float(rows[path.name]["faithfulness"]) == pytest.approx(a.faithfulness, abs=1e-3)
+    stored = {c.file_name: c for c in ReviewStore().list_cases()}
+    assert [stored[p.name].stability for p in images] == pytest.approx([a.stability for a in expected])
+    assert np.allclose([stored[p.name].faithfulness for p in images], [a.faithfulness for a in expected], atol=1e-3)
+
+
+def test_without_heatmaps_stability_is_measured_and_faithfulness_left_empty(app_env, images, media):
+    at = run_batch_page(images[:2], batch_with_cam=False)
+    frame = at.dataframe(key="batch_table").value
+    assert frame["Stability"].between(0, 1).all() and frame["Faithfulness"].isna().all()
+    rows = csv_rows(at, media, checks=True)
+    assert all(r["faithfulness"] == "" and r["stability"] != "" for r in rows)
+
+
+def test_switched_off_there_are_no_check_columns_in_the_csv(app_env, images, media):
+    at = run_batch_page(images[:2], batch_checks=False)
+    assert at.dataframe(key="batch_table").value["Stability"].isna().all()
+    csv_rows(at, media, checks=False)
+    assert all(c.stability is None and c.faithfulness is None for c in ReviewStore().list_cases())
