@@ -1,4 +1,4 @@
-"""The Batch page's stability and faithfulness: worklist columns, CSV columns and the review log, equal to the engine."""
+"""The Batch page's stability and faithfulness: worklist and CSV columns and the review log, equal to the engine."""
 
 from __future__ import annotations
 
