@@ -79,16 +79,23 @@ class BatchJob:
     logged: int = 0
     unloggable: int = 0
     seconds: float = 0.0
-    checks: bool = False  # stability and (with heatmaps) faithfulness measured per image
+    stability: bool = False  # measured per image
+    faithfulness: bool = False  # measured per image (with heatmaps)
     owner: int = 0  # token of the script run allowed to change the job
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def start(cls, signature: tuple, *, total: int, labels: list[str], with_cam: bool,
-              errors: Sequence[dict] = (), checks: bool = False) -> BatchJob:
+              errors: Sequence[dict] = (), stability: bool = False, faithfulness: bool = False) -> BatchJob:
         """A new job over ``total`` files; with nothing to analyse (every file refused: ``errors``) it is done."""
         return cls(signature, total=total, labels=list(labels), with_cam=with_cam,
-                   status=RUNNING if total else DONE, errors=list(errors), checks=checks)
+                   status=RUNNING if total else DONE, errors=list(errors), stability=stability,
+                   faithfulness=faithfulness)
+
+    @property
+    def checks(self) -> bool:
+        """True when the job measures stability or faithfulness: its CSV has their columns."""
+        return self.stability or self.faithfulness
 
     @property
     def finished(self) -> bool:
@@ -185,7 +192,8 @@ def advance(job: BatchJob, model, sources: Sequence[Source], token: int, *, sess
     save cases and draw progress. Returns early once another run claims the job or it is stopped.
     """
     start = time.perf_counter()
-    items = run_batch(model, list(sources[job.done :]), with_cam=job.with_cam, chunk_size=chunk_size, checks=job.checks,
+    items = run_batch(model, list(sources[job.done :]), with_cam=job.with_cam, chunk_size=chunk_size,
+                      stability=job.stability, faithfulness=job.faithfulness,
                       should_stop=lambda: job.owner != token or job.status != RUNNING)
     for item in items:
         if not record(job, item, token, session_id, time.perf_counter() - start):

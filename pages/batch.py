@@ -216,16 +216,19 @@ labels = labels_csv_input(
 )
 with_cam = labels_col.toggle("Grad-CAM heatmaps", value=True, key=session.BATCH_WITH_CAM,
                              help="Off: prediction only, several times faster; no overlays.")
-checks = labels_col.toggle("Stability and faithfulness", value=True, key=session.BATCH_CHECKS,
-                           help="Each image also flipped and rotated (does the top class hold?) and, with heatmaps, "
-                           "its highlighted region removed (does the probability fall?): one more model pass each.")
+stability = labels_col.toggle("Stability under flips and rotations", value=True, key=session.BATCH_STABILITY,
+                              help="Each image also seen flipped and rotated (4 views): does the top class hold?")
+faithfulness = labels_col.toggle("Faithfulness (slower)", value=False, key=session.BATCH_FAITHFULNESS,
+                                 disabled=not with_cam, help="Each heatmap's top 20% removed: how much does the "
+                                 "probability fall? Several times slower per image.")
+faithfulness = faithfulness and with_cam
 labels_by_id, labels_key = labels.by_id, labels.file_id
 
 job: BatchJob | None = st.session_state.get(session.BATCH_JOB)
 token = job.claim() if job is not None else 0  # first thing: a still-running older run must stop writing
 files = files or []
 intake = collect(files)
-current = (signature(files), slot.key, with_cam, checks)
+current = (signature(files), slot.key, with_cam, stability, faithfulness)
 if files:
     noun = f"{len(intake.sources)} image(s)"
     if intake.skipped:
@@ -234,7 +237,8 @@ if files:
     if st.button(f"Analyse {noun}", type="primary", icon=":material/play_arrow:", key=session.BATCH_START,
                  disabled=disabled, help=why):
         job = BatchJob.start(current, total=len(intake.sources), labels=model.labels, with_cam=with_cam,
-                             errors=[empty_error_row(n, r, model.labels) for n, r in intake.refused], checks=checks)
+                             errors=[empty_error_row(n, r, model.labels) for n, r in intake.refused],
+                             stability=stability, faithfulness=faithfulness)
         st.session_state[session.BATCH_JOB] = job
         st.session_state.pop(session.BATCH_COLOURED, None)
         token = job.claim()

@@ -27,6 +27,7 @@ from .aligned import empty_aligned
 from .analysis import Analysis
 from .budget import BudgetClosed, PixelBudget
 from .preprocessing import prepare
+from .tta import STABILITY_VIEWS
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +114,17 @@ def run_batch(model, sources: Iterable[Source], *, with_cam: bool = True,
               chunk_size: int = DEFAULT_CHUNK, workers: int = 2, preprocessing: str | None = None,
               resize: str | None = None, max_bytes: int | None = None, max_side: int | None = SCREEN_MAX_PX,
               budget: PixelBudget | None = None, should_stop: Callable[[], bool] | None = None,
-              checks: bool = False) -> Iterator[BatchItem]:
+              stability: bool = False, faithfulness: bool = False) -> Iterator[BatchItem]:
     """Yield a ``BatchItem`` per source, in order; ``with_cam=False`` skips the heatmaps (faster).
 
-    ``checks`` adds each analysis's stability under flips and rotations and, with heatmaps, its
-    faithfulness drop (``evaluation.trust.check``: one more forward call per chunk, no gradients).
+    ``stability`` adds each analysis's stability under flips and rotations, ``faithfulness`` (with heatmaps)
+    its faithfulness drop: ``evaluation.trust.check``, one more forward call per chunk for both, no gradients.
 
     Images are decoded to fit a ``max_side`` square (None: full size) within ``budget``
     (default: a fresh ``PixelBudget`` of ``PIXEL_BUDGET`` pixels).
     """
     sources = list(sources)
+    checks = (stability, faithfulness and with_cam)
     preprocessing = preprocessing or model.card.preprocessing
     resize = resize or model.card.resize
     size = model.input_size
@@ -160,7 +162,7 @@ def run_batch(model, sources: Iterable[Source], *, with_cam: bool = True,
 
 
 def _infer(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, resize: str,
-           checks: bool = False) -> list[BatchItem]:
+           checks: tuple[bool, bool] = (False, False)) -> list[BatchItem]:
     good = [d for d in decoded if d.error is None]
     results: dict[int, Analysis | str] = {}
     if good:
@@ -188,7 +190,7 @@ def _infer(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, r
 
 
 def _analyse(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str, resize: str,
-             checks: bool = False) -> list[Analysis]:
+             checks: tuple[bool, bool] = (False, False)) -> list[Analysis]:
     start = time.perf_counter()
     x = np.stack([d.x for d in decoded], out=empty_aligned((len(decoded), *decoded[0].x.shape)))
     if with_cam and model.target is not None:
@@ -203,7 +205,10 @@ def _analyse(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str,
                             processing_time_ms=per_image_ms, heatmap_requested=with_cam)
         for i, d in enumerate(decoded)
     ]
-    return trust.check(model, analyses, x, faithfulness=with_cam) if checks else analyses
+    stability, faithfulness = checks
+    if stability or faithfulness:
+        trust.check(model, analyses, x, faithfulness=faithfulness, views=STABILITY_VIEWS if stability else None)
+    return analyses
 
 
 CHECK_COLUMNS = ["faithfulness", "stability"]  # the review log's columns of the same names and meaning

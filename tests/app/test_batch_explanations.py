@@ -44,7 +44,7 @@ def csv_rows(at, media, checks: bool) -> list[dict]:
 
 
 def test_stability_and_faithfulness_columns_match_the_engine(app_env, images, media, tiny_model):
-    at = run_batch_page(images)
+    at = run_batch_page(images, batch_faithfulness=True)
     frame = at.dataframe(key="batch_table").value
     assert frame["Stability"].between(0, 1).all() and frame["Faithfulness"].between(-1, 1).all()
     rows = {r["file"]: r for r in csv_rows(at, media, checks=True)}
@@ -58,8 +58,8 @@ def test_stability_and_faithfulness_columns_match_the_engine(app_env, images, me
     assert np.allclose([stored[p.name].faithfulness for p in images], [a.faithfulness for a in expected], atol=1e-3)
 
 
-def test_without_heatmaps_stability_is_measured_and_faithfulness_left_empty(app_env, images, media):
-    at = run_batch_page(images[:2], batch_with_cam=False)
+def test_by_default_stability_is_measured_and_faithfulness_left_empty(app_env, images, media):
+    at = run_batch_page(images[:2])
     frame = at.dataframe(key="batch_table").value
     assert frame["Stability"].between(0, 1).all() and frame["Faithfulness"].isna().all()
     rows = csv_rows(at, media, checks=True)
@@ -67,7 +67,7 @@ def test_without_heatmaps_stability_is_measured_and_faithfulness_left_empty(app_
 
 
 def test_switched_off_there_are_no_check_columns_in_the_csv(app_env, images, media):
-    at = run_batch_page(images[:2], batch_checks=False)
+    at = run_batch_page(images[:2], batch_stability=False)
     assert at.dataframe(key="batch_table").value["Stability"].isna().all()
     csv_rows(at, media, checks=False)
     assert all(c.stability is None and c.faithfulness is None for c in ReviewStore().list_cases())
