@@ -49,12 +49,13 @@ def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, opti
         analysis = slot.model.analyze(data, class_label=class_label, name=name, preprocessing=options.preprocessing,
                                       resize=options.resize, cam_method=cam_method)
         # Stability is the image's, whatever class is explained: measured with the top-class analysis only.
-        trust.check(slot.model, [analysis], faithfulness=faithfulness, views=None if class_label else STABILITY_VIEWS)
+        trust.check_or_warn(slot.model, [analysis], faithfulness=faithfulness,
+                            views=None if class_label else STABILITY_VIEWS)
         cache[key] = analysis
         evict_oldest(cache, MAX_CACHED, MAX_CACHED_BYTES)
     if faithfulness and analysis.faithfulness_sentence is None and analysis.heatmap is not None:
         count_engine_call()
-        trust.check(slot.model, [analysis], faithfulness=True, views=None)
+        trust.check_or_warn(slot.model, [analysis], faithfulness=True, views=None)
     return analysis
 
 

@@ -15,7 +15,8 @@ from .presentation import percent, plain
 
 METHOD_HELP = "\n".join(f"- **{name}**: {info[2]}" for name, info in METHOD_INFO.items())
 FAITHFULNESS_HELP = ("Blurs out the 20% of the image the map highlights most (filled in from the pixels around it) "
-                     "and measures how much the probability of the explained class falls: one more model pass.")
+                     "and measures how much the probability of the explained class falls (several analyses' time). "
+                     "Saved with the case when it is on before the image is analysed.")
 
 
 def method_label(name: str) -> str:

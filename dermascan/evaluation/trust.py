@@ -66,6 +66,22 @@ def check(model, analyses: Sequence[Analysis], x: np.ndarray | None = None, *, f
     return list(analyses)
 
 
+UNMEASURED = ("Stability and faithfulness were not measured: the model gave invalid numbers (NaN or infinity) "
+              "for a flipped or masked copy of the image.")
+
+
+def check_or_warn(model, analyses: Sequence[Analysis], x: np.ndarray | None = None, **kwargs) -> list[Analysis]:
+    """``check``, but invalid numbers on a perturbed copy leave the analyses as they were (``check`` writes
+    nothing before every probability is known to be finite), with ``UNMEASURED`` among their warnings: the
+    analysis of the image itself still stands."""
+    try:
+        return check(model, analyses, x, **kwargs)
+    except InvalidModelOutput:
+        for a in analyses:
+            a.warnings.append(UNMEASURED)
+        return list(analyses)
+
+
 def _top_region(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     rank = _pixel_ranks(np.asarray(heatmap, np.float32), size)
     return rank < round(TOP_FRACTION * rank.size)

@@ -207,7 +207,8 @@ def _analyse(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str,
     ]
     stability, faithfulness = checks
     if stability or faithfulness:
-        trust.check(model, analyses, x, faithfulness=faithfulness, views=STABILITY_VIEWS if stability else None)
+        trust.check_or_warn(model, analyses, x, faithfulness=faithfulness,
+                            views=STABILITY_VIEWS if stability else None)
     return analyses
 
 
