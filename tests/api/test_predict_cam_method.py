@@ -37,3 +37,24 @@ def test_batch_takes_the_method_too(client):
                            data={"cam_method": "layercam"})
     assert response.status_code == 200
     assert response.json()["results"][0]["result"]["cam_method"] == "layercam"
+
+
+def test_one_batch_with_several_methods_gives_each_image_its_own(tiny_model):
+    from dermascan.api.batcher import DynamicBatcher, Prepared
+    from dermascan.inference.preprocessing import prepare
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40, 50, 3), dtype=np.uint8) for _ in range(4)]
+    methods = ["eigencam", None, "eigencam", "layercam"]
+    items = [Prepared(image=im, x=prepare(im, tiny_model.input_size, tiny_model.card.preprocessing,
+                                          tiny_model.card.resize), sha256=f"{i:064x}", name=None, cam_method=m)
+             for i, (im, m) in enumerate(zip(images, methods))]
+    batcher = DynamicBatcher(tiny_model)
+    try:
+        outcomes = batcher.submit(items).result(timeout=60)
+    finally:
+        batcher.close()
+    assert [a.cam_method for a in outcomes] == ["eigencam", "gradcam", "eigencam", "layercam"]
+    for image, method, outcome in zip(images, methods, outcomes):
+        expected = tiny_model.analyze(image, cam_method=method)
+        assert np.allclose(outcome.heatmap, expected.heatmap, atol=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 from app_helpers import as_shown, assert_no_exception, new_app
@@ -56,6 +58,9 @@ def test_stability_sentence_is_shown_and_stored(app_env, ham_images):
     [case] = ReviewStore().list_cases()
     changed = 0 if match.group(1) else int(match.group(2))
     assert case.stability == (4 - changed) / 4
+    [row] = csv.DictReader(io.StringIO(ReviewStore().export_csv().decode("utf-8-sig")))
+    assert float(row["stability"]) == case.stability and row["cam_method"] == "gradcam"
+    assert row["faithfulness"] == ""  # not measured: faithfulness is opt-in
 
 
 def test_faithfulness_is_opt_in_and_its_sentence_has_the_number(app_env, ham_images):
