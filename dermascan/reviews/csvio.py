@@ -24,6 +24,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ from dermascan.csvsafe import safe_cell, unsafe_cell
 
 from . import columns
 from .columns import PROBABILITY_PREFIX
+from .query import CaseQuery
 from .records import MAX_TEXT_CHARS, CaseRecord, Decision, DecisionChange, normalize_timestamp
 
 log = logging.getLogger(__name__)
@@ -141,18 +143,44 @@ def to_csv_bytes(records: list[CaseRecord]) -> bytes:
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
+def iter_export_csv(store: Any, query: Any = None, *, chunk: int = 1000) -> Iterator[bytes]:
+    """The export of ``store``'s cases passing ``query`` (a ``CaseQuery``; default all, oldest first) as byte chunks.
+
+    The first chunk is the BOM and the header (its ``p_<label>`` columns come from one SQL query over the same
+    cases), then about ``chunk`` rows per chunk, read through ``store.iter_cases``: memory stays flat however many
+    cases there are. Joined, the chunks equal ``to_csv_bytes`` of the same records.
+    """
+    query = CaseQuery(sort="oldest") if query is None else query
+    header = csv_header(store.labels_matching(query))
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    yield ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    rows = pending = 0
+    for record in store.iter_cases(query, chunk=chunk):
+        if pending == 0:
+            buffer.seek(0)
+            buffer.truncate()
+        row = record.to_row()
+        writer.writerow([format_cell(row.get(column)) for column in header])
+        rows, pending = rows + 1, pending + 1
+        if pending >= chunk:
+            yield buffer.getvalue().encode("utf-8")
+            pending = 0
+    if pending:
+        yield buffer.getvalue().encode("utf-8")
+    log.info("review export: %d cases", rows)
+
+
 def export_csv(store: Any, dest: str | os.PathLike[str] | BinaryIO | None = None, *,
                session_id: str | None = None) -> bytes:
     """Export a store's cases (oldest first) as CSV bytes; also write them to ``dest`` (path or binary file)."""
-    records = store.list_cases(session_id=session_id, with_thumbnails=False)
-    records.sort(key=lambda r: (r.created_at, r.case_id or 0))
-    data = to_csv_bytes(records)
+    data = b"".join(iter_export_csv(store, CaseQuery(session_id=session_id, sort="oldest")))
     if dest is not None:
         if hasattr(dest, "write"):
             dest.write(data)
         else:
             _write_private(Path(dest), data)
-    log.info("review export: %d cases", len(records))
     return data
 
 
@@ -177,7 +205,8 @@ def import_csv(store: Any, source: Any, *, max_rows: int = MAX_IMPORT_ROWS) -> I
 
     ``source``: bytes, text, a path (``str``/``PathLike``) or a binary file-like (Streamlit's
     UploadedFile). Problems with the file or its rows are reported in the result, never raised; a
-    database failure raises ``ReviewStoreError`` and nothing from the file is kept.
+    database failure raises ``ReviewStoreError``: the rows merged before it (in transactions of
+    ``store.MERGE_CHUNK`` rows) stay, and importing the same file again adds the rest without duplicates.
     """
     result = ImportResult()
     data = _read_source(source, result)

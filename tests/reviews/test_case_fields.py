@@ -167,7 +167,7 @@ def test_a_v2_database_is_upgraded_in_place_and_its_cases_become_editable(db):
         store.update_case_fields(case.case_id, patient_id="P-8")
         new_id = store.add_case(make_case(image_sha256="cd" * 32))  # new cases still go in
     with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert raw.execute("SELECT patient_id, updated_at IS NOT NULL FROM cases WHERE case_id = 1").fetchone() == \
             ("P-8", 1)
         assert raw.execute("SELECT patient_id FROM case_details_history").fetchall() == [("P-7",)]

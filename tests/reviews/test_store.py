@@ -193,8 +193,10 @@ def test_full_database_is_a_store_error_and_nothing_is_half_saved(db):
     store = ReviewStore(db)
     store.add_case(make_case(1))
     # max_page_count makes SQLite report SQLITE_FULL exactly as a full disk does.
-    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
-    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    # The store writes through one connection (the writer's pool of one), so the limit applies to every write.
+    with store._writer.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+        conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(ReviewStoreError, match="full"):
         store.add_case(make_case(2, thumbnail=os.urandom(200_000)))
     assert store.count_cases() == 1
