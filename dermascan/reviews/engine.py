@@ -49,9 +49,11 @@ class Location:
         """How messages name the database: the file name, or ``database on host`` (never a folder or password)."""
         if self.path is not None:
             return self.path.name
-        host = self.url.host or self.url.query.get("host") or "the local server"
+        host = self.url.host or self.url.query.get("host") or ""
         if isinstance(host, tuple):
             host = host[0]
+        if not host or host.startswith("/"):  # a socket folder is a path: not shown, as with SQLite files
+            host = "the local server"
         return f"{self.url.database or 'postgres'} on {host}"
 
 

@@ -190,7 +190,7 @@ def retryable(exc: BaseException) -> bool:
 
 def from_postgres(exc: BaseException, name: str) -> ReviewStoreError:
     """Translate a psycopg exception (logs its SQLSTATE, never its text: that may quote data)."""
-    state = getattr(exc, "sqlstate", None) or ""
+    state = getattr(exc, "sqlstate", None) or _connect_state(exc)
     log.warning("review database error: %s %s", type(exc).__name__, state or "(no sqlstate)")
     if state in _PG_BUSY:
         return busy(name)
@@ -212,6 +212,17 @@ def from_postgres(exc: BaseException, name: str) -> ReviewStoreError:
         f"The review database ({name}) reported an unexpected error ({state or type(exc).__name__}); "
         "try again, and if it persists export your reviews to CSV and contact support."
     )
+
+
+def _connect_state(exc: BaseException) -> str:
+    # A failed connection has no SQLSTATE in psycopg, only libpq's text (read here, never shown: it names hosts).
+    text = str(exc).lower()
+    if "password authentication failed" in text or "no password supplied" in text or "role" in text and (
+            "does not exist" in text):
+        return "28P01"
+    if "database" in text and "does not exist" in text:
+        return "3D000"
+    return ""
 
 
 def from_db(exc: BaseException, name: str) -> ReviewStoreError:

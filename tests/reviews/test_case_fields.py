@@ -84,7 +84,13 @@ def make_case(**overrides) -> CaseRecord:
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(new_db):
+    """A fresh review database on each backend."""
+    return new_db()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
     return tmp_path / "reviews.sqlite3"
 
 
@@ -155,7 +161,8 @@ def test_read_only_store_refuses_edits(db):
         viewer.update_case_fields(case_id, patient_id="P-2")
 
 
-def test_a_v2_database_is_upgraded_in_place_and_its_cases_become_editable(db):
+def test_a_v2_database_is_upgraded_in_place_and_its_cases_become_editable(sqlite_db):
+    db = sqlite_db
     with sqlite3.connect(db) as raw:
         raw.executescript(V2_DUMP)
     raw.close()

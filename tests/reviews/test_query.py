@@ -17,8 +17,8 @@ def _case(i: int, **fields) -> CaseRecord:
 
 
 @pytest.fixture()
-def store(tmp_path):
-    with ReviewStore(tmp_path / "q.sqlite3") as store:
+def store(new_db):
+    with ReviewStore(new_db()) as store:
         for i in range(40):
             case_id = store.add_case(_case(i))
             if i % 6 == 0:
