@@ -91,3 +91,17 @@ def test_v4_analysis_fields_round_trip_through_the_store_and_the_csv(new_db):
 def test_v4_fields_refuse_wrong_values(field, value):
     with pytest.raises(InvalidRecord, match=field):
         CaseRecord(image_sha256="ab" * 32, top_label="mel", **{field: value})
+
+
+def test_the_table_definitions_describe_what_the_sqlite_migrations_built(tmp_path):
+    # tables.py (PostgreSQL's schema, every query's columns) and the frozen migrations must agree, index included.
+    from dermascan.reviews import tables
+    ReviewStore(tmp_path / "r.sqlite3").close()
+    with sqlite3.connect(tmp_path / "r.sqlite3") as conn:
+        for table in tables.SQLITE_TABLES:
+            info = {row[1]: bool(row[3]) or bool(row[5]) for row in conn.execute(f"PRAGMA table_info({table.name})")}
+            assert info == {c.name: not c.nullable for c in table.columns}, table.name
+            built = {row[1]: tuple(r[2] for r in conn.execute(f"PRAGMA index_info({row[1]})"))
+                     for row in conn.execute(f"PRAGMA index_list({table.name})") if row[3] == "c"}
+            assert built == {index.name: tuple(c.name for c in index.columns) for index in table.indexes}, table.name
+    conn.close()
