@@ -75,5 +75,4 @@ def decision_panel(store_slot: StoreSlot, result, labels, display_name) -> None:
     decision = decision_form(key, labels=labels, display_name=display_name, ai_label=result.top_label,
                              existing=current_decision(store_slot, case))
     if decision is not None and save_batch_decision(store_slot, result, decision):
-        st.success("Decision saved to the review log"
-                   + (f" (case {case.case_id})." if case.case_id is not None else "."), icon=":material/check_circle:")
+        st.rerun()  # the worklist above was drawn before the save: redraw it with the decision (the toast stays)
