@@ -193,7 +193,7 @@ def results_section(job: BatchJob, model, labels) -> None:
     row = selected_row(job, selected, frame)
     if row is not None:
         overlay_panel(job, row, display_name)
-        decision_panel(get_store(), job.results[row], model.labels, display_name)
+        decision_panel(get_store(), job.results[row], job.labels, display_name)
 
     shown = [job.results[i] for i in frame[ROW_ID]]
     data = table_csv(shown, job.errors, job.labels, model.card, labels_by_id=labels_by_id)
