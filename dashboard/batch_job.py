@@ -59,6 +59,12 @@ class BatchResult:
     preview_jpeg: bytes  # <= 384 px, for the overlay
     heatmap: np.ndarray | None  # float16 at the CAM layer's resolution
     csv_row: dict  # dermascan.inference.batch.batch_row, computed while the Analysis was at hand
+    case: CaseRecord | None = None  # its review-log case (None: a field the store refuses); add_case gives its id
+
+    @property
+    def case_id(self) -> int | None:
+        """The review-log id of this result's case, once known (``ReviewStore.add_case`` sets it)."""
+        return None if self.case is None else self.case.case_id
 
 
 @dataclass
@@ -208,6 +214,7 @@ def record(job: BatchJob, item: BatchItem, token: int, session_id: str, seconds:
             job.errors.append(batch_row(item, job.labels))
         else:
             result.index = job.done
+            result.case = case
             job.results.append(result)
             if case is None:
                 job.unloggable += 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import logging
 import sys
@@ -206,8 +205,9 @@ def _batch_sources(paths: list[Path], stack: contextlib.ExitStack) -> list:
 
 
 def _cmd_batch(args) -> int:
-    from .csvsafe import safe_row
-    from .inference.batch import batch_columns, batch_row, run_batch
+    from .inference.batch import run_batch
+    from .reviews.csvio import CaseCsvWriter, run_context
+    from .reviews.records import CaseRecord
 
     paths = _expand_inputs(args.inputs)
     if not paths:
@@ -215,16 +215,26 @@ def _cmd_batch(args) -> int:
     model = _load(args)
     out = Path(args.csv)
     errors = 0
+    context = run_context(model.card, source="cli")  # what a failure row still says about the run
     with contextlib.ExitStack() as stack:
         sources = _batch_sources(paths, stack)
         if not sources:
             raise DermascanError("No images were found in the inputs.")
+        # The Review log export's format (csvio): same columns, BOM, formula-safe cells.
         with open(out, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=batch_columns(model.labels))
-            writer.writeheader()
+            writer = CaseCsvWriter(fh, model.labels)
             for done, item in enumerate(run_batch(model, sources, with_cam=False), start=1):
-                errors += item.error is not None
-                writer.writerow(safe_row(batch_row(item, model.labels)))
+                reason = item.error
+                if reason is None:
+                    try:
+                        record = CaseRecord.from_analysis(item.analysis, source="cli")
+                        record.file_name = item.name
+                        writer.write_case(record.validate())
+                    except ValueError as exc:  # a field the record refuses (e.g. an over-long file name)
+                        reason = f"The result could not be recorded: {exc}."
+                if reason is not None:
+                    errors += 1
+                    writer.write_failure(item.name, reason, **context)
                 _progress(done, len(sources))
     print(f"Wrote {len(sources)} rows to {out.name} ({errors} with errors).", file=sys.stderr)
     return EXIT_OK
