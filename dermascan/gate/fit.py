@@ -65,3 +65,78 @@ def write_gate(stats: OODStats, threshold: float, summary: dict, card: ModelCard
     entry = {"file": sidecar.name, "threshold": float(threshold), "score": "mahalanobis-pca+residual", **summary}
     write_card(card.with_overrides(gate=entry), card_path)
     return sidecar
+
+
+def _splits(labels_csv: Path | None) -> dict[str, str]:
+    """``{image_id: split}`` from the labels CSV's optional ``split`` column (train / val / test)."""
+    if labels_csv is None:
+        return {}
+    import csv
+    import io
+
+    text = Path(labels_csv).read_text(encoding="utf-8-sig")
+    reader = csv.DictReader(io.StringIO(text))
+    if "split" not in (reader.fieldnames or []):
+        return {}
+    return {Path((row.get("image_id") or "").strip()).stem: (row.get("split") or "").strip().lower()
+            for row in reader}
+
+
+def fit_gate_from_folder(model, images_dir: str | Path, labels_csv: str | Path | None = None, *,
+                         progress: Progress | None = None) -> tuple[Path, float, dict]:
+    """Fit the gate for ``model`` from a folder (``fit-gate``) and write the sidecar and card entry.
+
+    With a labels CSV (``image_id,dx``) the classes are the true labels, else the model's own top class;
+    a ``split`` column picks the rows: ``train`` fits, ``val`` sets the threshold, ``test`` is left alone.
+    Unreadable images are skipped. Returns ``(sidecar path, threshold, summary)``.
+    """
+    from ..errors import DermascanError
+    from ..intake.images import read_image_file
+    from ..intake.labelsets import IMAGE_SUFFIXES, find_labeled_images, read_labels_csv
+    from ..model.card import read_card
+
+    folder = Path(images_dir)
+    if labels_csv is not None:
+        found = find_labeled_images(folder, read_labels_csv(labels_csv))
+        paths, truth = found.paths, found.labels
+        unknown = sorted(set(truth) - set(model.labels))
+        if unknown:
+            raise DermascanError(f"The labels CSV has labels the model does not know: {', '.join(unknown[:5])}.")
+    elif folder.is_dir():
+        paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        truth = [None] * len(paths)
+    else:
+        raise DermascanError(f"The images folder {folder.name} does not exist.")
+    split_of = _splits(Path(labels_csv) if labels_csv is not None else None)
+    groups: dict[str, tuple[list, list]] = {"train": ([], []), "val": ([], [])}
+    for start in range(0, len(paths), DEFAULT_CHUNK):
+        images, kept = [], []
+        for path, label in zip(paths[start : start + DEFAULT_CHUNK], truth[start : start + DEFAULT_CHUNK],
+                               strict=True):
+            split = split_of.get(path.stem, "train") if split_of else "train"
+            split = "val" if split == "validation" else split
+            if split not in groups:
+                continue
+            try:
+                images.append(read_image_file(path))
+            except DermascanError:
+                continue
+            kept.append((split, label))
+        if images:
+            x = model.preprocess(images)
+            probs, features = model.predict_prepared(x, calibrated=False, with_features=True)
+            for (split, label), f, p in zip(kept, features, probs, strict=True):
+                groups[split][0].append(f)
+                groups[split][1].append(model.labels.index(label) if label is not None else int(np.argmax(p)))
+        if progress is not None:
+            progress(min(start + DEFAULT_CHUNK, len(paths)), len(paths))
+    train_f, train_c = groups["train"]
+    if len(train_f) < 3:
+        raise DermascanError("Fitting the gate needs at least 3 readable training images.")
+    stats, threshold, summary = fit_gate(np.array(train_f), np.array(train_c),
+                                         np.array(groups["val"][0]) if groups["val"][0] else None)
+    card_path = model.card_file or Path(model.path).with_name(Path(model.path).stem + ".card.json")
+    card = read_card(card_path) if Path(card_path).is_file() else model.card
+    summary["classes_from"] = "the labels CSV" if labels_csv is not None else "the model's own top class"
+    sidecar = write_gate(stats, threshold, summary, card, Path(model.path), Path(card_path))
+    return sidecar, threshold, summary
