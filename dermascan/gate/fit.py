@@ -140,3 +140,16 @@ def fit_gate_from_folder(model, images_dir: str | Path, labels_csv: str | Path |
     summary["classes_from"] = "the labels CSV" if labels_csv is not None else "the model's own top class"
     sidecar = write_gate(stats, threshold, summary, card, Path(model.path), Path(card_path))
     return sidecar, threshold, summary
+
+
+def fit_for_export(model_path: Path, card_path: Path, train_images: Sequence[np.ndarray],
+                   train_classes: Sequence[int], val_images: Sequence[np.ndarray]) -> Path:
+    """Fit and write the gate for a freshly exported model (the training recipe's last step); returns the sidecar."""
+    from ..model.card import read_card
+    from ..model.lesion import load_model
+
+    model = load_model(model_path, card=card_path, gate={})
+    stats, threshold, summary = fit_gate(model_features(model, train_images), np.asarray(train_classes),
+                                         model_features(model, val_images))
+    summary["classes_from"] = "the training labels"
+    return write_gate(stats, threshold, summary, read_card(card_path), Path(model_path), Path(card_path))
