@@ -19,10 +19,11 @@ def check(rgb_small: np.ndarray, grey_small: np.ndarray) -> tuple[dict[str, floa
     """``(measures, reasons)`` for the RGB and grey images at the model's input size."""
     blue = np.ascontiguousarray(rgb_small[..., 2])
     _, mask = cv2.threshold(blue, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    dark = mask > 0
-    fraction = float(dark.mean())
-    contrast = float(blue[~dark].mean() - blue[dark].mean()) if 0.0 < fraction < 1.0 else 0.0
-    std = float(grey_small.std())
+    fraction = cv2.countNonZero(mask) / mask.size
+    contrast = 0.0
+    if 0.0 < fraction < 1.0:  # OpenCV's masked means: several times faster than numpy's boolean indexing
+        contrast = cv2.mean(blue, cv2.bitwise_not(mask))[0] - cv2.mean(blue, mask)[0]
+    std = float(cv2.meanStdDev(grey_small)[1][0, 0])
     reasons = []
     if is_uniform({"grey_std": std, "lesion_contrast": contrast}):
         reasons.append("No lesion is visible: the image is nearly uniform.")
