@@ -60,7 +60,7 @@ def _add_model_flags(p: argparse.ArgumentParser, *, several_cams: bool = False) 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser (subcommands analyze, batch, evaluate, explain-check, info, serve)."""
+    """The CLI's argument parser (subcommands analyze, batch, evaluate, explain-check, fit-gate, info, serve)."""
     parser = _Parser(prog="python -m dermascan", description="DermaScan Review engine: skin-lesion AI second opinion.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"at most this many images (default {DEFAULT_LIMIT})")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    p = sub.add_parser("fit-gate", help="fit the input gate's out-of-distribution statistics from training images")
+    p.add_argument("images_dir", help="folder with the model's training images")
+    p.add_argument("labels_csv", nargs="?", help="optional CSV image_id,dx[,split]: true classes (and train / val "
+                   "rows: train fits, val sets the threshold); without it the model's top class is used")
+    _add_model_flags(p)
+
     p = sub.add_parser("info", help="what the engine detects about a model")
     _add_model_flags(p)
 
@@ -102,13 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args):
+def _load(args, **extra):
     from .model.card import default_malignant
     from .model.lesion import load_model
 
     overrides = dict(labels=args.labels, malignant_labels=args.malignant, preprocessing=args.preprocessing,
                      resize=args.resize, cam_layer=args.layer, cam_method=args.cam_method, temperature=args.temperature,
-                     thresholds=args.thresholds)
+                     thresholds=args.thresholds, **extra)
     if args.labels is not None and args.malignant is None:
         overrides["malignant_labels"] = default_malignant(args.labels)
     return load_model(args.model, card=args.card, trust_code=args.trust_model_code, **overrides)
@@ -156,6 +162,8 @@ def _cmd_analyze(args) -> int:
             print(f"  {rec.explanation}")
             for w in rec.warnings:
                 print(f"  warning: {w}")
+            for reason in rec.gate.reasons if rec.gate is not None else ():
+                print(f"  indeterminate: {reason}")
     return EXIT_USAGE if failed else EXIT_OK
 
 
@@ -265,6 +273,16 @@ def _cmd_explain_check(args) -> int:
     return EXIT_OK
 
 
+def _cmd_fit_gate(args) -> int:
+    from .gate.fit import fit_gate_from_folder
+
+    model = _load(args, gate={})  # refitting must work while the old statistics are stale or broken
+    sidecar, threshold, summary = fit_gate_from_folder(model, args.images_dir, args.labels_csv, progress=_progress)
+    print(f"Wrote {sidecar.name} ({summary['n_fit']} images fitted, threshold {threshold:.4g} on "
+          f"{summary['n_threshold']} held-out images) and the card's gate entry.", file=sys.stderr)
+    return EXIT_OK
+
+
 def _cmd_info(args) -> int:
     model = _load(args)
     print(json.dumps(model.describe(), indent=2, allow_nan=False))
@@ -278,7 +296,7 @@ def _cmd_serve(args) -> int:
 
 
 COMMANDS = {"analyze": _cmd_analyze, "batch": _cmd_batch, "evaluate": _cmd_evaluate,
-            "explain-check": _cmd_explain_check, "info": _cmd_info, "serve": _cmd_serve}
+            "explain-check": _cmd_explain_check, "fit-gate": _cmd_fit_gate, "info": _cmd_info, "serve": _cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

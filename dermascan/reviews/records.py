@@ -339,6 +339,7 @@ class CaseRecord:
 
         Reads ``sha256, name, labels, probabilities, top_label, malignant_score, triage, model_name,
         model_version, preprocessing, resize, cam_layer, explanation`` (and ``explained_label``, ``cam_method``
+        ``gate_status``, ``gate_reasons``
         if present); the image and heatmap are not kept.
         """
         labels = [str(label) for label in analysis.labels]
@@ -357,6 +358,7 @@ class CaseRecord:
             triage=analysis.triage, explanation=analysis.explanation,
             explained_label=getattr(analysis, "explained_label", None), probabilities=probabilities,
             cam_method=getattr(analysis, "cam_method", None),
+            gate=getattr(analysis, "gate_status", None), gate_reasons=getattr(analysis, "gate_reasons", None) or None,
             thumbnail=thumbnail, decision=decision,
         )
 
