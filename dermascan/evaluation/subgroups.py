@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..inference.scoring import INDETERMINATE
+
 MIN_N = 10
 """Fewest cases a group needs before its sensitivity and specificity are shown."""
 
@@ -22,7 +24,7 @@ FIELDS = {"fitzpatrick": "Fitzpatrick type", "body_site": "Body site", "age_band
 
 ALL = ("all", "All cases")
 AGE_BANDS = ((0, 29, "under 30"), (30, 44, "30-44"), (45, 59, "45-59"), (60, 74, "60-74"), (75, 150, "75 and over"))
-INDETERMINATE, OFF_CARD, NO_TRUTH, NO_SCORE = "indeterminate", "off_card", "no_truth", "no_score"
+OFF_CARD, NO_TRUTH, NO_SCORE = "off_card", "no_truth", "no_score"
 EXCLUSION_REASONS = {
     INDETERMINATE: "the input gate called the image indeterminate",
     OFF_CARD: "analysed with options other than the model card's",

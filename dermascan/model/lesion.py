@@ -135,10 +135,13 @@ class LesionModel:
         return kind
 
     def _probe_images(self) -> list[np.ndarray]:
-        """The load-time probe batch: black, mid-grey, white and noise (output kind, warm-up, degenerate check)."""
+        """The load-time probe batch: black, mid-grey and noise (output kind, warm-up, degenerate check).
+
+        No white frame: a model may legitimately fail on one image (that image's analysis is then an error), and
+        only damage that shows on ordinary inputs should refuse the whole model at load.
+        """
         rng = np.random.default_rng(0)
         return [np.zeros((*self.input_size, 3), np.uint8), np.full((*self.input_size, 3), 128, np.uint8),
-                np.full((*self.input_size, 3), 255, np.uint8),
                 rng.integers(0, 256, size=(*self.input_size, 3), dtype=np.uint8)]
 
     def _read_gate(self) -> tuple[OODStats | None, float | None]:

@@ -136,10 +136,10 @@ def test_fit_gate_writes_a_sidecar_that_the_loader_reads_back(tmp_path, capsys):
     (images / "white.png").write_bytes(png_bytes(np.full((64, 64, 3), 255, np.uint8)))
     out = tmp_path / "out.csv"
     assert main(["batch", str(images), "--csv", str(out), "--model", str(model_path)]) == 0
-    rows = {r["file"]: r for r in csv.DictReader(io.StringIO(out.read_text(encoding="utf-8")))}
+    rows = {r["file_name"]: r for r in csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig")))}
     assert rows["white.png"]["triage"] == "indeterminate" and rows["white.png"]["gate"] == "indeterminate"
     assert "over-exposed" in rows["white.png"]["gate_reasons"]
-    assert rows["broken.png"]["gate"] == "" and rows["broken.png"]["error"]
+    assert rows["broken.png"]["gate"] == "" and rows["broken.png"]["explanation"].startswith("Not analysed: ")
 
 
 def _stats(d: int = 4, k: int = 2) -> OODStats:
