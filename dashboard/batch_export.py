@@ -1,25 +1,28 @@
 """CSV downloads of the Batch page: the results table and the flattened metrics.
 
-The table CSV has exactly ``dermascan.inference.batch.batch_columns`` (the CLI's ``batch`` output, plus
-the faithfulness and stability columns when the batch measured them),
-rows from ``batch_row``; every cell goes through ``csvsafe.safe_row`` because file names
-come from users and a name like ``=HYPERLINK(...)`` must stay text in a spreadsheet.
+The table CSV is the Review log export's format, written by the same writer (``dermascan.reviews.csvio``: its
+columns, BOM, formula-safe cells), as the CLI's ``batch`` output is: one row per result from its case record, with
+``dx`` from the labels file when one was given, then one row per file that could not be analysed. The metrics CSV
+goes through ``csvsafe.safe_row`` too: option and class names come from users' files.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Iterable
+from pathlib import PurePosixPath
 
 from dermascan.csvsafe import safe_row
-from dermascan.inference.batch import batch_columns
+from dermascan.reviews.csvio import failure_row, run_context, write_csv
 
 METRICS_COLUMNS = ["metric", "class", "value"]
 _SCALARS = ("n", "accuracy", "balanced_accuracy", "macro_auc", "melanoma_auc", "ece", "mel_sensitivity_high")
 
 
-def _csv(columns: list[str], rows: Iterable[dict]) -> bytes:
+def safe_csv(columns: list[str], rows: Iterable[dict]) -> bytes:
+    """UTF-8 CSV of ``rows`` with ``columns``, every text cell formula-safe (``csvsafe.safe_row``)."""
     out = io.StringIO()
     # CRLF, as RFC 4180: with "\n" alone a CR inside a cell was written unquoted, and spreadsheets start a new
     # row there, so "x\r=HYPERLINK(...)" in a file name became a row beginning with a live formula.
@@ -30,9 +33,21 @@ def _csv(columns: list[str], rows: Iterable[dict]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
-def table_csv(rows: Iterable[dict], labels: list[str], checks: bool = False) -> bytes:
-    """UTF-8 CSV of ``batch_row`` dicts with the CLI's columns (``checks``: and faithfulness, stability)."""
-    return _csv(batch_columns(labels, checks), rows)
+def table_csv(results: Iterable, errors: Iterable[dict], labels: list[str], card, *,
+              labels_by_id: dict[str, str] | None = None) -> bytes:
+    """The batch results (``BatchResult``s, in the order given) and failed files (``batch_row`` dicts with ``file``
+    and ``error``) in the Review log export's format; ``dx`` from ``labels_by_id`` (by file stem) when given."""
+    context = run_context(card, source="batch")
+    records, failures = [], []
+    for result in results:
+        if result.case is None:
+            failures.append(failure_row(result.name, "The result could not be recorded (a field is out of range).",
+                                        **context))
+            continue
+        dx = (labels_by_id or {}).get(PurePosixPath(result.name).stem)
+        records.append(dataclasses.replace(result.case, dx=dx) if dx else result.case)
+    failures += [failure_row(e["file"], e["error"], **context) for e in errors]
+    return write_csv(records, labels=labels, failures=failures)
 
 
 def metrics_rows(report: dict) -> list[dict]:
@@ -56,4 +71,4 @@ def metrics_rows(report: dict) -> list[dict]:
 
 def metrics_csv(report: dict) -> bytes:
     """UTF-8 CSV (metric, class, value) of an evaluation report."""
-    return _csv(METRICS_COLUMNS, metrics_rows(report))
+    return safe_csv(METRICS_COLUMNS, metrics_rows(report))

@@ -61,6 +61,12 @@ class BatchResult:
     csv_row: dict  # dermascan.inference.batch.batch_row, computed while the Analysis was at hand
     faithfulness: float | None = None  # Analysis.faithfulness (None: not measured)
     stability: float | None = None  # Analysis.stability (None: not measured)
+    case: CaseRecord | None = None  # its review-log case (None: a field the store refuses); add_case gives its id
+
+    @property
+    def case_id(self) -> int | None:
+        """The review-log id of this result's case, once known (``ReviewStore.add_case`` sets it)."""
+        return None if self.case is None else self.case.case_id
 
 
 @dataclass
@@ -219,6 +225,7 @@ def record(job: BatchJob, item: BatchItem, token: int, session_id: str, seconds:
             job.errors.append(batch_row(item, job.labels, job.checks))
         else:
             result.index = job.done
+            result.case = case
             job.results.append(result)
             if case is None:
                 job.unloggable += 1

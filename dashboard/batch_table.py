@@ -12,7 +12,7 @@ import streamlit as st
 from dermascan.render.text import display_text
 
 from .batch_job import BatchResult
-from .presentation import plain
+from .presentation import management_name, plain
 
 ROW_ID = "_row"  # position in the job's results; hidden, used to find the selected result
 
@@ -26,8 +26,21 @@ class Filters:
     min_score: float = 0.0
 
 
-def results_frame(results: list[BatchResult], labels: list[str], display_name) -> pd.DataFrame:
-    """One row per analysed image, highest malignancy score first (ties: upload order)."""
+def _decision_text(result: BatchResult, display_name) -> str:
+    decision = result.case.decision if result.case is not None else None
+    if decision is None:
+        return ""
+    diagnosis = decision.reviewer_diagnosis or result.top_label
+    agrees = "agrees" if decision.reviewer_agrees else display_text(display_name(diagnosis))
+    return f"{agrees} · {management_name(decision.management)}"
+
+
+def results_frame(results: list[BatchResult], labels: list[str], display_name,
+                  labels_by_id: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per analysed image, highest malignancy score first (ties: upload order).
+
+    With ``labels_by_id`` (a labels file) a "True label" column shows each image's dx (empty: not in the file).
+    """
     rows = [
         {
             ROW_ID: i,
@@ -35,19 +48,27 @@ def results_frame(results: list[BatchResult], labels: list[str], display_name) -
             "File": display_text(r.name),  # shown only: the job and its CSV keep the name as uploaded
             "Top class": display_text(display_name(r.top_label)),
             "Code": r.top_label,
+            **({"True label": true_label(r.name, labels_by_id, display_name)} if labels_by_id else {}),
             "Malignancy": r.malignant_score,
             "Triage": r.triage,
             "Stability": r.stability,
             "Faithfulness": r.faithfulness,
+            "Decision": _decision_text(r, display_name),
             **{f"p_{label}": float(p) for label, p in zip(labels, r.probabilities)},
         }
         for i, r in enumerate(results)
     ]
-    columns = [ROW_ID, "Image", "File", "Top class", "Code", "Malignancy", "Triage", "Stability", "Faithfulness",
-               *[f"p_{x}" for x in labels]]
+    columns = [ROW_ID, "Image", "File", "Top class", "Code", *(["True label"] if labels_by_id else []), "Malignancy",
+               "Triage", "Stability", "Faithfulness", "Decision", *[f"p_{x}" for x in labels]]
     frame = pd.DataFrame(rows, columns=columns)
     order = np.lexsort((frame[ROW_ID].to_numpy(), -frame["Malignancy"].to_numpy(dtype=float)))
     return frame.iloc[order].reset_index(drop=True)
+
+
+def true_label(name: str, labels_by_id: dict[str, str] | None, display_name) -> str:
+    """The full name of the labels file's dx for the file ``name`` (by stem); empty when it has none."""
+    dx = (labels_by_id or {}).get(PurePosixPath(name).stem)
+    return display_text(display_name(dx)) if dx else ""
 
 
 def apply_filters(frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
@@ -83,6 +104,9 @@ def column_config(labels: list[str], display_name) -> dict:
             "Faithfulness", format="percent", width="small",
             help="How much of the top class's probability is lost when the heatmap's top 20% is removed "
                  "(empty: not measured, or no heatmap)."),
+        "True label": st.column_config.TextColumn("True label", width="medium", help="dx in the labels file"),
+        "Decision": st.column_config.TextColumn("Decision", width="medium",
+                                                help="The reviewer's decision saved from this page"),
     }
     for label in labels:
         config[f"p_{label}"] = st.column_config.NumberColumn(display_text(label), format="percent",

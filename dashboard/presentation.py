@@ -24,6 +24,8 @@ TRIAGE = {
     "low": TriageStyle("Low", "green", ":material/check_circle:", "Low malignancy score."),
     "medium": TriageStyle("Medium", "orange", ":material/warning:", "Intermediate score: review with care."),
     "high": TriageStyle("High", "red", ":material/priority_high:", "High malignancy score: prioritise this case."),
+    "indeterminate": TriageStyle("Indeterminate: retake or refer", "gray", ":material/help:",
+                                 "The model should not judge this image: retake it or refer."),
 }
 
 # Streamlit shows an image at most 1460 px wide (it resizes wider ones itself, after encoding them at full

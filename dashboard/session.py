@@ -64,6 +64,8 @@ BATCH_CLOSE_ROW = "batch_close_row"
 BATCH_ALPHA = "batch_alpha"
 BATCH_TABLE_CSV = "batch_table_csv"
 BATCH_METRICS_CSV = "batch_metrics_csv"
+BATCH_DECISION_PREFIX = "batch_decision"  # + "_" + a token of the case's key: the decision form of a batch result
+BATCH_SUBGROUPS = "batch_subgroups"
 
 # Widget keys: Compare preprocessing
 COMPARE_UPLOAD = "compare_upload"
@@ -78,6 +80,8 @@ COMPARE_ALPHA = "compare_alpha"
 COMPARE_IMAGE = "compare_image"
 COMPARE_METRICS = "compare_metrics"
 COMPARE_AGREEMENT = "compare_agreement"
+COMPARE_ALIGNED = "compare_aligned"
+COMPARE_METRICS_CSV = "compare_metrics_csv"
 
 # Widget keys: Review log
 LOG_BANDS = "log_bands"
@@ -91,6 +95,7 @@ LOG_IMPORT = "log_import"
 LOG_IMPORT_GO = "log_import_go"
 LOG_CASE_PREFIX = "log_case"  # + "_" + case id: the case-details form
 LOG_DECISION_PREFIX = "log_decision"  # + "_" + case id: the decision form
+LOG_SUBGROUPS = "log_subgroups"
 
 
 def session_id() -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import logging
 import sys
@@ -61,7 +60,7 @@ def _add_model_flags(p: argparse.ArgumentParser, *, several_cams: bool = False) 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser (subcommands analyze, batch, evaluate, explain-check, info, serve)."""
+    """The CLI's argument parser (subcommands analyze, batch, evaluate, explain-check, fit-gate, info, serve)."""
     parser = _Parser(prog="python -m dermascan", description="DermaScan Review engine: skin-lesion AI second opinion.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -93,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"at most this many images (default {DEFAULT_LIMIT})")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    p = sub.add_parser("fit-gate", help="fit the input gate's out-of-distribution statistics from training images")
+    p.add_argument("images_dir", help="folder with the model's training images")
+    p.add_argument("labels_csv", nargs="?", help="optional CSV image_id,dx[,split]: true classes (and train / val "
+                   "rows: train fits, val sets the threshold); without it the model's top class is used")
+    _add_model_flags(p)
+
     p = sub.add_parser("info", help="what the engine detects about a model")
     _add_model_flags(p)
 
@@ -103,13 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args):
+def _load(args, **extra):
     from .model.card import default_malignant
     from .model.lesion import load_model
 
     overrides = dict(labels=args.labels, malignant_labels=args.malignant, preprocessing=args.preprocessing,
                      resize=args.resize, cam_layer=args.layer, cam_method=args.cam_method, temperature=args.temperature,
-                     thresholds=args.thresholds)
+                     thresholds=args.thresholds, **extra)
     if args.labels is not None and args.malignant is None:
         overrides["malignant_labels"] = default_malignant(args.labels)
     return load_model(args.model, card=args.card, trust_code=args.trust_model_code, **overrides)
@@ -157,6 +162,8 @@ def _cmd_analyze(args) -> int:
             print(f"  {rec.explanation}")
             for w in rec.warnings:
                 print(f"  warning: {w}")
+            for reason in rec.gate.reasons if rec.gate is not None else ():
+                print(f"  indeterminate: {reason}")
     return EXIT_USAGE if failed else EXIT_OK
 
 
@@ -206,8 +213,9 @@ def _batch_sources(paths: list[Path], stack: contextlib.ExitStack) -> list:
 
 
 def _cmd_batch(args) -> int:
-    from .csvsafe import safe_row
-    from .inference.batch import batch_columns, batch_row, run_batch
+    from .inference.batch import run_batch
+    from .reviews.csvio import CaseCsvWriter, run_context
+    from .reviews.records import CaseRecord
 
     paths = _expand_inputs(args.inputs)
     if not paths:
@@ -215,16 +223,26 @@ def _cmd_batch(args) -> int:
     model = _load(args)
     out = Path(args.csv)
     errors = 0
+    context = run_context(model.card, source="cli")  # what a failure row still says about the run
     with contextlib.ExitStack() as stack:
         sources = _batch_sources(paths, stack)
         if not sources:
             raise DermascanError("No images were found in the inputs.")
+        # The Review log export's format (csvio): same columns, BOM, formula-safe cells.
         with open(out, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=batch_columns(model.labels))
-            writer.writeheader()
+            writer = CaseCsvWriter(fh, model.labels)
             for done, item in enumerate(run_batch(model, sources, with_cam=False), start=1):
-                errors += item.error is not None
-                writer.writerow(safe_row(batch_row(item, model.labels)))
+                reason = item.error
+                if reason is None:
+                    try:
+                        record = CaseRecord.from_analysis(item.analysis, source="cli")
+                        record.file_name = item.name
+                        writer.write_case(record.validate())
+                    except ValueError as exc:  # a field the record refuses (e.g. an over-long file name)
+                        reason = f"The result could not be recorded: {exc}."
+                if reason is not None:
+                    errors += 1
+                    writer.write_failure(item.name, reason, **context)
                 _progress(done, len(sources))
     print(f"Wrote {len(sources)} rows to {out.name} ({errors} with errors).", file=sys.stderr)
     return EXIT_OK
@@ -255,6 +273,16 @@ def _cmd_explain_check(args) -> int:
     return EXIT_OK
 
 
+def _cmd_fit_gate(args) -> int:
+    from .gate.fit import fit_gate_from_folder
+
+    model = _load(args, gate={})  # refitting must work while the old statistics are stale or broken
+    sidecar, threshold, summary = fit_gate_from_folder(model, args.images_dir, args.labels_csv, progress=_progress)
+    print(f"Wrote {sidecar.name} ({summary['n_fit']} images fitted, threshold {threshold:.4g} on "
+          f"{summary['n_threshold']} held-out images) and the card's gate entry.", file=sys.stderr)
+    return EXIT_OK
+
+
 def _cmd_info(args) -> int:
     model = _load(args)
     print(json.dumps(model.describe(), indent=2, allow_nan=False))
@@ -268,7 +296,7 @@ def _cmd_serve(args) -> int:
 
 
 COMMANDS = {"analyze": _cmd_analyze, "batch": _cmd_batch, "evaluate": _cmd_evaluate,
-            "explain-check": _cmd_explain_check, "info": _cmd_info, "serve": _cmd_serve}
+            "explain-check": _cmd_explain_check, "fit-gate": _cmd_fit_gate, "info": _cmd_info, "serve": _cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

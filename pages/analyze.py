@@ -30,8 +30,9 @@ from dashboard.differential import DIFFERENTIAL_COLUMNS, DIFFERENTIAL_ORDER, dif
 from dashboard.explanation_panel import explanation_inputs, method_title, trust_notes
 from dashboard.model_cache import require_model
 from dashboard.overlay_viewer import overlay_viewer
-from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, plain, triage_style
+from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, plain
 from dashboard.review_store import get_store
+from dashboard.triage_block import score_and_triage
 from dermascan.errors import DermascanError, InvalidImage, InvalidModelOutput
 from dermascan.inference.options import PreprocessingOption
 from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
@@ -106,19 +107,13 @@ def options_input(card) -> PreprocessingOption:
 
 def summary(analysis, display_name) -> None:
     """Most likely class, malignancy score and triage band (in words and colour)."""
-    style = triage_style(analysis.triage)
     a, b, c = st.columns([2, 1, 1.4])
     with a:
         top = analysis.predictions[0]
         # Plain-language names are long; a metric would cut them off, a heading wraps.
         st.markdown(f"**Most likely** ({percent(top['probability'])})")
         st.markdown(f"#### {plain(display_name(top['label']))}")
-    b.metric("Malignancy score", percent(analysis.malignant_score),
-             help="Sum of the probabilities of the malignant or pre-malignant classes.")
-    with c:
-        st.markdown("**Triage**")
-        st.badge(style.title, icon=style.icon, color=style.color)
-        st.caption(style.advice)
+    score_and_triage(b, c, analysis)  # "Indeterminate: retake or refer" with its reasons when the gate failed
 
 
 def heatmap_panel(slot, data: bytes, subject, name: str, base, faithfulness: bool = False):

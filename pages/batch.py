@@ -10,12 +10,14 @@ run starts, and any other click simply resumes where the job was.
 from __future__ import annotations
 
 import contextlib
+from pathlib import PurePosixPath
 
 import streamlit as st
 
 from dashboard import session
 from dashboard.batch_export import metrics_csv, table_csv
 from dashboard.batch_job import STOPPED, BatchJob, advance, decode_preview, flush_cases, start_control
+from dashboard.batch_review import decision_panel
 from dashboard.batch_table import ROW_ID, Filters, apply_filters, column_config, labelled, results_frame, row_ids
 from dashboard.labels_input import labels_csv_input
 from dashboard.model_cache import require_model
@@ -23,6 +25,7 @@ from dashboard.overlay_viewer import overlay_viewer
 from dashboard.presentation import DISCLAIMER, TRIAGE, percent, plain
 from dashboard.review_store import get_store
 from dashboard.selection import clear_selection, follow_table
+from dashboard.subgroup_view import batch_subgroups
 from dashboard.uploads import UPLOAD_TYPES, collect, signature
 from dermascan.errors import DermascanError
 from dermascan.evaluation import charts
@@ -37,17 +40,21 @@ def empty_error_row(name: str, reason: str, labels: list[str]) -> dict:
     return {**dict.fromkeys(batch_columns(labels), ""), "file": name, "error": reason}
 
 
-def save_cases(job: BatchJob) -> None:
-    """Put the job's new cases into the review log (one transaction); retried on the next chunk if it fails."""
+def save_cases(job: BatchJob, labels_by_id: dict[str, str] | None) -> None:
+    """Put the job's new cases into the review log (one transaction), with their ``dx`` when a labels file gives
+    one; retried on the next chunk if it fails."""
     store_slot = get_store()
     if store_slot.store is None:
         return
+    with job.lock:
+        for case in job.pending_cases:
+            case.dx = case.dx or (labels_by_id or {}).get(PurePosixPath(case.file_name or "").stem)
     # On failure the cases stay in job.pending_cases; the results section says they are not saved yet.
     with contextlib.suppress(DermascanError):
         flush_cases(job, store_slot.store)
 
 
-def process(job: BatchJob, model, sources, token: int) -> None:
+def process(job: BatchJob, model, sources, token: int, labels_by_id: dict[str, str] | None) -> None:
     """Run the job to its end (or until another run claims it), drawing progress after each chunk."""
     holder = st.empty()  # progress and Stop disappear together when the run ends
     with holder.container():
@@ -56,13 +63,13 @@ def process(job: BatchJob, model, sources, token: int) -> None:
                   help="Stops after the images in flight; the results so far are kept.")
 
     def on_chunk(j: BatchJob) -> None:
-        save_cases(j)  # before drawing: Streamlit may end this run inside the next element call
+        save_cases(j, labels_by_id)  # before drawing: Streamlit may end this run inside the next element call
         bar.progress(j.done / max(j.total, 1), text=f"Analysed {j.done} of {j.total} images"
                      f" · {len(j.errors)} could not be analysed")
 
     advance(job, model, sources, token, session_id=session.session_id(), chunk_size=DEFAULT_CHUNK,
             on_chunk=on_chunk)
-    save_cases(job)
+    save_cases(job, labels_by_id)
     holder.empty()
 
 
@@ -149,9 +156,10 @@ def metrics_section(job: BatchJob, labels_by_id: dict[str, str], labels_key, mod
                        icon=":material/download:", key=session.BATCH_METRICS_CSV, on_click="ignore")
 
 
-def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
-    """Summary, errors, the filtered worklist with its overlay, charts, downloads and metrics."""
+def results_section(job: BatchJob, model, labels) -> None:
+    """Summary, errors, the filtered worklist with its overlay and decision, charts, downloads and metrics."""
     display_name = model.card.display_name
+    labels_by_id = labels.by_id
     high = sum(r.triage == "high" for r in job.results)
     a, b, c, d = st.columns(4)
     a.metric("Analysed", f"{len(job.results)} of {job.total}")
@@ -175,9 +183,9 @@ def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
         return
 
     filters = filters_input(job.labels, display_name)
-    frame = apply_filters(results_frame(job.results, job.labels, display_name), filters)
+    frame = apply_filters(results_frame(job.results, job.labels, display_name, labels_by_id), filters)
     st.caption(f"{len(frame)} of {len(job.results)} images shown, highest malignancy score first. "
-               "Select a row to see its heatmap.")
+               "Select a row to see its heatmap and record your decision.")
     # Before drawing: a click's row position becomes a result id, and the tick follows it (see selection.py).
     selected = follow_table(session.BATCH_TABLE, session.BATCH_SELECTION, row_ids(job, frame))
     st.dataframe(frame, hide_index=True, width="stretch", column_config=column_config(job.labels, display_name),
@@ -185,19 +193,23 @@ def results_section(job: BatchJob, model, labels_by_id, labels_key) -> None:
     row = selected_row(job, selected, frame)
     if row is not None:
         overlay_panel(job, row, display_name)
+        decision_panel(get_store(), job.results[row], job.labels, display_name)
 
-    shown = [job.results[i].csv_row for i in frame[ROW_ID]]
-    st.download_button("Download table (CSV)", table_csv(shown + job.errors, job.labels, job.checks),
-                       file_name="batch_results.csv",
-                       mime="text/csv", icon=":material/download:", key=session.BATCH_TABLE_CSV, on_click="ignore",
-                       help="The rows shown (filters applied) plus the files that could not be analysed.")
+    shown = [job.results[i] for i in frame[ROW_ID]]
+    data = table_csv(shown, job.errors, job.labels, model.card, labels_by_id=labels_by_id)
+    st.download_button("Download table (CSV)", data, file_name="batch_results.csv", mime="text/csv",
+                       icon=":material/download:", key=session.BATCH_TABLE_CSV, on_click="ignore",
+                       help="The rows shown (filters applied) plus the files that could not be analysed, in the "
+                       "Review log export's columns (dx from the labels file).")
 
     everything = results_frame(job.results, job.labels, display_name)
     left, right = st.columns(2)
     left.altair_chart(charts.class_distribution_chart(everything, "Top class"), width="stretch")
     right.altair_chart(charts.score_histogram(everything, "Malignancy", "Triage"), width="stretch")
     if labels_by_id and job.labels == model.labels:
-        metrics_section(job, labels_by_id, labels_key, model)
+        metrics_section(job, labels_by_id, labels.file_id, model)
+        with st.expander("Subgroups: sensitivity and specificity by patient group", icon=":material/groups:"):
+            batch_subgroups(job.results, labels.rows or {}, model.card)
 
 
 st.title("Batch worklist")
@@ -222,7 +234,7 @@ faithfulness = labels_col.toggle("Faithfulness (slower)", value=False, key=sessi
                                  disabled=not with_cam, help="Each heatmap's top 20% removed: how much does the "
                                  "probability fall? Several times slower per image.")
 faithfulness = faithfulness and with_cam
-labels_by_id, labels_key = labels.by_id, labels.file_id
+labels_by_id = labels.by_id
 
 job: BatchJob | None = st.session_state.get(session.BATCH_JOB)
 token = job.claim() if job is not None else 0  # first thing: a still-running older run must stop writing
@@ -248,8 +260,8 @@ elif job is None:
     st.stop()
 
 if job is not None and job.should_process(current):
-    process(job, model, intake.sources, token)
+    process(job, model, intake.sources, token, labels_by_id)
 if job is not None and job.has_results:
     if not job.is_for(current):
         st.caption("These are the results of an earlier batch; press Analyse to run the files uploaded now.")
-    results_section(job, model, labels_by_id, labels_key)
+    results_section(job, model, labels)

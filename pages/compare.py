@@ -14,6 +14,7 @@ import streamlit as st
 
 from dashboard import session
 from dashboard.compare_cache import analyses_for, method_analyses, probabilities_for, uploads_from_sources
+from dashboard.compare_view import aligned_table, identical_note, metrics_download, small_n_warning, true_label_note
 from dashboard.explanation_panel import method_input, method_title
 from dashboard.labels_input import labels_csv_input
 from dashboard.model_cache import require_model
@@ -77,8 +78,9 @@ def option_title(option, declared) -> str:
     return option.label + (CARD_MARK if option == declared else "")
 
 
-def side_by_side(slot, upload, options, cam_method=None) -> None:
-    """Differential, score and heatmap for each option in its own column, plus how much they agree."""
+def side_by_side(slot, upload, options, labels_by_id=None, cam_method=None) -> None:
+    """Score and heatmap (by ``cam_method``) for each option in its own column, the classes x options table, how
+    much they agree."""
     model = slot.model
     try:
         results = analyses_for(slot, upload, options, cam_method)
@@ -86,6 +88,7 @@ def side_by_side(slot, upload, options, cam_method=None) -> None:
         st.error(f"{plain(upload.name)} cannot be analysed: {plain(exc)}", icon=":material/broken_image:")
         return
     declared = PreprocessingOption.for_card(model.card)
+    true_label_note(upload.name, labels_by_id, model.card.display_name)
     agree = agreement(results)
     if agree.same_top:
         top_label = next(iter(agree.top_labels.values()))
@@ -99,6 +102,7 @@ def side_by_side(slot, upload, options, cam_method=None) -> None:
         st.caption(f"Largest probability shift: {percent(agree.max_shift, 1)} for "
                    f"{plain(model.card.display_name(agree.shift_label))} "
                    f"({a.label} vs {b.label}).")
+    identical_note(model, results)
     alpha = opacity_slider(session.COMPARE_ALPHA, f"{OPACITY_LABEL} (all columns)")
     for column, (option, analysis) in zip(st.columns(len(options)), results.items()):
         with column:
@@ -113,13 +117,7 @@ def side_by_side(slot, upload, options, cam_method=None) -> None:
             st.badge(f"Triage {style.title}", icon=style.icon, color=style.color)
             st.image(analysis.overlay(alpha, max_width=DISPLAY_WIDTH), width="stretch",
                      caption=f"{method_title(analysis.cam_method)}: {plain(analysis.explained_label)}")
-            st.dataframe(
-                pd.DataFrame([{"Class": display_text(p["label"]), "Probability": p["probability"]}
-                              for p in analysis.predictions]),
-                hide_index=True, width="stretch",
-                column_config={"Probability": st.column_config.ProgressColumn(
-                    "Probability", format="percent", min_value=0.0, max_value=1.0)},
-            )
+    aligned_table(results, model.card.display_name, lambda option: option_title(option, declared))
 
 
 def methods_side_by_side(slot, upload) -> None:
@@ -190,6 +188,8 @@ def metrics_section(slot, uploads, labels_by_id, options) -> None:
         .format({title: "{:.3f}" for title in METRIC_NAMES.values()}, na_rep="—"),
         hide_index=True, width="stretch", key=session.COMPARE_METRICS,
     )
+    metrics_download(rows, METRIC_NAMES)
+    small_n_warning(y_true, model.card.display_name)
     st.altair_chart(charts.option_metrics_chart(charts.option_metrics_frame(rows, METRIC_NAMES)), width="stretch")
     for note in notes(model, options, reports):
         st.warning(plain(note), icon=":material/info:")
@@ -234,7 +234,7 @@ if uploads:
     if methods_mode:
         methods_side_by_side(slot, chosen)
     else:
-        side_by_side(slot, chosen, options, cam_method)
+        side_by_side(slot, chosen, options, labels_by_id, cam_method)
 if labels_by_id:
     st.divider()
     metrics_section(slot, uploads, labels_by_id, options)

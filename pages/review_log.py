@@ -24,6 +24,7 @@ from dashboard.overlay_viewer import overlay_viewer
 from dashboard.presentation import DISPLAY_WIDTH, FITZPATRICK, percent, plain, triage_style
 from dashboard.review_store import get_store
 from dashboard.selection import clear_selection, follow_table
+from dashboard.subgroup_view import review_log_subgroups
 from dermascan.errors import DermascanError
 from dermascan.model.card import HAM10000_DISPLAY_NAMES, HAM10000_LABELS
 from dermascan.render.text import display_text
@@ -260,3 +261,4 @@ else:
 
 st.divider()
 export_import(store, shown, filtered=len(shown) != len(cases))
+review_log_subgroups(store)

@@ -14,6 +14,7 @@ from shared_data import HAM, HAM_LABELS, REPO, USER_MODELS, ham_labels, ham_samp
 from tiny_models import keras_lib, save_model, tiny_cnn
 
 from dermascan.cli import main
+from dermascan.reviews.csvio import NOT_ANALYSED, csv_header
 
 RECORD_FIELDS = {"model_version", "predictions", "malignant_score", "grad_cam", "explanation", "processing_time_ms",
                  "image_sha256", "triage", "preprocessing", "cam_layer", "warnings"}
@@ -66,14 +67,14 @@ def test_batch_writes_every_row_with_a_bad_file(tiny_model, ham_paths, tmp_path,
     (folder / "=cmd.png").write_bytes(b"not an image")
     out = tmp_path / "rows.csv"
     assert main(["batch", str(folder), "--csv", str(out), "--model", str(tiny_model)]) == 0
-    with open(out, newline="", encoding="utf-8") as fh:
+    assert out.read_bytes().startswith("\ufeff".encode())  # the Review log export's format: BOM, its columns
+    with open(out, newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 7
-    assert list(rows[0]) == ["file", "sha256", "top_label", *[f"p_{x}" for x in HAM_LABELS], "malignant_score",
-                             "triage", "error"]
-    bad = {r["file"]: r for r in rows if r["error"]}
+    assert list(rows[0]) == csv_header(HAM_LABELS)
+    bad = {r["file_name"]: r for r in rows if r["explanation"].startswith(NOT_ANALYSED)}
     assert set(bad) == {"broken.jpg", "'=cmd.png"}  # the formula-like name is neutralised
-    good = [r for r in rows if not r["error"]]
+    good = [r for r in rows if r["image_sha256"]]
     assert all(r["top_label"] in HAM_LABELS and 0 <= float(r["malignant_score"]) <= 1 for r in good)
     assert "7 rows" in capsys.readouterr().err
 
@@ -148,12 +149,13 @@ def test_batch_reads_zip_archives_with_the_batch_page_limits(tiny_model, ham_pat
     broken.write_bytes(b"PK\x03\x04 not a zip")
     out = tmp_path / "rows.csv"
     assert main(["batch", str(archive), str(broken), "--csv", str(out), "--model", str(tiny_model)]) == 0
-    with open(out, newline="", encoding="utf-8") as fh:
-        rows = {r["file"]: r for r in csv.DictReader(fh)}
+    with open(out, newline="", encoding="utf-8-sig") as fh:
+        rows = {r["file_name"]: r for r in csv.DictReader(fh)}
     assert list(rows) == ["clinic.zip/good.jpg", "clinic.zip/bomb.png", "broken.zip"]
     good = rows["clinic.zip/good.jpg"]
-    assert good["error"] == "" and good["top_label"] in HAM_LABELS and len(good["sha256"]) == 64
-    assert "7000 x 6000 pixels" in rows["clinic.zip/bomb.png"]["error"] and rows["clinic.zip/bomb.png"]["p_nv"] == ""
-    assert "not a readable .zip" in rows["broken.zip"]["error"]
+    assert good["explanation"] and good["top_label"] in HAM_LABELS and len(good["image_sha256"]) == 64
+    bomb = rows["clinic.zip/bomb.png"]
+    assert "7000 x 6000 pixels" in bomb["explanation"] and bomb["p_nv"] == "" and bomb["image_sha256"] == ""
+    assert rows["broken.zip"]["explanation"] == NOT_ANALYSED + "The archive is not a readable .zip file."
     err = capsys.readouterr().err
     assert "3 rows" in err and "2 with errors" in err and "Traceback" not in err

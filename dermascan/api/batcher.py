@@ -175,9 +175,10 @@ class DynamicBatcher:
         start = time.perf_counter()
         x = np.stack([item.x for item in chunk], out=empty_aligned((len(chunk), *chunk[0].x.shape)))
         if model.target is not None:
-            probs, cams, chosen = model.explain_prepared(x, [item.class_index for item in chunk], cam_method=method)
+            probs, cams, chosen, features = model.explain_prepared(x, [item.class_index for item in chunk],
+                                                                with_features=True, cam_method=method)
         else:  # a model with no spatial layer still predicts (and says why there is no map)
-            probs, cams = model.predict_prepared(x), None
+            (probs, features), cams = model.predict_prepared(x, with_features=True), None
             chosen = np.argmax(probs, axis=1)
         per_image_ms = (time.perf_counter() - start) * 1000.0 / len(chunk)
         self._count(len(chunk))
@@ -186,7 +187,7 @@ class DynamicBatcher:
             try:
                 out.append(model.make_analysis(item.image, probs[i], None if cams is None else cams[i], int(chosen[i]),
                                                sha256=item.sha256, name=item.name, processing_time_ms=per_image_ms,
-                                               cam_method=method))
+                                               features=features[i], cam_method=method))
             except DermascanError as exc:  # e.g. InvalidModelOutput for this image only
                 out.append(exc)
         return out

@@ -20,6 +20,17 @@ class Prediction(BaseModel):
     probability: float = Field(ge=0, le=1)
 
 
+class Gate(BaseModel):
+    """The input gate: may the model judge this image? Every reason is a plain sentence."""
+
+    status: Literal["ok", "indeterminate"]
+    reasons: list[str]
+    ood_score: float | None = Field(description="distance from the training images' features (null: OOD off)")
+    ood_threshold: float | None = Field(description="scores above this are out of distribution")
+    quality: dict[str, float] = Field(description="exposure, sharpness and lesion-area measures")
+    notes: list[str] = Field(description="e.g. that out-of-distribution detection is off for this model")
+
+
 class PredictResponse(BaseModel):
     """The original backend's fields (first six, same names and meaning) plus the engine's additions."""
 
@@ -35,7 +46,8 @@ class PredictResponse(BaseModel):
     file: str | None = Field(None, description="the uploaded file's name, as sent")
     top_label: str
     display_names: dict[str, str]
-    triage: Literal["low", "medium", "high"]
+    triage: Literal["low", "medium", "high", "indeterminate"] = Field(
+        description="the triage band; 'indeterminate' (retake or refer) when the input gate failed")
     explained_label: str
     preprocessing: str
     resize: str
@@ -49,6 +61,8 @@ class PredictResponse(BaseModel):
                                     "is top_label (null: not measured)")
     stability_views: list[dict] = Field(default_factory=list, description="each view's top_label and malignant_score")
     stability_sentence: str | None = None
+    malignant_score_reliable: bool = Field(True, description="false when the input gate failed")
+    gate: Gate | None = Field(None, description="the input gate's verdict (null: not checked)")
     skin_tone: str | None = Field(None, description="echoed; an image-only model's output does not depend on it")
     lesion_location: str | None = Field(None, description="echoed; an image-only model's output does not depend "
                                                           "on it (stored as body_site with save=true)")

@@ -31,6 +31,13 @@ def _as_float_tensor(x: np.ndarray):
     return tf.constant(x, tf.float32)
 
 
+def _features(extra, x):
+    """The forward's third output (penultimate features) as float32, or an empty (N, 0) when it has none."""
+    if extra and extra[0] is not None:
+        return tf.cast(extra[0], tf.float32)
+    return tf.zeros((tf.shape(x)[0], 0))
+
+
 def _finite_per_image(t):
     """(N, 1, 1) True where every value of image n's tensor is finite."""
     axes = list(range(1, len(t.shape)))
@@ -77,22 +84,23 @@ class BaseCAM:
         return outputs if self._logits else tf.math.log(tf.maximum(outputs, _PROB_FLOOR))
 
     def _predict_graph(self, x, temperature):
-        _, outputs = self._forward(x, training=False)
-        return tf.nn.softmax(self.class_scores(outputs) / temperature)
+        _, outputs, *extra = self._forward(x, training=False)
+        return tf.nn.softmax(self.class_scores(outputs) / temperature), _features(extra, x)
 
     def _explain_graph(self, x, class_index, temperature):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             # Watch the input, not the variables: frozen (non-trainable) layers must
             # still be recorded, and no variable gradient is needed.
             tape.watch(x)
-            fmap, outputs = self._forward(x, training=False)
+            fmap, outputs, *extra = self._forward(x, training=False)
             scores = self.class_scores(outputs)
             top = tf.argmax(scores, axis=-1, output_type=tf.int32)
             chosen = tf.where(class_index >= 0, class_index, top)
             target = tf.reduce_sum(scores * tf.one_hot(chosen, tf.shape(scores)[-1]), axis=-1)
         probs = tf.nn.softmax(scores / temperature)
+        features = _features(extra, x)
         if fmap is None:
-            return probs, tf.zeros((tf.shape(x)[0], 1, 1)), chosen
+            return probs, tf.zeros((tf.shape(x)[0], 1, 1)), chosen, features
         fmap = tf.cast(fmap, tf.float32)
         grads = None
         if self.needs_gradients:
@@ -111,15 +119,24 @@ class BaseCAM:
         peak = tf.reduce_max(cam, axis=[1, 2], keepdims=True)
         # All-zero evidence gives an all-zero map rather than 0/0.
         cam = tf.math.divide_no_nan(cam, peak)
-        return probs, tf.where(broken, tf.constant(np.nan, tf.float32), cam), chosen
+        return probs, tf.where(broken, tf.constant(np.nan, tf.float32), cam), chosen, features
 
     def predict(self, x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
         """Probabilities (N, C) for a preprocessed batch, no gradients."""
-        return self._predict_call(_as_float_tensor(x), tf.constant(temperature, tf.float32)).numpy()
+        return self.predict_with_features(x, temperature)[0]
+
+    def predict_with_features(self, x: np.ndarray, temperature: float = 1.0):
+        """``(probs (N, C), penultimate features (N, D))`` from one call; D is 0 when the forward has none."""
+        probs, features = self._predict_call(_as_float_tensor(x), tf.constant(temperature, tf.float32))
+        return probs.numpy(), features.numpy()
 
     def explain(self, x: np.ndarray, class_index: np.ndarray, temperature: float = 1.0):
         """``(probs (N, C), heatmaps (N, h, w) in [0, 1], explained class (N,))``; -1 picks the top class."""
-        probs, cams, chosen = self._explain_call(
+        return self.explain_with_features(x, class_index, temperature)[:3]
+
+    def explain_with_features(self, x: np.ndarray, class_index: np.ndarray, temperature: float = 1.0):
+        """``explain``'s three results plus the penultimate features (N, D) of the same call."""
+        probs, cams, chosen, features = self._explain_call(
             _as_float_tensor(x), tf.constant(class_index, tf.int32), tf.constant(temperature, tf.float32)
         )
-        return probs.numpy(), cams.numpy(), chosen.numpy()
+        return probs.numpy(), cams.numpy(), chosen.numpy(), features.numpy()

@@ -32,7 +32,7 @@ class ScoreCAM(BaseCAM):
             high = tf.reduce_max(up, axis=[0, 1])
             masks = tf.math.divide_no_nan(up - low, high - low)  # a flat channel masks everything out
             masked = image[None] * tf.transpose(masks, [2, 0, 1])[..., None]  # (k, H, W, 3)
-            _, outputs = self._forward(masked, training=False)
+            outputs = self._forward(masked, training=False)[1]
             weights = tf.nn.softmax(self.class_scores(outputs)[:, target])
             return tf.einsum("hwk,k->hw", maps, weights)
 

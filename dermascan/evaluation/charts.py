@@ -167,18 +167,26 @@ def reliability_frame(bins: list[dict]) -> pd.DataFrame:
 
 
 def reliability_chart(frame: pd.DataFrame) -> alt.Chart:
-    """Reliability diagram: accuracy against mean confidence per bin (point size: images), with the ideal line."""
+    """Reliability diagram: accuracy against mean confidence per bin, each point labelled with its image count
+    (a bin of 2 images says little), the diagonal of perfect calibration, and the bin's range in the tooltip."""
     ideal = alt.Chart(pd.DataFrame({"confidence": [0.0, 1.0], "accuracy": [0.0, 1.0]})).mark_line(
         strokeDash=[4, 4], color="#999999"
     ).encode(x="confidence:Q", y="accuracy:Q")
-    observed = alt.Chart(frame).mark_line(point=True).encode(
+    frame = frame.assign(label=[f"n={int(c)}" for c in frame["count"]])
+    base = alt.Chart(frame).encode(
         x=alt.X("confidence:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"),
-                title="Mean confidence (top class)"),
-        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"), title="Accuracy"),
-        size=alt.Size("count:Q", title="Images", legend=None),
-        tooltip=[alt.Tooltip("confidence:Q", format=".1%"), alt.Tooltip("accuracy:Q", format=".1%"), "count"],
+                title="Mean confidence of the top class"),
+        y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%"),
+                title="Share of the top class that is right"),
+        tooltip=[alt.Tooltip("lower:Q", format=".0%", title="confidence from"),
+                 alt.Tooltip("upper:Q", format=".0%", title="to"),
+                 alt.Tooltip("confidence:Q", format=".1%", title="mean confidence"),
+                 alt.Tooltip("accuracy:Q", format=".1%", title="accuracy"), alt.Tooltip("count:Q", title="images")],
     )
-    return alt.layer(ideal, observed).properties(title="Reliability (calibration)")
+    observed = base.mark_line(point=alt.OverlayMarkDef(size=60, filled=True), color="#2f6f8f")
+    counts = base.mark_text(dy=-12, fontSize=11, color="#1f2d33").encode(text="label:N")
+    return alt.layer(ideal, observed, counts).properties(
+        title=alt.Title("Reliability (calibration)", subtitle="Dashed: perfect calibration. Labels: images per bin."))
 
 
 # -- preprocessing comparison ----------------------------------------------------------------------------

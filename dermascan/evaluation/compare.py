@@ -139,3 +139,44 @@ def notes(model, options: Sequence[PreprocessingOption], reports: dict[Preproces
 
 def _fmt(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+SMALL_N = 30
+"""Below this many labelled images of a class, per-class (and overall) numbers are noisy."""
+
+
+def aligned_rows(results: dict[PreprocessingOption, Analysis], display_name) -> list[dict]:
+    """One row per class (the model's label order) with its full name and its probability under each option.
+
+    Keys: ``label``, ``name`` (``display_name(label)``, the card's plain-language name) and each option's
+    ``label`` (its column title); every option's analysis has the same labels.
+    """
+    if not results:
+        return []
+    labels = list(next(iter(results.values())).labels)
+    return [
+        {"label": label, "name": display_name(label),
+         **{option.label: float(analysis.probabilities[i]) for option, analysis in results.items()}}
+        for i, label in enumerate(labels)
+    ]
+
+
+def identical_inputs(model, image: np.ndarray, options: Sequence[PreprocessingOption]
+                     ) -> list[tuple[PreprocessingOption, PreprocessingOption]]:
+    """Pairs of options that feed the model exactly the same array for ``image`` (same preprocessed pixels and the
+    same augmentations), e.g. ``squash`` and ``pad`` on a square image: their columns cannot differ."""
+    arrays = [model.preprocess([image], preprocessing=o.preprocessing, resize=o.resize) for o in options]
+    return [
+        (options[i], options[j])
+        for i, j in itertools.combinations(range(len(options)), 2)
+        if options[i].tta == options[j].tta and arrays[i].shape == arrays[j].shape
+        and np.array_equal(arrays[i], arrays[j])
+    ]
+
+
+def small_classes(y_true: Sequence[str], min_n: int = SMALL_N) -> dict[str, int]:
+    """The classes with fewer than ``min_n`` labelled images, with their counts (absent classes are not listed)."""
+    counts: dict[str, int] = {}
+    for label in y_true:
+        counts[label] = counts.get(label, 0) + 1
+    return {label: n for label, n in sorted(counts.items()) if n < min_n}

@@ -8,6 +8,7 @@ processing_time_ms) and adds what a reviewer needs to trust and reproduce it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,7 +17,12 @@ from ..model.card import ModelCard
 from ..render.numbers import percent
 from ..render.overlay import DEFAULT_ALPHA, blend, colorize, fit_within
 from ..render.png import png_data_uri
-from .scoring import malignant_score, triage_band
+from .scoring import INDETERMINATE, malignant_score, triage_band
+
+if TYPE_CHECKING:  # the gate's record type only; the gate itself is run by the model
+    from ..gate import GateResult
+
+UNRELIABLE_SCORE = "Malignancy score unreliable: the input gate failed, so no triage band is given (retake or refer)."
 
 _ROWS = ("upper", "middle", "lower")
 _COLS = ("left", "centre", "right")
@@ -82,14 +88,18 @@ class Analysis:
     stability: float | None = None  # share of the TTA views whose top class is ``top_label``
     stability_views: tuple = ()  # one ``tta.ViewResult`` per view, the original first
     stability_sentence: str | None = None
+    gate: GateResult | None = None  # None: not checked (records built outside the model)
     _colored: dict = field(default_factory=dict, repr=False)  # (colormap, max_width) -> coloured heatmap
     _displayed: dict = field(default_factory=dict, repr=False)  # max_width -> downscaled image
 
     @classmethod
     def build(cls, *, image, probs, heatmap, explained_index, card: ModelCard, sha256, name, preprocessing, resize,
               cam_layer, warnings, processing_time_ms, heatmap_requested: bool = True,
-              cam_method: str | None = None) -> Analysis:
+              gate: GateResult | None = None, cam_method: str | None = None) -> Analysis:
         """Assemble a record, deriving score, triage and explanation from the card.
+
+        When ``gate`` failed, ``triage`` is ``"indeterminate"`` (never a band) and the score, still
+        computed, is marked unreliable (``score_reliable`` False, a warning).
 
         ``heatmap_requested=False`` marks a prediction-only run (fast batch scoring). Non-finite
         probabilities or heatmap values raise ``InvalidModelOutput``: such a record never exists,
@@ -106,13 +116,33 @@ class Analysis:
         sentence = f"Top class: {display[labels[top]]} [{labels[top]}] at {percent(probs[top], 0)}."
         if heatmap_requested:  # prediction-only runs say nothing about a heatmap
             sentence += _heatmap_sentence(heatmap, display[explained])
+        band = triage_band(score, card.thresholds)  # a non-finite score raises, gated or not
+        warnings = list(warnings)
+        if gate is not None and not gate.ok:
+            band = INDETERMINATE
+            warnings.append(UNRELIABLE_SCORE)
         return cls(
             sha256=sha256, name=name, labels=labels, display_names=display, probabilities=probs,
             explained_label=explained, heatmap=heatmap, image=image, malignant_score=score,
-            triage=triage_band(score, card.thresholds), model_name=card.name, model_version=card.version,
-            preprocessing=preprocessing, resize=resize, cam_layer=cam_layer, warnings=list(warnings),
-            processing_time_ms=float(processing_time_ms), explanation=sentence, cam_method=cam_method,
+            triage=band, model_name=card.name, model_version=card.version,
+            preprocessing=preprocessing, resize=resize, cam_layer=cam_layer, warnings=warnings,
+            processing_time_ms=float(processing_time_ms), explanation=sentence, gate=gate, cam_method=cam_method,
         )
+
+    @property
+    def score_reliable(self) -> bool:
+        """False when the input gate failed: the malignancy score is shown, but must not be relied on."""
+        return self.triage != INDETERMINATE
+
+    @property
+    def gate_status(self) -> str | None:
+        """``"ok"`` / ``"indeterminate"``, or None when the gate was not checked."""
+        return None if self.gate is None else self.gate.status
+
+    @property
+    def gate_reasons(self) -> str | None:
+        """The gate's reasons as one ``" | "``-separated text (None when not checked)."""
+        return None if self.gate is None else self.gate.reasons_text
 
     @property
     def predictions(self) -> list[dict]:
@@ -189,4 +219,6 @@ class Analysis:
             "stability": self.stability,
             "stability_views": [v.to_dict() for v in self.stability_views],
             "stability_sentence": self.stability_sentence,
+            "malignant_score_reliable": self.score_reliable,
+            "gate": None if self.gate is None else self.gate.to_dict(),
         }

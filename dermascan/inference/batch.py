@@ -193,16 +193,17 @@ def _analyse(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str,
              checks: tuple[bool, bool] = (False, False)) -> list[Analysis]:
     start = time.perf_counter()
     x = np.stack([d.x for d in decoded], out=empty_aligned((len(decoded), *decoded[0].x.shape)))
+    # The penultimate features come out of the same compiled call: the input gate's OOD score costs no pass.
     if with_cam and model.target is not None:
-        probs, cams, chosen = model.explain_prepared(x)
+        probs, cams, chosen, features = model.explain_prepared(x, with_features=True)
     else:
-        probs, cams = model.predict_prepared(x), None
+        (probs, features), cams = model.predict_prepared(x, with_features=True), None
         chosen = np.argmax(probs, axis=1)
     per_image_ms = (time.perf_counter() - start) * 1000.0 / len(decoded)
     analyses = [
         model.make_analysis(d.image, probs[i], None if cams is None else cams[i], int(chosen[i]), sha256=d.sha256,
                             name=d.name, preprocessing=preprocessing, resize=resize,
-                            processing_time_ms=per_image_ms, heatmap_requested=with_cam)
+                            processing_time_ms=per_image_ms, heatmap_requested=with_cam, features=features[i])
         for i, d in enumerate(decoded)
     ]
     stability, faithfulness = checks
@@ -218,8 +219,8 @@ CHECK_COLUMNS = ["faithfulness", "stability"]  # the review log's columns of the
 def batch_columns(labels: list[str], checks: bool = False) -> list[str]:
     """CSV columns of a batch table: the CLI ``batch`` command and the dashboard share them (``checks``: with
     ``CHECK_COLUMNS`` before ``error``)."""
-    return ["file", "sha256", "top_label", *[f"p_{label}" for label in labels], "malignant_score", "triage",
-            *(CHECK_COLUMNS if checks else []), "error"]
+    return ["file", "sha256", "top_label", *[f"p_{label}" for label in labels], "malignant_score", "triage", "gate",
+            "gate_reasons", *(CHECK_COLUMNS if checks else []), "error"]
 
 
 def batch_row(item: BatchItem, labels: list[str], checks: bool = False) -> dict:
@@ -230,7 +231,8 @@ def batch_row(item: BatchItem, labels: list[str], checks: bool = False) -> dict:
         row["error"] = item.error
         return row
     a = item.analysis
-    row.update(sha256=a.sha256, top_label=a.top_label, malignant_score=round(a.malignant_score, 6), triage=a.triage)
+    row.update(sha256=a.sha256, top_label=a.top_label, malignant_score=round(a.malignant_score, 6), triage=a.triage,
+               gate=a.gate_status or "", gate_reasons=a.gate_reasons or "")
     for label, p in zip(a.labels, a.probabilities):
         row[f"p_{label}"] = round(float(p), 6)
     for name in CHECK_COLUMNS if checks else []:

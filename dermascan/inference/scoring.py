@@ -13,6 +13,14 @@ from collections.abc import Sequence
 import numpy as np
 
 TRIAGE_BANDS = ("low", "medium", "high")
+INDETERMINATE = "indeterminate"
+"""The triage of an image the input gate refused: never a band; left out of every triage statistic."""
+TRIAGE_VALUES = (*TRIAGE_BANDS, INDETERMINATE)
+
+
+def triaged(values: Sequence[str | None]) -> list[bool]:
+    """Per value, True when it is a real triage band (not indeterminate, not missing): what statistics count."""
+    return [v in TRIAGE_BANDS for v in values]
 
 
 def malignant_scores(probs: np.ndarray, labels: Sequence[str], malignant_labels: Sequence[str]) -> np.ndarray:

@@ -24,14 +24,22 @@ class LabelSet:
 
 def parse_labels_csv(text: str) -> dict[str, str]:
     """``{image_id: dx}`` from CSV text with at least the columns ``image_id`` and ``dx``."""
+    return {image_id: row["dx"] for image_id, row in parse_label_rows(text).items()}
+
+
+def parse_label_rows(text: str) -> dict[str, dict[str, str]]:
+    """``{image_id: row}`` (every column, stripped, ``dx`` included) of the rows with both ``image_id`` and ``dx``.
+
+    Extra columns (age, sex, localization... as in HAM10000's metadata) ride along for the subgroup view.
+    """
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     if not reader.fieldnames or not {"image_id", "dx"} <= {f.strip() for f in reader.fieldnames}:
         raise DermascanError("The labels CSV needs the columns image_id and dx.")
     out = {}
     for row in reader:
-        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items() if isinstance(v, str)}
         if row.get("image_id") and row.get("dx"):
-            out[Path(row["image_id"]).stem] = row["dx"]
+            out[Path(row["image_id"]).stem] = row
     if not out:
         raise DermascanError("The labels CSV has no rows with both image_id and dx.")
     return out

@@ -69,6 +69,7 @@ class ModelCard:
     limitations: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)  # {"file": "<stem>.gate.npz", "threshold": t, ...}; {}: off
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, kept for round trips
 
@@ -138,6 +139,7 @@ class ModelCard:
         numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (medium, high))
         if set(self.thresholds) != {"medium", "high"} or not numbers or not (0.0 <= medium <= high <= 1.0):
             raise CardError("Triage thresholds must be {'medium': m, 'high': h} with 0 <= m <= h <= 1.")
+        _check_gate(self.gate)
         if self.input_size is not None and (
             len(self.input_size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.input_size)
         ):
@@ -153,6 +155,25 @@ class ModelCard:
         texts = [*(self.labels or []), *(self.malignant_labels or []), *self.display_names.values()]
         if not all(isinstance(text, str) for text in texts):
             raise CardError("Labels and display names in the model card must be text.")
+
+
+def _check_gate(gate: dict[str, Any]) -> None:
+    # The file name comes from a user's card: a plain name in the card's own folder, nothing that walks out of it.
+    if not gate:
+        return
+    name, threshold = gate.get("file"), gate.get("threshold")
+    if not isinstance(name, str) or not name.endswith(".npz") or Path(name).name != name or name.startswith("."):
+        raise CardError("The card's gate 'file' must be the plain name of a .npz file beside the card.")
+    if not (isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and math.isfinite(threshold)
+            and threshold > 0):
+        raise CardError("The card's gate 'threshold' must be a positive number.")
+
+
+def gate_file_for(card: ModelCard, card_file: Path | None) -> Path | None:
+    """The gate statistics sidecar the card names (beside the card file), or None when the card has none."""
+    if not card.gate or card_file is None:
+        return None
+    return Path(card_file).parent / card.gate["file"]
 
 
 def _field_types(name: str) -> tuple[type, ...]:

@@ -19,13 +19,17 @@ from ..cam import METHODS, build_explain_model, find_target
 from ..cam.target import single_io
 from ..config import resolve_model_path
 from ..errors import CardError, ModelLoadError
+from ..gate import GateResult, judge
+from ..gate.degenerate import degenerate_model
+from ..gate.features import NO_FEATURES, feature_split, forward_with_features
+from ..gate.ood import OODStats, load_stats
 from ..inference.analysis import Analysis
 from ..inference.batch import DEFAULT_CHUNK
 from ..inference.preprocessing import SCALINGS, prepare_batch
 from ..intake.images import read_image, sha256_hex
 from ..render.numbers import percent
 from . import introspect
-from .card import HAM10000_LABELS, ModelCard, card_path_for, default_malignant, read_card
+from .card import HAM10000_LABELS, ModelCard, card_path_for, default_malignant, gate_file_for, read_card
 from .loading import load_keras_file
 
 log = logging.getLogger(__name__)
@@ -51,7 +55,12 @@ class LesionModel:
         self.target = find_target(keras_model, self.card.cam_layer)
         tensor, head, stripped = introspect.strip_final_softmax(keras_model, out)
         self.output_kind = "softmax" if stripped else None
-        forward = build_explain_model(keras_model, self.target, tensor, head)
+        tensor, head, self.has_features = feature_split(keras_model, tensor, head, stripped)
+        # The forward also hands out the penultimate features, so the OOD score costs no extra pass.
+        forward = build_explain_model(keras_model, self.target, tensor, None)
+        forward = forward_with_features(forward, head, self.has_features)
+        self.ood_stats, self.ood_threshold = self._read_gate()
+        self.degenerate: str | None = None
         if not stripped:
             self.output_kind = self._probe_output_kind(forward)
         logits = self.output_kind in ("softmax", "logits")
@@ -123,32 +132,53 @@ class LesionModel:
         if declared != "auto":
             kind = declared
         else:
-            rng = np.random.default_rng(0)
-            probe = rng.integers(0, 256, size=(4, *self.input_size, 3), dtype=np.uint8)
-            x = prepare_batch(list(probe), self.input_size, self.card.preprocessing, self.card.resize)
-            _, out = forward(x, training=False)
-            out = np.asarray(out, dtype=np.float64)
+            out = np.asarray(forward(self.preprocess(self._probe_images()), training=False)[1], dtype=np.float64)
             sums_to_one = np.all(out >= -1e-6) and np.allclose(out.sum(axis=-1), 1.0, atol=1e-3)
             kind = "probabilities" if sums_to_one else "logits"
         if kind == "logits":
             self.warnings.append("The model's outputs are not probabilities (logits); softmax was applied.")
         return kind
 
-    def _warm_up(self) -> None:
-        """Trace both compiled functions (no user request pays for tracing) on probe images, and refuse a
-        model whose numbers are already invalid there: a black, a mid-grey and a noise image."""
+    def _probe_images(self) -> list[np.ndarray]:
+        """The load-time probe batch: black, mid-grey and noise (output kind, warm-up, degenerate check).
+
+        No white frame: a model may legitimately fail on one image (that image's analysis is then an error), and
+        only damage that shows on ordinary inputs should refuse the whole model at load.
+        """
         rng = np.random.default_rng(0)
-        probe = [np.zeros((*self.input_size, 3), np.uint8), np.full((*self.input_size, 3), 128, np.uint8),
-                 rng.integers(0, 256, size=(*self.input_size, 3), dtype=np.uint8)]
-        x = self.preprocess(probe)
-        outputs = [self._cam.predict(x, 1.0)]
+        return [np.zeros((*self.input_size, 3), np.uint8), np.full((*self.input_size, 3), 128, np.uint8),
+                rng.integers(0, 256, size=(*self.input_size, 3), dtype=np.uint8)]
+
+    def _read_gate(self) -> tuple[OODStats | None, float | None]:
+        """The card's OOD statistics and threshold; a broken or hostile sidecar is a one-line ``CardError``."""
+        path = gate_file_for(self.card, self.card_file)
+        if path is None:
+            self.warnings.append("Out-of-distribution detection is off for this model (no gate statistics; fit "
+                                 "them with python -m dermascan fit-gate).")
+            return None, None
+        if not self.has_features:
+            raise CardError(f"The card names gate statistics, but {NO_FEATURES}.")
+        return load_stats(path), float(self.card.gate["threshold"])
+
+    def _warm_up(self) -> None:
+        """Trace both compiled functions (no user request pays for tracing) on the probe images, refuse a
+        model whose numbers are already invalid there, and flag one whose outputs barely depend on them."""
+        x = self.preprocess(self._probe_images())
+        probs, features = self._cam.predict_with_features(x, 1.0)
+        outputs = [probs, features]
         if self._cam.has_target:
-            outputs.extend(self._cam.explain(x, np.full(len(probe), -1, dtype=np.int32), 1.0)[:2])
+            outputs.extend(self._cam.explain(x, np.full(len(x), -1, dtype=np.int32), 1.0)[:2])
         if not all(np.isfinite(out).all() for out in outputs):
             raise ModelLoadError(
                 "The model produced invalid numbers (NaN or infinity) on test images when it was loaded; "
                 "its weights may be damaged."
             )
+        if self.ood_stats is not None and features.shape[1] != self.ood_stats.feature_dim:
+            raise CardError(f"The gate statistics describe {self.ood_stats.feature_dim} features but the model "
+                            f"has {features.shape[1]}; fit them again for this model (python -m dermascan fit-gate).")
+        self.degenerate = degenerate_model(probs)
+        if self.degenerate:
+            self.warnings.append(self.degenerate + " Its results are marked indeterminate.")
 
     # -- public API -----------------------------------------------------------------------
     @property
@@ -183,6 +213,9 @@ class LesionModel:
             "resize": self.card.resize,
             "temperature": self.card.temperature,
             "card_file": self.card_file.name if self.card_file else None,
+            "degenerate": self.degenerate,
+            "ood_detection": self.ood_stats is not None,
+            "ood_threshold": self.ood_threshold,
             "warnings": list(self.warnings),
         }
 
@@ -209,9 +242,11 @@ class LesionModel:
             out[start : start + len(chunk)] = self._cam.predict(x, self._temperature(calibrated))
         return out
 
-    def predict_prepared(self, x: np.ndarray, *, calibrated: bool = True) -> np.ndarray:
-        """Probabilities for an already preprocessed float32 batch."""
-        return self._cam.predict(x, self._temperature(calibrated))
+    def predict_prepared(self, x: np.ndarray, *, calibrated: bool = True, with_features: bool = False):
+        """Probabilities for an already preprocessed float32 batch; ``with_features``: ``(probs, features)``,
+        the penultimate features (N, D) of the same compiled call."""
+        probs, features = self._cam.predict_with_features(x, self._temperature(calibrated))
+        return (probs, features) if with_features else probs
 
     def cam(self, method: str | None = None):
         """The compiled CAM pass of ``method`` (None: the card's), built and traced once per model."""
@@ -225,10 +260,28 @@ class LesionModel:
         return self._cams[method]
 
     def explain_prepared(self, x: np.ndarray, class_index: Sequence[int] | None = None, *, calibrated: bool = True,
-                         cam_method: str | None = None):
-        """``(probs, heatmaps, explained class index)`` for a preprocessed batch, in one compiled call."""
+                         with_features: bool = False, cam_method: str | None = None):
+        """``(probs, heatmaps, explained class index)`` for a preprocessed batch, in one compiled call of
+        ``cam_method``'s pass (None: the card's); ``with_features`` adds the penultimate features (N, D) of the
+        same call as a fourth item."""
         idx = np.full(len(x), -1, dtype=np.int32) if class_index is None else np.asarray(class_index, np.int32)
-        return self.cam(cam_method).explain(x, idx, self._temperature(calibrated))
+        out = self.cam(cam_method).explain_with_features(x, idx, self._temperature(calibrated))
+        return out if with_features else out[:3]
+
+    def ood_scores(self, features: np.ndarray) -> np.ndarray | None:
+        """OOD scores (N,) of penultimate features, or None when OOD detection is off for this model."""
+        return None if self.ood_stats is None else self.ood_stats.scores(features)
+
+    def gate(self, image: np.ndarray, probs: np.ndarray, features: np.ndarray | None = None, *,
+             preprocessing: str | None = None, resize: str | None = None) -> GateResult:
+        """The input gate's verdict for one image; without ``features`` they are computed (one extra pass)."""
+        score = None
+        if self.ood_stats is not None:
+            if features is None or np.size(features) == 0:
+                x = self.preprocess([image], preprocessing=preprocessing, resize=resize)
+                features = self.predict_prepared(x, with_features=True)[1][0]
+            score = float(self.ood_scores(np.asarray(features)[None, :])[0])
+        return judge(image, probs, ood_score=score, ood_threshold=self.ood_threshold, degenerate=self.degenerate)
 
     def class_index(self, label: str | None) -> int:
         """Output index of ``label``; -1 (the top class) for None."""
@@ -269,21 +322,26 @@ class LesionModel:
         resize = resize or self.card.resize
         x = self.preprocess(decoded, preprocessing=preprocessing, resize=resize)
         idx = [self.class_index(class_label)] * len(decoded)
-        probs, cams, chosen = self.explain_prepared(x, idx, cam_method=cam_method)
+        probs, cams, chosen, features = self.explain_prepared(x, idx, with_features=True, cam_method=cam_method)
         elapsed_ms = (time.perf_counter() - start) * 1000.0 / max(len(decoded), 1)
         names = list(names) if names is not None else [None] * len(decoded)
         return [
             self.make_analysis(decoded[i], probs[i], cams[i] if self.target else None, int(chosen[i]),
                                sha256=hashes[i], name=names[i], preprocessing=preprocessing, resize=resize,
-                               processing_time_ms=elapsed_ms, cam_method=cam_method)
+                               processing_time_ms=elapsed_ms, features=features[i], cam_method=cam_method)
             for i in range(len(decoded))
         ]
 
     def make_analysis(self, image: np.ndarray, probs: np.ndarray, heatmap: np.ndarray | None, explained: int, *,
                       sha256: str, name: str | None, preprocessing: str | None = None, resize: str | None = None,
                       processing_time_ms: float = 0.0, heatmap_requested: bool = True,
-                      cam_method: str | None = None) -> Analysis:
-        """Wrap one image's raw outputs as an ``Analysis`` record with this model's context."""
+                      features: np.ndarray | None = None, cam_method: str | None = None) -> Analysis:
+        """Wrap one image's raw outputs as an ``Analysis`` record with this model's context and gate verdict.
+
+        ``features`` are the image's penultimate features from the same call; without them the gate
+        computes them (one extra forward pass) when OOD detection is on. ``cam_method`` names the heatmap's
+        method (None: the card's).
+        """
         preprocessing = preprocessing or self.card.preprocessing
         resize = resize or self.card.resize
         warnings = list(self.warnings)
@@ -295,6 +353,7 @@ class LesionModel:
             image=image, probs=probs, heatmap=heatmap, explained_index=explained, card=self.card,
             sha256=sha256, name=name, preprocessing=preprocessing, resize=resize, cam_layer=self.cam_layer,
             warnings=warnings, processing_time_ms=processing_time_ms, heatmap_requested=heatmap_requested,
+            gate=self.gate(image, probs, features, preprocessing=preprocessing, resize=resize),
             cam_method=(cam_method or self.card.cam_method) if heatmap is not None else None,
         )
 

@@ -28,7 +28,7 @@ from .records import (
     new_session_id,
 )
 from .schema import SCHEMA_VERSION
-from .store import DEFAULT_DB_PATH, MergeCounts, ReviewStore, default_db_path
+from .store import DEFAULT_DB_PATH, MergeCounts, ReviewStore, default_db_path, default_db_url
 
 __all__ = [
     "COLUMN_DESCRIPTIONS",
@@ -51,5 +51,6 @@ __all__ = [
     "ReviewStoreError",
     "csv_header",
     "default_db_path",
+    "default_db_url",
     "new_session_id",
 ]

@@ -24,6 +24,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ from dermascan.csvsafe import safe_cell, unsafe_cell
 
 from . import columns
 from .columns import PROBABILITY_PREFIX
+from .query import CaseQuery
 from .records import MAX_TEXT_CHARS, CaseRecord, Decision, DecisionChange, normalize_timestamp
 
 log = logging.getLogger(__name__)
@@ -126,33 +128,121 @@ def parse_cell(text: str) -> str:
     return unsafe_cell(text)
 
 
-# -- export ------------------------------------------------------------------------------------------------
+# -- export ----------------------------------------------------------------------------------------------
+# One writer for every CSV of cases: the Review log export, the Batch page's download and the CLI's ``batch``
+# output all have ``csv_header``'s columns, a BOM, CRLF line ends and formula-safe cells.
+
+NOT_ANALYSED = "Not analysed: "
+"""How the ``explanation`` cell of a file that could not be analysed begins (the reason follows)."""
+
+
+def failure_row(file_name: str, reason: str, **context: Any) -> dict[str, Any]:
+    """The row of a file that could not be analysed: its name and the reason (in ``explanation``).
+
+    ``context``: other case columns known without an analysis (``source``, ``model_name``, ...). Such a row has no
+    ``image_sha256``, so importing the file rejects it on its own with a one-line reason.
+    """
+    unknown = sorted(set(context) - set(CASE_COLUMNS))
+    if unknown:
+        raise ValueError(f"not case columns: {', '.join(unknown)}")
+    return {**context, "file_name": file_name, "explanation": NOT_ANALYSED + str(reason)}
+
+
+def run_context(card: Any, *, source: str) -> dict[str, Any]:
+    """The case columns a failure row of a run with this model card (duck-typed) still fills in."""
+    return dict(source=source, model_name=card.name, model_version=card.version or "",
+                preprocessing=card.preprocessing, resize=card.resize)
+
+
+class CaseCsvWriter:
+    """Writes cases (``CaseRecord``) and failure rows to a text stream in the export format, row by row.
+
+    ``stream``: opened with ``newline=""`` (the writer ends lines with CRLF itself). ``labels``: the labels whose
+    ``p_<label>`` columns the header has (a batch: the model's labels; an export: every label of its cases).
+    """
+
+    def __init__(self, stream: Any, labels: list[str] | tuple[str, ...]):
+        self.header = csv_header(labels)
+        # CRLF, as RFC 4180: with "\n" alone a CR inside a cell is written unquoted and spreadsheets start a new
+        # row there, so "x\r=HYPERLINK(...)" in a file name became a row beginning with a live formula.
+        self._writer = csv.writer(stream, lineterminator="\r\n")
+        stream.write("\ufeff")
+        self._writer.writerow(self.header)
+
+    def write_row(self, row: dict[str, Any]) -> None:
+        """One row from a dict keyed by column name (missing columns are empty)."""
+        self._writer.writerow([format_cell(row.get(column)) for column in self.header])
+
+    def write_case(self, record: CaseRecord) -> None:
+        """One case with its current decision."""
+        self.write_row(record.to_row())
+
+    def write_failure(self, file_name: str, reason: str, **context: Any) -> None:
+        """One file that could not be analysed (see ``failure_row``)."""
+        self.write_row(failure_row(file_name, reason, **context))
+
+
+def write_csv(records: Iterable[CaseRecord], *, labels: list[str] | tuple[str, ...] | None = None,
+              failures: Iterable[dict[str, Any]] = ()) -> bytes:
+    """Cases (then ``failure_row`` dicts) as CSV bytes: UTF-8 with BOM, CRLF, ``csv_header(labels)``.
+
+    ``labels`` defaults to every label in the records' probabilities.
+    """
+    records = list(records)
+    if labels is None:
+        labels = sorted({label for record in records for label in record.probabilities})
+    buffer = io.StringIO(newline="")
+    writer = CaseCsvWriter(buffer, labels)
+    for record in records:
+        writer.write_case(record)
+    for row in failures:
+        writer.write_row(row)
+    return buffer.getvalue().encode("utf-8")
+
 
 def to_csv_bytes(records: list[CaseRecord]) -> bytes:
     """The records as an export file (UTF-8 with BOM, CRLF line ends), one row per case."""
-    labels = sorted({label for record in records for label in record.probabilities})
-    header = csv_header(labels)
+    return write_csv(records)
+
+
+def iter_export_csv(store: Any, query: Any = None, *, chunk: int = 1000) -> Iterator[bytes]:
+    """The export of ``store``'s cases passing ``query`` (a ``CaseQuery``; default all, oldest first) as byte chunks.
+
+    The BOM and the header come first (its ``p_<label>`` columns from one SQL query over the same cases), then
+    about ``chunk`` rows per chunk, read through ``store.iter_cases``: memory stays flat however many
+    cases there are. Joined, the chunks equal ``to_csv_bytes`` of the same records.
+    """
+    query = CaseQuery(sort="oldest") if query is None else query
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    for record in records:
-        row = record.to_row()
-        writer.writerow([format_cell(row.get(column)) for column in header])
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    writer = CaseCsvWriter(buffer, store.labels_matching(query))
+    rows = pending = 0
+    for record in store.iter_cases(query, chunk=chunk):
+        writer.write_case(record)
+        rows, pending = rows + 1, pending + 1
+        if pending >= chunk:
+            yield _drain(buffer)
+            pending = 0
+    if rest := _drain(buffer):  # also the BOM and header alone when no case matched
+        yield rest
+    log.info("review export: %d cases", rows)
+
+
+def _drain(buffer: io.StringIO) -> bytes:
+    data = buffer.getvalue().encode("utf-8")
+    buffer.seek(0)
+    buffer.truncate()
+    return data
 
 
 def export_csv(store: Any, dest: str | os.PathLike[str] | BinaryIO | None = None, *,
                session_id: str | None = None) -> bytes:
     """Export a store's cases (oldest first) as CSV bytes; also write them to ``dest`` (path or binary file)."""
-    records = store.list_cases(session_id=session_id, with_thumbnails=False)
-    records.sort(key=lambda r: (r.created_at, r.case_id or 0))
-    data = to_csv_bytes(records)
+    data = b"".join(iter_export_csv(store, CaseQuery(session_id=session_id, sort="oldest")))
     if dest is not None:
         if hasattr(dest, "write"):
             dest.write(data)
         else:
             _write_private(Path(dest), data)
-    log.info("review export: %d cases", len(records))
     return data
 
 
@@ -177,7 +267,8 @@ def import_csv(store: Any, source: Any, *, max_rows: int = MAX_IMPORT_ROWS) -> I
 
     ``source``: bytes, text, a path (``str``/``PathLike``) or a binary file-like (Streamlit's
     UploadedFile). Problems with the file or its rows are reported in the result, never raised; a
-    database failure raises ``ReviewStoreError`` and nothing from the file is kept.
+    database failure raises ``ReviewStoreError``: the rows merged before it (in transactions of
+    ``store.MERGE_CHUNK`` rows) stay, and importing the same file again adds the rest without duplicates.
     """
     result = ImportResult()
     data = _read_source(source, result)

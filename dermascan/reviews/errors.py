@@ -1,7 +1,8 @@
-"""``ReviewStoreError`` and the translation of SQLite / OS failures into one-line user messages.
+"""``ReviewStoreError`` and the translation of SQLite / PostgreSQL / OS failures into one-line user messages.
 
 Messages name the database file but never its folder (the full path can reveal a user name or a
-clinic's share layout) and always say what to do next, so the dashboard can show them as they are.
+clinic's share layout), a PostgreSQL database by name and host but never its URL (it may hold a password),
+and always say what to do next, so the dashboard can show them as they are.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import errno
 import logging
 import sqlite3
+
+import sqlalchemy.exc
 
 from dermascan.config import REVIEW_DB_ENV as DB_ENV_VAR
 from dermascan.errors import DermascanError
@@ -140,3 +143,99 @@ def from_os(exc: OSError, name: str) -> ReviewStoreError:
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         return disk_full(name)
     return cannot_open(name)
+
+
+def unreachable(name: str) -> ReviewStoreError:
+    """The PostgreSQL server did not answer, or the connection broke."""
+    return ReviewStoreError(
+        f"The review database server ({name}) cannot be reached; check that it is running and that {DB_ENV_VAR} "
+        "names it, then try again."
+    )
+
+
+def login_refused(name: str) -> ReviewStoreError:
+    """The server refused the user name or password (the message never repeats either)."""
+    return ReviewStoreError(
+        f"The review database server ({name}) refused the user name or password in {DB_ENV_VAR}; "
+        "correct them and restart the app."
+    )
+
+
+def no_database(name: str) -> ReviewStoreError:
+    """The server is up but has no such database."""
+    return ReviewStoreError(
+        f"The review database ({name}) does not exist on that server; create it (see docs/deployment.md) "
+        "and restart the app."
+    )
+
+
+def not_allowed(name: str) -> ReviewStoreError:
+    """The database user may not read or change the tables."""
+    return ReviewStoreError(
+        f"The database user in {DB_ENV_VAR} may not use the review tables of {name}; grant it access "
+        "(see docs/deployment.md) and restart the app."
+    )
+
+
+# SQLSTATE classes and codes of PostgreSQL (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+_PG_BUSY = {"55P03", "40P01", "40001", "57014"}  # lock timeout, deadlock, serialization failure, statement timeout
+_PG_RETRY = {"40P01", "40001"}
+
+
+def retryable(exc: BaseException) -> bool:
+    """True for a PostgreSQL deadlock or serialization failure: the whole transaction may simply run again."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "sqlstate", None) in _PG_RETRY
+
+
+def from_postgres(exc: BaseException, name: str) -> ReviewStoreError:
+    """Translate a psycopg exception (logs its SQLSTATE, never its text: that may quote data)."""
+    state = getattr(exc, "sqlstate", None) or _connect_state(exc)
+    log.warning("review database error: %s %s", type(exc).__name__, state or "(no sqlstate)")
+    if state in _PG_BUSY:
+        return busy(name)
+    if state.startswith("28"):
+        return login_refused(name)
+    if state == "3D000":
+        return no_database(name)
+    if state == "25006":
+        return read_only(name)
+    if state == "42501":
+        return not_allowed(name)
+    if state.startswith("53"):
+        return disk_full(name)
+    if state.startswith("XX"):
+        return corrupt(name)
+    if state.startswith(("08", "57P")) or (not state and type(exc).__name__ == "OperationalError"):
+        return unreachable(name)
+    return ReviewStoreError(
+        f"The review database ({name}) reported an unexpected error ({state or type(exc).__name__}); "
+        "try again, and if it persists export your reviews to CSV and contact support."
+    )
+
+
+def _connect_state(exc: BaseException) -> str:
+    # A failed connection has no SQLSTATE in psycopg, only libpq's text (read here, never shown: it names hosts).
+    text = str(exc).lower()
+    if "password authentication failed" in text or "no password supplied" in text or "role" in text and (
+            "does not exist" in text):
+        return "28P01"
+    if "database" in text and "does not exist" in text:
+        return "3D000"
+    return ""
+
+
+def from_db(exc: BaseException, name: str) -> ReviewStoreError:
+    """Translate any database failure met through SQLAlchemy (or the drivers directly) into a one-line error."""
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # every pooled connection stayed busy
+        return busy(name)
+    orig = getattr(exc, "orig", None) if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc
+    if isinstance(orig, sqlite3.Error):
+        return from_sqlite(orig, name)
+    if orig is not None and type(orig).__module__.startswith("psycopg"):
+        return from_postgres(orig, name)
+    log.warning("review database error: %s", type(exc).__name__)
+    return ReviewStoreError(
+        f"The review database ({name}) reported an unexpected error ({type(exc).__name__}); "
+        "try again, and if it persists export your reviews to CSV and contact support."
+    )

@@ -339,7 +339,8 @@ class CaseRecord:
 
         Reads ``sha256, name, labels, probabilities, top_label, malignant_score, triage, model_name,
         model_version, preprocessing, resize, cam_layer, explanation`` (and ``explained_label``, ``cam_method``,
-        ``faithfulness``, ``stability`` if present); the image and heatmap are not kept.
+        ``gate_status``, ``gate_reasons``, ``faithfulness``, ``stability`` if present); the image and heatmap are
+        not kept.
         """
         labels = [str(label) for label in analysis.labels]
         probs = [float(p) for p in analysis.probabilities]
@@ -358,6 +359,7 @@ class CaseRecord:
             explained_label=getattr(analysis, "explained_label", None), probabilities=probabilities,
             cam_method=getattr(analysis, "cam_method", None),
             faithfulness=getattr(analysis, "faithfulness", None), stability=getattr(analysis, "stability", None),
+            gate=getattr(analysis, "gate_status", None), gate_reasons=getattr(analysis, "gate_reasons", None) or None,
             thumbnail=thumbnail, decision=decision,
         )
 

@@ -1,10 +1,15 @@
-"""The review database's tables and their migrations (``PRAGMA user_version`` holds the version).
+"""The review database's schema version and how each backend gets to the current one.
 
+SQLite: the frozen migrations below build the file step by step; ``PRAGMA user_version`` holds the version.
 To change the schema: append a step to ``MIGRATIONS`` (SQL statements, or a callable taking the
 connection) and bump nothing else; ``SCHEMA_VERSION`` follows. Each step runs in its own
 ``BEGIN IMMEDIATE`` transaction together with the version bump, so a crash never leaves a half-migrated file.
-A new column also gets one line in ``columns.py``; the steps here are never derived from it: they are
-history, and v1 must stay what v1 was.
+A new column also gets one line in ``columns.py`` (and so in ``tables.py``); the steps here are never derived
+from it: they are history, and v1 must stay what v1 was.
+
+PostgreSQL: support began at version 5, so a new database gets the current tables straight from ``tables.py``
+(``create_postgres``) and a one-row ``schema_version`` table records the version. A later step is added for both
+backends: a SQLite step here and a PostgreSQL step in ``POSTGRES_MIGRATIONS``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
-from . import errors
+import sqlalchemy as sa
+
+from . import errors, tables
 
 _DECISION_COLUMNS = """
     reviewer_agrees    INTEGER CHECK (reviewer_agrees IN (0, 1)),
@@ -109,7 +116,16 @@ _V4 = (
     "ALTER TABLE cases ADD COLUMN dx TEXT",
 )
 
-MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+# v5: the review log filters, sorts and pages in SQL; these are the columns it filters and sorts by (session_id
+# already has cases_by_session).
+_V5 = (
+    "CREATE INDEX cases_by_created_at ON cases (created_at)",
+    "CREATE INDEX cases_by_triage ON cases (triage)",
+    "CREATE INDEX cases_by_malignant_score ON cases (malignant_score)",
+    "CREATE INDEX cases_by_patient_id ON cases (patient_id)",
+)
+
+MIGRATIONS: dict[int, Step] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 """``MIGRATIONS[n]`` upgrades a version ``n - 1`` database to version ``n``."""
 
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -166,3 +182,47 @@ def _run(conn: sqlite3.Connection, step: Step) -> None:
     else:
         for statement in step:
             conn.execute(statement)
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------------------
+
+POSTGRES_FIRST_VERSION = 5
+"""The schema version a new PostgreSQL database is created at (the first with PostgreSQL support)."""
+
+POSTGRES_MIGRATIONS: dict[int, Callable[[sa.Connection], None]] = {}
+"""``POSTGRES_MIGRATIONS[n]`` upgrades a PostgreSQL database from version ``n - 1`` (none yet)."""
+
+# Any constant: two servers starting at once on an empty database take turns creating the tables.
+_CREATE_LOCK = 0x44524D53
+
+
+def postgres_version(conn: sa.Connection, name: str) -> int:
+    """The version in ``schema_version`` (0: an empty database); refuses a newer release's or a foreign one."""
+    inspector = sa.inspect(conn)
+    names = set(inspector.get_table_names())
+    if tables.schema_version.name not in names:
+        if names & {table.name for table in tables.SQLITE_TABLES}:
+            raise errors.foreign_database(name)
+        return 0
+    found = conn.execute(sa.select(sa.func.max(tables.schema_version.c.version))).scalar()
+    if found is None:
+        raise errors.foreign_database(name)
+    if found > SCHEMA_VERSION:
+        raise errors.newer_schema(name, found)
+    return int(found)
+
+
+def migrate_postgres(conn: sa.Connection, name: str) -> int:
+    """Create or upgrade the tables in one transaction (the caller's); returns the version found before."""
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CREATE_LOCK})
+    found = postgres_version(conn, name)
+    if found == 0:
+        tables.METADATA.create_all(conn, tables=[*tables.SQLITE_TABLES, tables.schema_version])
+        conn.execute(sa.insert(tables.schema_version).values(version=POSTGRES_FIRST_VERSION))
+        found_now = POSTGRES_FIRST_VERSION
+    else:
+        found_now = found
+    for target in range(found_now + 1, SCHEMA_VERSION + 1):
+        POSTGRES_MIGRATIONS[target](conn)
+        conn.execute(sa.update(tables.schema_version).values(version=target))
+    return found

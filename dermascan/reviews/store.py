@@ -39,28 +39,34 @@ import logging
 import os
 import sqlite3
 import stat
-import threading
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from ..config import DEFAULT_REVIEW_DB as DEFAULT_DB_PATH
-from . import csvio, errors, schema
+from . import csvio, engine, errors, queries, schema
 from .columns import CASE, CASE_NAMES, DECISION_NAMES, names
-from .errors import DB_ENV_VAR
-from .query import CaseQuery, matches, sort_key
+from .query import CaseQuery
 from .records import CASE_DETAIL_FIELDS, CaseRecord, Decision, DecisionChange, InvalidRecord, utc_now
+from .tables import CASE_KEY, case_details_history, cases, decision_history, decisions
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BUSY_TIMEOUT = 5.0
+MERGE_CHUNK = 1000
+"""Records per transaction of ``merge_cases``: a 100k-row import never holds the write lock for long."""
 
 _CASE_COLUMNS = CASE_NAMES
 _CASE_YES_NO = names(CASE, kind="yes_no")
 _DECISION_FIELDS = DECISION_NAMES
-_DECISION_PLACEHOLDERS = ", ".join("?" * len(_DECISION_FIELDS))
+_RETRIES = 3  # a PostgreSQL deadlock or serialization failure runs the whole transaction again
+_T = TypeVar("_T")
 
 
 class MergeCounts(NamedTuple):
@@ -73,49 +79,67 @@ class MergeCounts(NamedTuple):
     changes: tuple[DecisionChange, ...] = ()
     """Every stored case whose decisions changed (``updated`` + ``kept_in_history`` of them), in file order."""
 
+    def __add__(self, other: MergeCounts) -> MergeCounts:  # type: ignore[override]
+        return MergeCounts(self.added + other.added, self.updated + other.updated, self.skipped + other.skipped,
+                           self.kept_in_history + other.kept_in_history, self.changes + other.changes)
+
 
 def default_db_path() -> Path:
-    """``$DERMASCAN_REVIEW_DB`` if set, else ``.dermascan/reviews.sqlite3`` under the current directory."""
-    configured = os.environ.get(DB_ENV_VAR, "").strip()
+    """``$DERMASCAN_REVIEW_DB`` if set, else ``.dermascan/reviews.sqlite3`` under the current directory.
+
+    For a file only; ``default_db_url()`` also reads a ``postgresql://`` URL.
+    """
+    configured = engine.configured()
     return Path(configured).expanduser() if configured else DEFAULT_DB_PATH
 
 
-class ReviewStore:
-    """Reviewed cases and decisions in one SQLite file; safe to share between threads (one per process is enough).
+def default_db_url() -> str:
+    """``$DERMASCAN_REVIEW_DB`` as given (a path or a URL), else the default file's path."""
+    return engine.configured() or str(DEFAULT_DB_PATH)
 
-    ``path``: the database file (default: ``default_db_path()``). ``busy_timeout``: seconds to wait for
-    another writer before giving up with ``ReviewStoreError``. ``read_only``: open without write access
+
+class ReviewStore:
+    """Reviewed cases and decisions in an SQLite file or a PostgreSQL database; safe to share between threads.
+
+    ``path``: a file path, ``sqlite:///path`` or ``postgresql://user:password@host/database`` (default:
+    ``$DERMASCAN_REVIEW_DB``, else ``.dermascan/reviews.sqlite3``). ``busy_timeout``: seconds to wait for another
+    writer (or a row lock) before giving up with ``ReviewStoreError``. ``read_only``: open without write access
     (every write then fails with ``ReviewStoreError``). Every failure is a ``ReviewStoreError``.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
                  read_only: bool = False):
-        # Absolute now, so a later chdir (some tools do) cannot split one store across two files.
-        self.path = Path(path).expanduser().absolute() if path is not None else default_db_path().absolute()
+        self.location = engine.locate(path)
+        self.backend = self.location.backend
+        # Absolute now (locate), so a later chdir (some tools do) cannot split one store across two files.
+        self.path: Path | None = self.location.path
         self.read_only = read_only
         self.busy_timeout = float(busy_timeout)
-        self._name = self.path.name
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = self._open()
+        self._name = self.location.name
+        self._closed = False
+        if self.path is not None:
+            self._writer, self._reader = self._open_sqlite()
+            self._insert = sqlite_dialect.insert
+        else:
+            self._writer = self._reader = self._open_postgres()
+            self._insert = pg_dialect.insert
 
     # -- opening -------------------------------------------------------------------------------------------
 
-    def _open(self) -> sqlite3.Connection:
+    def _open_sqlite(self) -> tuple[sa.Engine, sa.Engine]:
         self._check_before_writing()
         if not self.read_only:
             try:
                 self._create_private_file()
             except OSError as exc:
                 raise errors.from_os(exc, self._name) from None
-        target = f"file:{urllib.parse.quote(str(self.path))}?mode=ro" if self.read_only else str(self.path)
+        writer, reader = engine.sqlite_engines(self.path, busy_timeout=self.busy_timeout, read_only=self.read_only)
         try:
-            # isolation_level=None: we issue BEGIN IMMEDIATE ourselves (see _write).
-            conn = sqlite3.connect(target, timeout=self.busy_timeout, isolation_level=None,
-                                   check_same_thread=False, uri=self.read_only)
-        except sqlite3.Error as exc:
-            raise errors.from_sqlite(exc, self._name) from None
+            raw = writer.raw_connection()
+        except (sa.exc.DBAPIError, sqlite3.Error) as exc:
+            raise errors.from_db(exc, self._name) from None
         try:
-            conn.execute("PRAGMA foreign_keys = ON")
+            conn = raw.driver_connection
             # A read first: a file that is not a database fails here, before anything could be written to it.
             conn.execute("PRAGMA schema_version").fetchone()
             if self.read_only:
@@ -123,16 +147,37 @@ class ReviewStore:
                     raise errors.needs_upgrade(self._name)
             else:
                 conn.execute("PRAGMA journal_mode = WAL").fetchone()
-                conn.execute("PRAGMA synchronous = FULL")
                 schema.migrate(conn, self._name)
         except sqlite3.Error as exc:
-            conn.close()
+            raw.invalidate()
+            _dispose(writer, reader)
             raise errors.from_sqlite(exc, self._name) from None
         except BaseException:
-            conn.close()
+            raw.invalidate()
+            _dispose(writer, reader)
             raise
-        log.info("review database opened (schema %d)", schema.SCHEMA_VERSION)
-        return conn
+        finally:
+            raw.close()
+        log.info("review database opened (SQLite, schema %d)", schema.SCHEMA_VERSION)
+        return writer, reader
+
+    def _open_postgres(self) -> sa.Engine:
+        db = engine.postgres_engine(self.location.url, busy_timeout=self.busy_timeout, read_only=self.read_only)
+        try:
+            with db.begin() as conn:
+                if self.read_only:
+                    if schema.postgres_version(conn, self._name) < schema.SCHEMA_VERSION:
+                        raise errors.needs_upgrade(self._name)
+                else:
+                    schema.migrate_postgres(conn, self._name)
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+            db.dispose()
+            raise errors.from_db(exc, self._name) from None
+        except BaseException:
+            db.dispose()
+            raise
+        log.info("review database opened (PostgreSQL, schema %d)", schema.SCHEMA_VERSION)
+        return db
 
     def _check_before_writing(self) -> None:
         # Opening read-write is not neutral: journal_mode=WAL rewrites the header (and creates -wal/-shm). So a
@@ -179,13 +224,10 @@ class ReviewStore:
         os.close(fd)
 
     def close(self) -> None:
-        """Close the connection (idempotent). Later calls raise ``ReviewStoreError``."""
-        with self._lock:
-            if self._conn is not None:
-                try:
-                    self._conn.close()
-                finally:
-                    self._conn = None
+        """Close the connections (idempotent). Later calls raise ``ReviewStoreError``."""
+        if not self._closed:
+            self._closed = True
+            _dispose(self._writer, self._reader)
 
     def __enter__(self) -> ReviewStore:
         return self
@@ -194,36 +236,39 @@ class ReviewStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"ReviewStore({self._name!r}, read_only={self.read_only})"
+        return f"ReviewStore({self._name!r}, backend={self.backend!r}, read_only={self.read_only})"
 
     # -- transactions --------------------------------------------------------------------------------------
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._conn is None:
-                raise errors.closed()
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                raise errors.from_sqlite(exc, self._name) from None
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        # Not `with conn:`: Python's implicit transaction only starts at the first INSERT/UPDATE, so a
-        # read-check-write would not be atomic, and a deferred transaction that must upgrade its lock
-        # fails at once with SQLITE_BUSY instead of waiting. BEGIN IMMEDIATE takes the write lock up
-        # front (waiting up to busy_timeout), and everything in the block commits or rolls back together.
-        with self._read() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+    def _reading(self) -> Iterator[sa.Connection]:
+        # SQLite: a reader connection of its own in a deferred transaction (one WAL snapshot), never the writer's.
+        if self._closed:
+            raise errors.closed()
+        try:
+            with self._reader.connect() as conn:
                 yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back itself (disk full)
-                        conn.execute("ROLLBACK")
-                raise
+        except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+            raise errors.from_db(exc, self._name) from None
+
+    def _transaction(self, work: Callable[[sa.Connection], _T]) -> _T:
+        """Run ``work`` in one write transaction (all or nothing); ``BEGIN IMMEDIATE`` on SQLite (see engine.py).
+
+        On PostgreSQL a deadlock or serialization failure (two imports locking the same cases in another order)
+        rolls everything back and runs ``work`` again, up to three times.
+        """
+        if self._closed:
+            raise errors.closed()
+        for attempt in range(_RETRIES):
+            try:
+                with self._writer.begin() as conn:
+                    return work(conn)
+            except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
+                if attempt + 1 < _RETRIES and errors.retryable(exc):
+                    log.info("review database: transaction retried after a deadlock")
+                    continue
+                raise errors.from_db(exc, self._name) from None
+        raise AssertionError("unreachable")
 
     # -- cases ---------------------------------------------------------------------------------------------
 
@@ -234,18 +279,25 @@ class ReviewStore:
         id and leaves the stored case as it was.
         """
         record.validate()
-        with self._write() as conn:
+
+        def work(conn: sa.Connection) -> int:
             case_id, _ = self._insert_case(conn, record)
             if record.decision is not None:
+                self._lock_case(conn, case_id)
                 self._put_decision(conn, case_id, record.decision)
+            return case_id
+
+        case_id = self._transaction(work)
         record.case_id = case_id
         log.info("review case saved")
         return case_id
 
     def get_case(self, case_id: int) -> CaseRecord | None:
         """The case with its current decision, or ``None`` if there is no such case."""
-        with self._read() as conn:
-            return _case_in(conn, case_id)
+        if not _is_case_id(case_id):
+            return None
+        with self._reading() as conn:
+            return self._case_in(conn, case_id)
 
     def update_case_fields(self, case_id: int, **fields: Any) -> CaseRecord:
         """Change the case details (``CASE_DETAIL_FIELDS``) of a stored case in one transaction; returns the case.
@@ -259,15 +311,19 @@ class ReviewStore:
         if not_details:
             raise errors.ReviewStoreError(f"Only the case details ({', '.join(CASE_DETAIL_FIELDS)}) can be changed, "
                                           f"not {', '.join(not_details)}.")
-        with self._write() as conn:
-            current = _case_in(conn, case_id) if _is_case_id(case_id) else None
-            if current is None:
+
+        def work(conn: sa.Connection) -> tuple[CaseRecord, list[str]]:
+            if not _is_case_id(case_id) or not self._lock_case(conn, case_id):
                 raise errors.no_such_case(case_id)
+            current = self._case_in(conn, case_id)
             updated = _with_details(current, fields)
             changed = [name for name in fields if getattr(updated, name) != getattr(current, name)]
             if changed:
                 updated.updated_at = utc_now()
-                self._replace_details(conn, current, updated, changed)
+                _replace_details(conn, current, updated, changed)
+            return updated, changed
+
+        updated, changed = self._transaction(work)
         if changed:
             log.info("review case details updated")
         return updated
@@ -277,11 +333,14 @@ class ReviewStore:
 
         The current details are on the case itself (``get_case``); a case never edited has no history.
         """
-        names = (*CASE_DETAIL_FIELDS, "replaced_at")
-        with self._read() as conn:
-            rows = conn.execute(f"SELECT {', '.join(names)} FROM case_details_history WHERE case_id = ? "
-                                "ORDER BY history_id", (case_id,)).fetchall()
-        return [dict(zip(names, row, strict=True)) for row in rows]
+        if not _is_case_id(case_id):
+            return []
+        table = case_details_history
+        columns = [table.c[name] for name in (*CASE_DETAIL_FIELDS, "replaced_at")]
+        with self._reading() as conn:
+            rows = conn.execute(sa.select(*columns).where(table.c.case_id == case_id)
+                                .order_by(table.c.history_id)).all()
+        return [dict(row._mapping) for row in rows]
 
     def list_cases(self, session_first: str | None = None, *, session_id: str | None = None,
                    limit: int | None = None, with_thumbnails: bool = True) -> list[CaseRecord]:
@@ -290,52 +349,69 @@ class ReviewStore:
         ``session_first``: cases of this session come first (the reviewer's current work on top), then
         all others. ``session_id``: only that session's cases. ``limit``: at most that many.
         """
-        sql = _select_cases(with_thumbnails)
-        params: list[Any] = []
-        if session_id is not None:
-            sql += " WHERE c.session_id = ?"
-            params.append(session_id)
-        # NULL = anything is NULL, so with no session_first (or a case without session) the CASE gives 1.
-        sql += " ORDER BY CASE WHEN c.session_id = ? THEN 0 ELSE 1 END, c.created_at DESC, c.case_id DESC"
-        params.append(session_first)
+        query = CaseQuery(session_id=session_id, session_first=session_first)
+        statement = self._select(query, with_thumbnails)
         if limit is not None:
-            sql += " LIMIT ?"
-            params.append(max(int(limit), 0))
-        with self._read() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        try:
-            return [_case_from_row(row) for row in rows]
-        except (ValueError, TypeError):  # SQLite has no checksums: a damaged row reads back as invalid values
-            log.warning("review database: a stored case could not be read")
-            raise errors.corrupt(self._name) from None
+            statement = statement.limit(max(int(limit), 0))
+        with self._reading() as conn:
+            rows = conn.execute(statement).all()
+        return self._cases_from_rows(rows)
 
     def count_cases(self, session_id: str | None = None) -> int:
         """How many cases are stored (in one session if ``session_id`` is given)."""
-        with self._read() as conn:
-            if session_id is None:
-                return int(conn.execute("SELECT count(*) FROM cases").fetchone()[0])
-            return int(conn.execute("SELECT count(*) FROM cases WHERE session_id = ?", (session_id,)).fetchone()[0])
+        return self.count_matching(CaseQuery(session_id=session_id))
 
     # -- queries (CaseQuery) -------------------------------------------------------------------------------
-    # PROVISIONAL: these three read every case and filter in Python (query.matches / query.sort_key, the
-    # reference meaning). The SQL versions (WHERE / ORDER BY / LIMIT, indexes) replace them; the signatures stay.
+    # WHERE / ORDER BY / LIMIT in SQL (queries.py); query.matches / query.sort_key are the reference meaning.
 
     def count_matching(self, query: CaseQuery) -> int:
         """How many cases pass ``query``'s filters."""
-        return sum(1 for case in self.list_cases(with_thumbnails=False) if matches(query, case))
+        # The join only when a filter reads the decision: a plain count stays an index scan.
+        source = queries.joined() if query.decided is not None or query.words else cases
+        statement = sa.select(sa.func.count()).select_from(source).where(*queries.where(query))
+        with self._reading() as conn:
+            return int(conn.execute(statement).scalar_one())
 
     def page_cases(self, query: CaseQuery, *, offset: int = 0, limit: int = 50) -> list[CaseRecord]:
         """One page of the cases that pass ``query``, in its order, without thumbnails."""
-        kept = sorted((c for c in self.list_cases(with_thumbnails=False) if matches(query, c)),
-                      key=lambda case: sort_key(query, case))
-        return kept[max(int(offset), 0):max(int(offset), 0) + max(int(limit), 0)]
+        offset, limit = max(int(offset), 0), max(int(limit), 0)
+        if limit == 0:
+            return []
+        statement = self._select(query, with_thumbnails=False).offset(offset).limit(limit)
+        with self._reading() as conn:
+            rows = conn.execute(statement).all()
+        return self._cases_from_rows(rows)
 
     def iter_cases(self, query: CaseQuery, *, chunk: int = 1000) -> Iterator[CaseRecord]:
         """Every case that passes ``query``, in its order, read ``chunk`` rows at a time (for exports)."""
-        offset = 0
-        while page := self.page_cases(query, offset=offset, limit=chunk):
-            yield from page
-            offset += len(page)
+        chunk = max(int(chunk), 1)
+        keys = queries.sort_keys(query)
+        n = len(_CASE_COLUMNS) + 1 + len(_DECISION_FIELDS)
+        base = self._select(query, with_thumbnails=False, with_keys=True).limit(chunk)
+        last: tuple | None = None
+        while True:
+            # Keyset pagination: each chunk continues after the last row read, so it costs the same wherever it is
+            # (OFFSET would re-read every row before it), and no connection is held between chunks.
+            statement = base if last is None else base.where(queries.after(keys, last))
+            with self._reading() as conn:
+                rows = conn.execute(statement).all()
+            yield from self._cases_from_rows([row[:n] for row in rows])
+            if len(rows) < chunk:
+                return
+            last = tuple(rows[-1][n:])
+
+    def labels_matching(self, query: CaseQuery) -> list[str]:
+        """The labels of the probabilities stored with the cases that pass ``query``, sorted (the CSV header)."""
+        if self.backend == "postgresql":
+            label = sa.func.json_object_keys(sa.cast(cases.c.probabilities, sa.JSON)).label("label")
+            statement = sa.select(label).select_from(queries.joined()).where(*queries.where(query))
+            statement = sa.select(statement.subquery().c.label).distinct()
+        else:
+            entries = sa.func.json_each(cases.c.probabilities).table_valued("key")
+            statement = (sa.select(entries.c.key).select_from(queries.joined()).join(entries, sa.true())
+                         .where(*queries.where(query)).distinct())
+        with self._reading() as conn:
+            return sorted(str(label) for label in conn.execute(statement).scalars())
 
     # -- decisions -----------------------------------------------------------------------------------------
 
@@ -346,17 +422,22 @@ class ReviewStore:
         re-saves an unchanged form does not grow the history. Returns the stored current decision.
         """
         decision.validate()
-        with self._write() as conn:
-            if conn.execute("SELECT 1 FROM cases WHERE case_id = ?", (case_id,)).fetchone() is None:
+
+        def work(conn: sa.Connection) -> Decision:
+            if not _is_case_id(case_id) or not self._lock_case(conn, case_id):
                 raise errors.no_such_case(case_id)
             self._put_decision(conn, case_id, decision)
-            current = _current_decision(conn, case_id)
+            return _current_decision(conn, case_id)
+
+        current = self._transaction(work)
         log.info("review decision saved")
         return current
 
     def get_decision(self, case_id: int) -> Decision | None:
         """The current decision for the case, or ``None`` if it has not been reviewed."""
-        with self._read() as conn:
+        if not _is_case_id(case_id):
+            return None
+        with self._reading() as conn:
             return _current_decision(conn, case_id)
 
     def decision_history(self, case_id: int) -> list[Decision]:
@@ -365,16 +446,19 @@ class ReviewStore:
         The order is the store's own (``history_id``), never the ``decided_at`` a file claims. The current
         decision is included; it is the last entry unless an older import was kept in the history after it.
         """
-        with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {', '.join(_DECISION_FIELDS)} FROM decision_history WHERE case_id = ? "
-                "ORDER BY history_id", (case_id,)).fetchall()
+        if not _is_case_id(case_id):
+            return []
+        columns = [decision_history.c[name] for name in _DECISION_FIELDS]
+        with self._reading() as conn:
+            rows = conn.execute(sa.select(*columns).where(decision_history.c.case_id == case_id)
+                                .order_by(decision_history.c.history_id)).all()
         return [_decision_from_row(row) for row in rows]
 
     # -- bulk merge (CSV import) ---------------------------------------------------------------------------
 
-    def merge_cases(self, records: Iterable[CaseRecord]) -> MergeCounts:
-        """Merge records from elsewhere in one transaction, matching cases on (image_sha256, created_at, model_version).
+    def merge_cases(self, records: Iterable[CaseRecord], *, chunk: int = MERGE_CHUNK) -> MergeCounts:
+        """Merge records from elsewhere, ``chunk`` records per transaction, matching cases on
+        (image_sha256, created_at, model_version).
 
         New cases are added with their decision. For a known case the stored case fields never change;
         its decision is replaced only by a different one that claims a later ``decided_at`` (the old one
@@ -382,22 +466,35 @@ class ReviewStore:
         reviewer's work is lost and a stale file never overrides a newer local decision. Every such case is
         listed in ``MergeCounts.changes``. Incoming ``case_id`` values are ignored (ids are local to a
         database). Callers vet the claimed timestamps first (``csvio`` refuses ones in the future).
+        The merge is idempotent: if a chunk fails, the chunks before it stay merged and merging the same records
+        again finishes the job without duplicating anything.
         """
-        added = updated = skipped = kept = 0
-        changes: list[DecisionChange] = []
-        with self._write() as conn:
+        total = MergeCounts(0, 0, 0, 0)
+        batch: list[CaseRecord] = []
+        for record in records:
+            batch.append(record.validate())
+            if len(batch) >= max(int(chunk), 1):
+                total += self._merge_chunk(batch)
+                batch = []
+        if batch:
+            total += self._merge_chunk(batch)
+        log.info("review merge: %d added, %d updated, %d skipped, %d kept in history",
+                 total.added, total.updated, total.skipped, total.kept_in_history)
+        return total
+
+    def _merge_chunk(self, records: list[CaseRecord]) -> MergeCounts:
+        def work(conn: sa.Connection) -> MergeCounts:
+            added = updated = skipped = kept = 0
+            changes: list[DecisionChange] = []
             for record in records:
-                record.validate()
-                found = conn.execute(
-                    "SELECT case_id, file_name FROM cases WHERE image_sha256 = ? AND created_at = ? "
-                    "AND model_version = ?", record.key).fetchone()
-                if found is None:
-                    case_id, _ = self._insert_case(conn, record)
+                case_id, inserted = self._insert_case(conn, record)
+                if inserted:
                     if record.decision is not None:
                         self._put_decision(conn, case_id, record.decision)
                     added += 1
                     continue
-                (case_id, file_name), incoming = found, record.decision
+                file_name = self._lock_case(conn, case_id)[1]
+                incoming = record.decision
                 current = _current_decision(conn, case_id)
                 if incoming is None or incoming.same_content(current):
                     skipped += 1
@@ -406,12 +503,13 @@ class ReviewStore:
                     updated += 1
                     changes.append(DecisionChange(case_id, file_name, current, incoming, became_current=True))
                 else:
-                    if self._append_history(conn, case_id, incoming):
+                    if _append_history(conn, case_id, incoming):
                         kept += 1
                         changes.append(DecisionChange(case_id, file_name, current, incoming, became_current=False))
                     skipped += 1
-        log.info("review merge: %d added, %d updated, %d skipped, %d kept in history", added, updated, skipped, kept)
-        return MergeCounts(added, updated, skipped, kept, tuple(changes))
+            return MergeCounts(added, updated, skipped, kept, tuple(changes))
+
+        return self._transaction(work)
 
     # -- CSV -----------------------------------------------------------------------------------------------
 
@@ -420,82 +518,104 @@ class ReviewStore:
         """All cases (or one session's) as CSV bytes (see ``csvio``); also written to ``dest`` if given."""
         return csvio.export_csv(self, dest, session_id=session_id)
 
+    def iter_export_csv(self, query: CaseQuery | None = None, *, chunk: int = 1000) -> Iterator[bytes]:
+        """The cases that pass ``query`` (default: all, oldest first) as CSV bytes, ``chunk`` rows at a time."""
+        return csvio.iter_export_csv(self, query, chunk=chunk)
+
     def import_csv(self, source: Any, *, max_rows: int = csvio.MAX_IMPORT_ROWS) -> csvio.ImportResult:
         """Merge a CSV export (bytes, a path, or a binary file such as Streamlit's upload); see ``csvio``."""
         return csvio.import_csv(self, source, max_rows=max_rows)
 
-    # -- SQL helpers (caller holds the lock and the transaction) -------------------------------------------
+    # -- SQL helpers (caller holds the transaction) --------------------------------------------------------
 
-    def _insert_case(self, conn: sqlite3.Connection, record: CaseRecord) -> tuple[int, bool]:
-        names = _CASE_COLUMNS[1:]
-        values = [json.dumps(record.probabilities, ensure_ascii=False, allow_nan=False) if name == "probabilities"
-                  else _sql_value(getattr(record, name)) for name in names]
-        cursor = conn.execute(
-            f"INSERT INTO cases ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
-            "ON CONFLICT (image_sha256, created_at, model_version) DO NOTHING", values)
-        if cursor.rowcount == 1:
-            return int(cursor.lastrowid), True
-        row = conn.execute(
-            "SELECT case_id FROM cases WHERE image_sha256 = ? AND created_at = ? AND model_version = ?",
-            record.key).fetchone()
-        return int(row[0]), False
+    def _select(self, query: CaseQuery, with_thumbnails: bool, *, with_keys: bool = False) -> sa.Select:
+        # with_keys: the sort values follow the case columns, for the keyset of iter_cases.
+        keys = queries.sort_keys(query)
+        extra = [key.expr.label(f"sort_{i}") for i, key in enumerate(keys)] if with_keys else []
+        return (sa.select(*_case_columns(with_thumbnails), *extra).select_from(queries.joined())
+                .where(*queries.where(query)).order_by(*(key.clause for key in keys)))
 
-    def _replace_details(self, conn: sqlite3.Connection, current: CaseRecord, updated: CaseRecord,
-                         changed: list[str]) -> None:
-        # The whole previous set, not just the changed fields: each history row reads on its own.
-        conn.execute(
-            f"INSERT INTO case_details_history (case_id, {', '.join(CASE_DETAIL_FIELDS)}, replaced_at) "
-            f"VALUES (?, {', '.join('?' * len(CASE_DETAIL_FIELDS))}, ?)",
-            (current.case_id, *(getattr(current, name) for name in CASE_DETAIL_FIELDS), updated.updated_at))
-        # Column names come from CASE_DETAIL_FIELDS (checked by the caller), never from user input.
-        conn.execute(
-            f"UPDATE cases SET {', '.join(f'{name} = ?' for name in changed)}, updated_at = ? WHERE case_id = ?",
-            (*(getattr(updated, name) for name in changed), updated.updated_at, current.case_id))
+    def _case_in(self, conn: sa.Connection, case_id: int) -> CaseRecord | None:
+        row = conn.execute(sa.select(*_case_columns(True)).select_from(queries.joined())
+                           .where(cases.c.case_id == case_id)).first()
+        return None if row is None else self._cases_from_rows([row])[0]
 
-    def _put_decision(self, conn: sqlite3.Connection, case_id: int, decision: Decision) -> None:
+    def _cases_from_rows(self, rows: list) -> list[CaseRecord]:
+        try:
+            return [_case_from_row(tuple(row)) for row in rows]
+        except (ValueError, TypeError):  # SQLite has no checksums: a damaged row reads back as invalid values
+            log.warning("review database: a stored case could not be read")
+            raise errors.corrupt(self._name) from None
+
+    def _lock_case(self, conn: sa.Connection, case_id: int) -> tuple[int, str | None] | None:
+        # FOR UPDATE: two servers saving decisions on one case take turns (PostgreSQL). SQLite has no row locks
+        # and needs none: BEGIN IMMEDIATE already holds the whole file's write lock.
+        row = conn.execute(sa.select(cases.c.case_id, cases.c.file_name).where(cases.c.case_id == case_id)
+                           .with_for_update()).first()
+        return None if row is None else (int(row[0]), row[1])
+
+    def _insert_case(self, conn: sa.Connection, record: CaseRecord) -> tuple[int, bool]:
+        values = {name: json.dumps(record.probabilities, ensure_ascii=False, allow_nan=False)
+                  if name == "probabilities" else getattr(record, name) for name in _CASE_COLUMNS[1:]}
+        statement = (self._insert(cases).values(values).on_conflict_do_nothing(index_elements=list(CASE_KEY))
+                     .returning(cases.c.case_id))
+        row = conn.execute(statement).first()
+        if row is not None:
+            return int(row[0]), True
+        found = conn.execute(sa.select(cases.c.case_id).where(
+            *(cases.c[name] == value for name, value in zip(CASE_KEY, record.key, strict=True)))).scalar_one()
+        return int(found), False
+
+    def _put_decision(self, conn: sa.Connection, case_id: int, decision: Decision) -> None:
         current = _current_decision(conn, case_id)
         if decision.same_content(current):
             return
         if current is not None:
             # Normally already there (every save is appended); this keeps the guarantee for older files.
-            self._append_history(conn, case_id, current)
+            _append_history(conn, case_id, current)
         values = _decision_values(decision)
-        conn.execute(
-            f"INSERT INTO decisions (case_id, {', '.join(_DECISION_FIELDS)}) VALUES (?, {_DECISION_PLACEHOLDERS}) "
-            "ON CONFLICT (case_id) DO UPDATE SET "
-            + ", ".join(f"{name} = excluded.{name}" for name in _DECISION_FIELDS),
-            (case_id, *values))
-        self._append_history(conn, case_id, decision)
-
-    def _append_history(self, conn: sqlite3.Connection, case_id: int, decision: Decision) -> int:
-        values = _decision_values(decision)
-        # IS, not =: it also matches NULL with NULL (an empty diagnosis equals an empty diagnosis).
-        exists = conn.execute(
-            "SELECT 1 FROM decision_history WHERE case_id = ? AND "
-            + " AND ".join(f"{name} IS ?" for name in _DECISION_FIELDS), (case_id, *values)).fetchone()
-        if exists:
-            return 0
-        conn.execute(
-            f"INSERT INTO decision_history (case_id, {', '.join(_DECISION_FIELDS)}, saved_at) "
-            f"VALUES (?, {_DECISION_PLACEHOLDERS}, ?)", (case_id, *values, utc_now()))
-        return 1
+        statement = self._insert(decisions).values(case_id=case_id, **values)
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=[decisions.c.case_id], set_={name: statement.excluded[name] for name in _DECISION_FIELDS}))
+        _append_history(conn, case_id, decision)
 
 
-def _select_cases(with_thumbnail: bool) -> str:
+def _dispose(*engines: sa.Engine) -> None:
+    for each in dict.fromkeys(engines):
+        each.dispose()
+
+
+def _case_columns(with_thumbnail: bool) -> list[sa.ColumnElement]:
     # Thumbnails are the only large column; lists that do not show them should not read them.
-    columns = ", ".join("c.thumbnail" if c == "thumbnail" and with_thumbnail else "NULL" if c == "thumbnail"
-                        else f"c.{c}" for c in _CASE_COLUMNS)
-    decision = ", ".join(f"d.{f}" for f in _DECISION_FIELDS)
-    return f"SELECT {columns}, d.case_id, {decision} FROM cases c LEFT JOIN decisions d ON d.case_id = c.case_id"
+    columns = [cases.c[name] if name != "thumbnail" or with_thumbnail else sa.null().label("thumbnail")
+               for name in _CASE_COLUMNS]
+    return [*columns, decisions.c.case_id.label("decision_case_id"), *(decisions.c[f] for f in _DECISION_FIELDS)]
 
 
-def _sql_value(value: Any) -> Any:
-    # SQLite has no booleans: yes / no fields are stored as 0 / 1.
-    return int(value) if isinstance(value, bool) else value
+def _replace_details(conn: sa.Connection, current: CaseRecord, updated: CaseRecord, changed: list[str]) -> None:
+    # The whole previous set, not just the changed fields: each history row reads on its own.
+    conn.execute(sa.insert(case_details_history).values(
+        case_id=current.case_id, replaced_at=updated.updated_at,
+        **{name: getattr(current, name) for name in CASE_DETAIL_FIELDS}))
+    # Column names come from CASE_DETAIL_FIELDS (checked by the caller), never from user input.
+    conn.execute(sa.update(cases).where(cases.c.case_id == current.case_id).values(
+        updated_at=updated.updated_at, **{name: getattr(updated, name) for name in changed}))
 
 
-def _decision_values(decision: Decision) -> tuple[Any, ...]:
-    return tuple(_sql_value(getattr(decision, name)) for name in _DECISION_FIELDS)
+def _append_history(conn: sa.Connection, case_id: int, decision: Decision) -> int:
+    values = _decision_values(decision)
+    # IS NOT DISTINCT FROM (SQLite: IS), not =: it also matches NULL with NULL.
+    exists = conn.execute(sa.select(sa.literal(1)).where(
+        decision_history.c.case_id == case_id,
+        *(decision_history.c[name].is_not_distinct_from(value) for name, value in values.items()))).first()
+    if exists:
+        return 0
+    conn.execute(sa.insert(decision_history).values(case_id=case_id, saved_at=utc_now(), **values))
+    return 1
+
+
+def _decision_values(decision: Decision) -> dict[str, Any]:
+    return {name: getattr(decision, name) for name in _DECISION_FIELDS}
 
 
 def _decision_from_row(row: Iterable[Any]) -> Decision:
@@ -519,14 +639,9 @@ def _with_details(current: CaseRecord, fields: dict[str, Any]) -> CaseRecord:
         raise errors.ReviewStoreError(f"The case details were not saved: {exc}; correct it and save again.") from None
 
 
-def _case_in(conn: sqlite3.Connection, case_id: int) -> CaseRecord | None:
-    row = conn.execute(f"{_select_cases(True)} WHERE c.case_id = ?", (case_id,)).fetchone()
-    return None if row is None else _case_from_row(row)
-
-
-def _current_decision(conn: sqlite3.Connection, case_id: int) -> Decision | None:
-    row = conn.execute(f"SELECT {', '.join(_DECISION_FIELDS)} FROM decisions WHERE case_id = ?",
-                       (case_id,)).fetchone()
+def _current_decision(conn: sa.Connection, case_id: int) -> Decision | None:
+    row = conn.execute(sa.select(*(decisions.c[name] for name in _DECISION_FIELDS))
+                       .where(decisions.c.case_id == case_id)).first()
     return None if row is None else _decision_from_row(row)
 
 
@@ -534,7 +649,9 @@ def _case_from_row(row: tuple[Any, ...]) -> CaseRecord:
     n = len(_CASE_COLUMNS)
     fields = dict(zip(_CASE_COLUMNS, row[:n], strict=True))
     fields["probabilities"] = json.loads(fields["probabilities"] or "{}")
-    for name in _CASE_YES_NO:  # SQLite has no booleans: 0 / 1 come back as integers
+    for name in _CASE_YES_NO:  # older SQLite files hold 0 / 1
         fields[name] = None if fields[name] is None else bool(fields[name])
+    if fields["thumbnail"] is not None:
+        fields["thumbnail"] = bytes(fields["thumbnail"])
     decision = None if row[n] is None else _decision_from_row(row[n + 1:])
     return CaseRecord(**fields, decision=decision)

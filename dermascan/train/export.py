@@ -101,3 +101,10 @@ def save_model_and_card(model: keras.Model, card: ModelCard, out_dir: Path) -> t
 def today() -> str:
     """The date for the provenance, ISO format."""
     return _dt.date.today().isoformat()
+
+
+def fit_input_gate(model_path: Path, card_path: Path, train_images, train_classes, val_images) -> Path:
+    """Fit the input gate's OOD statistics (train split) and threshold (validation split) beside the card."""
+    from ..gate.fit import fit_for_export
+
+    return fit_for_export(model_path, card_path, train_images, train_classes, val_images)

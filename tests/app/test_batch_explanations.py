@@ -11,8 +11,8 @@ from app_helpers import HAM, assert_no_exception, downloaded, new_app
 
 import dermascan
 from dermascan.evaluation import trust
-from dermascan.inference.batch import batch_columns
 from dermascan.reviews import ReviewStore
+from dermascan.reviews.csvio import csv_header
 
 LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
@@ -36,10 +36,11 @@ def run_batch_page(files, **toggles):
     return at
 
 
-def csv_rows(at, media, checks: bool) -> list[dict]:
+def csv_rows(at, media) -> list[dict]:
+    """The table download's rows (the Review log export's columns, faithfulness and stability among them)."""
     button = next(b for b in at.get("download_button") if b.proto.id.endswith("batch_table_csv"))
-    reader = csv.DictReader(io.StringIO(downloaded(media, button).decode("utf-8")))
-    assert reader.fieldnames == batch_columns(LABELS, checks)
+    reader = csv.DictReader(io.StringIO(downloaded(media, button).decode("utf-8").removeprefix("\ufeff"), newline=""))
+    assert reader.fieldnames == csv_header(LABELS) and {"faithfulness", "stability"} <= set(reader.fieldnames)
     return list(reader)
 
 
@@ -47,7 +48,7 @@ def test_stability_and_faithfulness_columns_match_the_engine(app_env, images, me
     at = run_batch_page(images, batch_faithfulness=True)
     frame = at.dataframe(key="batch_table").value
     assert frame["Stability"].between(0, 1).all() and frame["Faithfulness"].between(-1, 1).all()
-    rows = {r["file"]: r for r in csv_rows(at, media, checks=True)}
+    rows = {r["file"]: r for r in csv_rows(at, media)}
     model = dermascan.load_model(tiny_model)
     expected = trust.check(model, model.analyze_many([p.read_bytes() for p in images]))
     for path, a in zip(images, expected):
@@ -62,12 +63,12 @@ def test_by_default_stability_is_measured_and_faithfulness_left_empty(app_env, i
     at = run_batch_page(images[:2])
     frame = at.dataframe(key="batch_table").value
     assert frame["Stability"].between(0, 1).all() and frame["Faithfulness"].isna().all()
-    rows = csv_rows(at, media, checks=True)
+    rows = csv_rows(at, media)
     assert all(r["faithfulness"] == "" and r["stability"] != "" for r in rows)
 
 
-def test_switched_off_there_are_no_check_columns_in_the_csv(app_env, images, media):
+def test_switched_off_the_check_cells_are_empty(app_env, images, media):
     at = run_batch_page(images[:2], batch_stability=False)
     assert at.dataframe(key="batch_table").value["Stability"].isna().all()
-    csv_rows(at, media, checks=False)
+    assert all(r["stability"] == "" and r["faithfulness"] == "" for r in csv_rows(at, media))
     assert all(c.stability is None and c.faithfulness is None for c in ReviewStore().list_cases())

@@ -10,8 +10,8 @@ import zipfile
 import pytest
 from app_helpers import HAM, assert_no_exception, downloaded, new_app
 
-from dermascan.inference.batch import batch_columns
 from dermascan.reviews import ReviewStore
+from dermascan.reviews.csvio import NOT_ANALYSED, csv_header
 
 LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
@@ -49,9 +49,11 @@ def download(at, media, key) -> bytes:
 
 
 def table_rows(at, media) -> list[dict]:
+    """The rows of the table download, checked to have the Review log export's columns."""
     text = download(at, media, "batch_table_csv").decode("utf-8")
-    reader = csv.DictReader(io.StringIO(text))
-    assert reader.fieldnames == batch_columns(LABELS, checks=True)  # the page measures stability and faithfulness
+    assert text.startswith("\ufeff")
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    assert reader.fieldnames == csv_header(LABELS)
     return list(reader)
 
 
@@ -67,9 +69,10 @@ def test_twenty_images_and_a_corrupt_file(app_env, twenty_images, media):
     assert list(errors["File"]) == ["broken.jpg"] and "Traceback" not in errors["Problem"].iloc[0]
     assert len(at.get("vega_lite_chart")) == 2  # class distribution and score histogram
     rows = table_rows(at, media)
-    assert len(rows) == 21 and sum(bool(r["error"]) for r in rows) == 1
-    good = [r for r in rows if not r["error"]]
-    assert {r["file"] for r in good} == {p.name for p in twenty_images}
+    assert len(rows) == 21 and sum(r["explanation"].startswith(NOT_ANALYSED) for r in rows) == 1
+    good = [r for r in rows if r["image_sha256"]]
+    assert {r["file_name"] for r in good} == {p.name for p in twenty_images}
+    assert {r["source"] for r in rows} == {"batch"} and {r["model_version"] for r in rows} == {"test-1"}
     assert all(abs(sum(float(r[f"p_{x}"]) for x in LABELS) - 1) < 1e-3 for r in good)
     cases = ReviewStore().list_cases()
     assert len(cases) == 20 and {c.source for c in cases} == {"batch"}
@@ -184,3 +187,95 @@ def test_repro_2_the_selected_image_stays_selected_through_the_class_filter(app_
     assert overlay_file(at) == chosen and batch_ticked(at) == [chosen]  # its row in the narrower view
     if others:
         assert len(at.dataframe(key="batch_table").value) < len(frame)
+
+
+def labels_with_metadata(images) -> bytes:
+    """A labels CSV of ``images`` with HAM10000's own age, sex and localization columns."""
+    with open(HAM / "HAM10000_metadata.csv", newline="") as fh:
+        meta = {row["image_id"]: row for row in csv.DictReader(fh)}
+    lines = ["image_id,dx,age,sex,localization"]
+    lines += [",".join(meta[p.stem][k] for k in ("image_id", "dx", "age", "sex", "localization")) for p in images]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def decision_widget(at, kind: str, element: str = "radio"):
+    """The batch decision form's widget ``kind`` (agree, diagnosis, management): there is one form on screen."""
+    [widget] = [w for w in at.get(element) if str(w.key).startswith("batch_decision_") and w.key.endswith(kind)]
+    return widget
+
+
+def test_a_decision_goes_to_the_selected_image_after_sorting_and_filtering(app_env, twenty_images):
+    from shared_data import ham_labels
+
+    from dashboard.batch_review import form_key
+    from dermascan.model.card import HAM10000_DISPLAY_NAMES
+
+    images = twenty_images[:8]
+    at = upload_and_run(batch_page(), [(p.name, p.read_bytes()) for p in images], labels_with_metadata(images))
+    frame = at.dataframe(key="batch_table").value
+    truth = ham_labels()
+    assert list(frame["True label"]) == [HAM10000_DISPLAY_NAMES[truth[f.removesuffix(".jpg")]] for f in frame["File"]]
+    upload_order = [p.name for p in images]
+    # A row the risk sort moved: its position in the table is not its position in the upload.
+    position = next(i for i, f in enumerate(frame["File"]) if f != upload_order[i])
+    chosen = frame["File"].iloc[position]
+    at.slider(key="batch_min_score").set_value(float(frame["Malignancy"].iloc[position]) // 0.05 * 0.05).run()
+    shown = at.dataframe(key="batch_table").value
+    assert chosen in set(shown["File"])
+    at.session_state["batch_table"] = {"selection": {"rows": [list(shown["File"]).index(chosen)], "columns": [],
+                                                     "cells": []}}
+    at.run()
+    assert overlay_file(at) == chosen
+
+    decision_widget(at, "_agree").set_value("other")
+    decision_widget(at, "_diagnosis", "selectbox").set_value("mel")
+    decision_widget(at, "_management").set_value("biopsy")
+    next(b for b in at.button if b.label == "Save to review log").click().run()
+    assert_no_exception(at)
+
+    store = ReviewStore()
+    cases = store.list_cases()
+    assert len(cases) == 8  # the batch's own case was used, not a new one
+    decided = {c.file_name: c.decision for c in cases if c.decision is not None}
+    assert list(decided) == [chosen]
+    assert (decided[chosen].reviewer_agrees, decided[chosen].reviewer_diagnosis,
+            decided[chosen].management) == (False, "mel", "biopsy")
+    stored = next(c for c in cases if c.file_name == chosen)
+    assert decision_widget(at, "_management").key == form_key(stored) + "_management"  # keyed by the case
+    assert stored.dx == truth[chosen.removesuffix(".jpg")]  # dx from the labels file, stored with the case
+    row = at.dataframe(key="batch_table").value.set_index("File").loc[chosen]
+    assert row["Decision"] == "Melanoma · Biopsy"
+    assert (at.dataframe(key="batch_table").value["Decision"] != "").sum() == 1
+
+
+def subgroup_table(at):
+    """The subgroup table on the page (a read-only dataframe: AppTest does not expose its key)."""
+    [frame] = [d.value for d in at.dataframe if {"Field", "Group", "Cases"} <= set(d.value.columns)]
+    return frame
+
+
+def test_subgroup_table_from_the_labels_file_and_in_the_review_log(app_env, twenty_images, media):
+    images = twenty_images[:12]
+    at = upload_and_run(batch_page(), [(p.name, p.read_bytes()) for p in images], labels_with_metadata(images))
+    table = subgroup_table(at)
+    everyone = table[table["Group"] == "All cases"].iloc[0]
+    assert everyone["Cases"] == 12
+
+    rows = table_rows(at, media)  # the download: each image's score and its dx from the labels file
+    malignant = [r for r in rows if r["dx"] in ("mel", "bcc", "akiec")]
+    benign = [r for r in rows if r["image_sha256"] and r not in malignant]
+    assert everyone["Malignant"] == len(malignant) and everyone["Benign"] == len(benign)
+    spec_high = sum(float(r["malignant_score"]) < 0.5 for r in benign) / len(benign)
+    assert everyone["Specificity at high (≥ 50%)"] == pytest.approx(spec_high)
+
+    with open(HAM / "HAM10000_metadata.csv", newline="") as fh:
+        sexes = [row["sex"] for row in csv.DictReader(fh) if row["image_id"] in {p.stem for p in images}]
+    by_sex = table[table["Field"] == "Sex"].set_index("Group")["Cases"].to_dict()
+    assert by_sex == {s: sexes.count(s) for s in set(sexes) - {"unknown"}}
+    small = table[(table["Cases"] < 10) & (table["Field"] != "All")]
+    assert len(small) and small["Specificity at high (≥ 50%)"].isna().all()  # counts only under 10 cases
+
+    at.switch_page("pages/review_log.py").run()
+    assert_no_exception(at)
+    logged = subgroup_table(at)  # the stored cases carry dx from the labels file
+    assert logged[logged["Group"] == "All cases"].iloc[0]["Cases"] == 12

@@ -76,3 +76,37 @@ def test_labels_give_a_metrics_table_per_option(app_env, images):
     assert at.get("vega_lite_chart")
     best_is_card = table["Best"].iloc[0] == "★ best"
     assert best_is_card or any("model card declares" in w.value for w in at.warning)
+
+
+def test_aligned_table_true_label_identical_inputs_and_metrics_download(app_env, images, media):
+    from app_helpers import HAM_LABELS, as_shown, downloaded
+
+    from dermascan.model.card import HAM10000_DISPLAY_NAMES
+
+    with open(HAM / "labels.csv", newline="") as fh:
+        truth = {row["image_id"]: row["dx"] for row in csv.DictReader(fh)}
+    labels_csv = ("image_id,dx\n" + "".join(f"{p.stem},{truth[p.stem]}\n" for p in images[:2])).encode()
+    at = compare_page(images[:2], labels_csv)
+    # The shared images are 224 x 224: squashing and padding a square image give the model the same array.
+    at.multiselect(key="compare_resizes").set_value(["squash", "pad"]).run()
+    at.multiselect(key="compare_scalings").set_value(["unit", "tf"]).run()
+    assert_no_exception(at)
+
+    table = next(d.value for d in at.dataframe if "Class" in d.value.columns and "Code" in d.value.columns)
+    assert list(table["Code"]) == HAM_LABELS  # one row per class, the model's order
+    assert list(table["Class"]) == [HAM10000_DISPLAY_NAMES[c] for c in HAM_LABELS]  # full names
+    options = ["unit · squash ★ model card", "unit · pad", "tf · squash", "tf · pad"]
+    assert list(table.columns[2:]) == options
+    assert (table["unit · squash ★ model card"] == table["unit · pad"]).all()
+    assert abs(table[options].sum() - 1).max() < 1e-3  # each column is one image's full differential
+    notes = [i.value for i in at.info if "identical inputs" in i.value]
+    assert len(notes) == 2 and "unit · squash and unit · pad" in notes[0] and "tf · squash and tf · pad" in notes[1]
+    shown = images[0].stem
+    assert any(f"True label of {shown}.jpg (labels file): **{HAM10000_DISPLAY_NAMES[truth[shown]]}**"
+               in as_shown(i.value) for i in at.info)
+
+    assert any("these numbers are noisy" in w.value for w in at.warning)  # 2 labelled images
+    button = next(b for b in at.get("download_button") if b.proto.id.endswith("compare_metrics_csv"))
+    rows = list(csv.DictReader(downloaded(media, button).decode("utf-8").splitlines()))
+    assert [r["option"] for r in rows] == [o.removesuffix(" ★ model card") for o in options]
+    assert {r["n"] for r in rows} == {"2"} and [r["model_card"] for r in rows] == ["True", "False", "False", "False"]

@@ -21,7 +21,7 @@ from test_browser import (  # noqa: F401 - page and server are fixtures, used by
     wait_idle,
 )
 
-from dermascan.inference.batch import batch_columns
+from dermascan.reviews.csvio import csv_header
 
 LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
@@ -72,9 +72,9 @@ def test_upload_several_files_table_and_csv(server, page, tmp_path):  # noqa: F8
 
     with page.expect_download(timeout=60_000) as info:
         page.get_by_role("button", name="Download table (CSV)").click()
-    rows = list(csv.DictReader(io.StringIO(info.value.path().read_text(encoding="utf-8"))))
-    assert list(rows[0]) == batch_columns(LABELS)
-    assert len(rows) == 7 and {r["file"] for r in rows if not r["error"]} == {p.name for p in images}
+    rows = list(csv.DictReader(io.StringIO(info.value.path().read_text(encoding="utf-8-sig"), newline="")))
+    assert list(rows[0]) == csv_header(LABELS)  # the Review log export's columns
+    assert len(rows) == 7 and {r["file_name"] for r in rows if r["image_sha256"]} == {p.name for p in images}
     assert not page.locator('[data-testid="stException"]').count()
 
     from dermascan.reviews import ReviewStore

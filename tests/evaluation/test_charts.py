@@ -97,3 +97,15 @@ def test_option_metrics_chart_marks_the_best_option():
     assert len(frame) == 5  # the missing AUC is left out, not drawn as 0
     assert set(frame[frame["best"]]["option"]) == {"tf · squash"}
     assert "opacity" in spec(charts.option_metrics_chart(frame))["encoding"]
+
+
+def test_reliability_chart_writes_each_bin_count_and_draws_the_diagonal(evaluation):
+    y_true, probs, _ = evaluation
+    frame = charts.reliability_frame(reliability_bins(np.array([LABELS.index(y) for y in y_true]), probs))
+    chart = charts.reliability_chart(frame)
+    ideal, observed, counts = chart.layer
+    assert list(ideal.data["confidence"]) == [0.0, 1.0] and list(ideal.data["accuracy"]) == [0.0, 1.0]
+    layers = spec(chart)["layer"]
+    assert layers[2]["mark"]["type"] == "text" and layers[2]["encoding"]["text"]["field"] == "label"
+    assert list(counts.data["label"]) == [f"n={c}" for c in frame["count"]]  # every bin's count is written
+    assert any(t["field"] == "count" for t in layers[1]["encoding"]["tooltip"])

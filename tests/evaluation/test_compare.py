@@ -134,3 +134,27 @@ def test_an_option_resolves_against_the_card_and_is_one_cache_key(model):
     listed, tupled = Option("unit", "pad", ["identity", "hflip"]), Option("unit", "pad", ("identity", "hflip"))
     assert listed == tupled and {listed: 1}[tupled] == 1 and listed.tta == ("identity", "hflip")
     assert tupled.label == "unit · pad · TTA×2" and declared.label == f"{card.preprocessing} · {card.resize}"
+
+
+def test_identical_inputs_are_found_by_comparing_the_preprocessed_arrays(model):
+    from dermascan.evaluation.compare import identical_inputs
+
+    square = np.random.default_rng(3).integers(0, 256, size=(80, 80, 3), dtype=np.uint8)
+    wide = np.random.default_rng(3).integers(0, 256, size=(60, 90, 3), dtype=np.uint8)
+    squash, pad, unit_tf = Option("unit", "squash"), Option("unit", "pad"), Option("tf", "squash")
+    assert identical_inputs(model, square, [squash, pad, unit_tf]) == [(squash, pad)]
+    assert identical_inputs(model, wide, [squash, pad, unit_tf]) == []  # padding a wide image adds borders
+    assert identical_inputs(model, square, [squash, Option("unit", "pad", ("hflip",))]) == []  # other views
+
+
+def test_aligned_rows_and_small_classes(model, real):
+    from dermascan.evaluation.compare import aligned_rows, small_classes
+
+    images, names, _ = real
+    options = [Option("unit", "squash"), Option("tf", "squash")]
+    results = {o: run_option(model, images[:1], o, hashes=["ab" * 32], names=names[:1])[0] for o in options}
+    rows = aligned_rows(results, model.card.display_name)
+    assert [r["label"] for r in rows] == HAM_LABELS and rows[4]["name"] == "Melanoma"
+    for o in options:
+        assert [r[o.label] for r in rows] == pytest.approx(list(results[o].probabilities))
+    assert small_classes(["nv"] * 30 + ["mel"] * 29 + ["bcc"], min_n=30) == {"bcc": 1, "mel": 29}

@@ -84,7 +84,13 @@ def make_case(**overrides) -> CaseRecord:
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(new_db):
+    """A fresh review database on each backend."""
+    return new_db()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
     return tmp_path / "reviews.sqlite3"
 
 
@@ -155,7 +161,8 @@ def test_read_only_store_refuses_edits(db):
         viewer.update_case_fields(case_id, patient_id="P-2")
 
 
-def test_a_v2_database_is_upgraded_in_place_and_its_cases_become_editable(db):
+def test_a_v2_database_is_upgraded_in_place_and_its_cases_become_editable(sqlite_db):
+    db = sqlite_db
     with sqlite3.connect(db) as raw:
         raw.executescript(V2_DUMP)
     raw.close()
@@ -167,7 +174,7 @@ def test_a_v2_database_is_upgraded_in_place_and_its_cases_become_editable(db):
         store.update_case_fields(case.case_id, patient_id="P-8")
         new_id = store.add_case(make_case(image_sha256="cd" * 32))  # new cases still go in
     with sqlite3.connect(db) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert raw.execute("SELECT patient_id, updated_at IS NOT NULL FROM cases WHERE case_id = 1").fetchone() == \
             ("P-8", 1)
         assert raw.execute("SELECT patient_id FROM case_details_history").fetchall() == [("P-7",)]

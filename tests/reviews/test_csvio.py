@@ -32,14 +32,14 @@ def make_case(n: int, *, decision: Decision | None = None, **overrides) -> CaseR
 
 
 @pytest.fixture
-def store(tmp_path):
-    with ReviewStore(tmp_path / "a.sqlite3") as opened:
+def store(new_db):
+    with ReviewStore(new_db("a")) as opened:
         yield opened
 
 
 @pytest.fixture
-def empty(tmp_path):
-    with ReviewStore(tmp_path / "b.sqlite3") as opened:
+def empty(new_db):
+    with ReviewStore(new_db("b")) as opened:
         yield opened
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dermascan.reviews import CaseQuery, CaseRecord, Decision, ReviewStore
+from dermascan.reviews.csvio import to_csv_bytes
 from dermascan.reviews.query import NO_BAND, matches, sort_key
 
 
@@ -17,8 +18,8 @@ def _case(i: int, **fields) -> CaseRecord:
 
 
 @pytest.fixture()
-def store(tmp_path):
-    with ReviewStore(tmp_path / "q.sqlite3") as store:
+def store(new_db):
+    with ReviewStore(new_db()) as store:
         for i in range(40):
             case_id = store.add_case(_case(i))
             if i % 6 == 0:
@@ -65,3 +66,26 @@ def test_bad_queries_are_refused(bad):
 def test_describe_is_a_file_name_slug():
     assert CaseQuery().describe() == "all"
     assert CaseQuery(bands=("high", NO_BAND), decided=False, text="x").describe() == "high-none_undecided_search"
+
+
+def test_search_takes_like_wildcards_literally_and_lowers_unicode(new_db):
+    with ReviewStore(new_db("w")) as store:
+        for i, name in enumerate(["100%_sure.jpg", "1000 sure.jpg", "back\\slash.jpg", "MÜLLER-ÉTÉ.jpg"]):
+            store.add_case(_case(i, file_name=name))
+        for text in ("0%_", "%", "_", "\\s", "müller-été", "ÉTÉ"):
+            query = CaseQuery(text=text)
+            expected = sorted(c.case_id for c in store.list_cases() if matches(query, c))
+            assert sorted(c.case_id for c in store.page_cases(query, limit=10)) == expected, text
+            assert store.count_matching(query) == len(expected)
+        assert store.count_matching(CaseQuery(text="%")) == 1 and store.count_matching(CaseQuery(text="müller")) == 1
+
+
+def test_the_streamed_export_is_the_export(new_db):
+    with ReviewStore(new_db("e")) as store:
+        for i in range(23):
+            store.add_case(_case(i, probabilities={"nv": 0.5, f"x{i % 3}": 0.5}))
+        chunks = list(store.iter_export_csv(chunk=5))
+        assert len(chunks) == 1 + 5  # the header, then 5 + 5 + 5 + 5 + 3 rows
+        oldest_first = sorted(store.list_cases(with_thumbnails=False), key=lambda c: (c.created_at, c.case_id))
+        assert b"".join(chunks) == to_csv_bytes(oldest_first)  # the whole-list export of the same records
+        assert chunks[0].decode("utf-8-sig").strip().count("p_x") == 3

@@ -1,4 +1,5 @@
-"""ReviewStore on real SQLite files: durability, history, ordering, permissions and failure messages."""
+"""ReviewStore on real SQLite files and a real PostgreSQL server: durability, history, ordering, permissions, locks
+and failure messages."""
 
 from __future__ import annotations
 
@@ -39,7 +40,14 @@ def make_case(n: int = 0, **overrides) -> CaseRecord:
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(new_db):
+    """A fresh review database on each backend (SQLite file, PostgreSQL schema)."""
+    return new_db()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path):
+    """For what only an SQLite file has: its bytes, its mode, its locks, its migrations."""
     return tmp_path / "reviews.sqlite3"
 
 
@@ -155,7 +163,8 @@ def test_default_path_is_under_the_current_directory(tmp_path, monkeypatch):
     assert (tmp_path / ".dermascan" / "reviews.sqlite3").exists()
 
 
-def test_corrupt_file_is_reported_and_left_untouched(db):
+def test_corrupt_file_is_reported_and_left_untouched(sqlite_db):
+    db = sqlite_db
     garbage = os.urandom(4096)
     db.write_bytes(garbage)
     with pytest.raises(ReviewStoreError, match="not a readable review database") as info:
@@ -189,12 +198,15 @@ def test_read_only_folder_is_a_store_error(tmp_path):
         folder.chmod(0o700)
 
 
-def test_full_database_is_a_store_error_and_nothing_is_half_saved(db):
+def test_full_database_is_a_store_error_and_nothing_is_half_saved(sqlite_db):
+    db = sqlite_db
     store = ReviewStore(db)
     store.add_case(make_case(1))
     # max_page_count makes SQLite report SQLITE_FULL exactly as a full disk does.
-    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
-    store._conn.execute(f"PRAGMA max_page_count = {pages}")
+    # The store writes through one connection (the writer's pool of one), so the limit applies to every write.
+    with store._writer.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+        conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(ReviewStoreError, match="full"):
         store.add_case(make_case(2, thumbnail=os.urandom(200_000)))
     assert store.count_cases() == 1
@@ -230,7 +242,8 @@ def test_two_threads_writing_fifty_cases_each(db, separate_connections):
     second.close()
 
 
-def test_a_held_exclusive_lock_ends_in_a_busy_error(db):
+def test_a_held_exclusive_lock_ends_in_a_busy_error(sqlite_db):
+    db = sqlite_db
     store = ReviewStore(db, busy_timeout=0.2)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
@@ -247,7 +260,8 @@ def test_a_held_exclusive_lock_ends_in_a_busy_error(db):
     store.close()
 
 
-def test_an_older_schema_is_migrated_in_place(db):
+def test_an_older_schema_is_migrated_in_place(sqlite_db):
+    db = sqlite_db
     with sqlite3.connect(db) as raw:
         for statement in MIGRATIONS[1]:
             raw.execute(statement)
@@ -340,3 +354,77 @@ def test_an_empty_file_is_a_new_database(tmp_path):
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     raw.close()
+
+
+# -- PostgreSQL --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def pg_db(new_db, backend):
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    return new_db()
+
+
+def _pg_conn(url: str):
+    import sqlalchemy as sa
+    return sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"), poolclass=sa.pool.NullPool)
+
+
+def test_a_held_row_lock_ends_in_a_busy_error_on_postgresql(pg_db):
+    store = ReviewStore(pg_db, busy_timeout=0.2)
+    case_id = store.add_case(make_case())
+    holder = _pg_conn(pg_db)
+    with holder.connect() as conn:  # another server saving a decision on the same case
+        conn.exec_driver_sql("SELECT case_id FROM cases WHERE case_id = %s FOR UPDATE", (case_id,))
+        with pytest.raises(ReviewStoreError, match="busy") as info:
+            store.save_decision(case_id, Decision(management="refer"))
+        assert "\n" not in str(info.value)
+        assert store.get_case(case_id) is not None  # readers do not wait for the lock
+        conn.rollback()
+    holder.dispose()
+    assert store.save_decision(case_id, Decision(management="refer")).management == "refer"
+    store.close()
+
+
+def test_postgresql_messages_never_show_the_password(postgres_url):
+    import sqlalchemy as sa
+    url = sa.make_url(postgres_url)
+    missing = url.set(password="s3cret-pw!", database="no_such_database").render_as_string(hide_password=False)
+    with pytest.raises(ReviewStoreError, match="does not exist") as info:
+        ReviewStore(missing)
+    assert "s3cret-pw" not in str(info.value) and "\n" not in str(info.value)
+    nowhere = url.update_query_dict({"port": "1"}).set(password="s3cret-pw!").render_as_string(hide_password=False)
+    with pytest.raises(ReviewStoreError, match="cannot be reached") as info:
+        ReviewStore(nowhere)
+    assert "s3cret-pw" not in str(info.value) and "\n" not in str(info.value)
+    assert "/" not in str(info.value).split("(")[1].split(")")[0]  # no socket folder either
+
+
+def test_unusable_urls_are_one_line_errors():
+    for url in ("mysql://root:hunter2@db/reviews", "sqlite://", "postgresql://u:hunter2@[bad/db"):
+        with pytest.raises(ReviewStoreError) as info:
+            ReviewStore(url)
+        assert "hunter2" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_newer_or_foreign_postgresql_database_is_refused(pg_db):
+    ReviewStore(pg_db).close()
+    engine = _pg_conn(pg_db)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+    with pytest.raises(ReviewStoreError, match="newer version"):
+        ReviewStore(pg_db)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE schema_version")
+    with pytest.raises(ReviewStoreError, match="another application"):
+        ReviewStore(pg_db)
+    engine.dispose()
+
+
+def test_sqlite_urls_name_the_same_file(tmp_path):
+    path = tmp_path / "via-url.sqlite3"
+    with ReviewStore(f"sqlite:///{path}") as store:
+        store.add_case(make_case())
+        assert store.path == path and store.backend == "sqlite"
+    with ReviewStore(path) as again:
+        assert again.count_cases() == 1

@@ -38,10 +38,9 @@ from robust_helpers import HAM, REPO, app, fuzz_settings
 
 from dermascan.csvsafe import FORMULA_PREFIXES
 from dermascan.errors import InvalidImage
-from dermascan.inference.batch import BatchItem, batch_columns, batch_row
 from dermascan.intake.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_image
 from dermascan.reviews import CaseRecord, Decision, ReviewStore
-from dermascan.reviews.csvio import to_csv_bytes
+from dermascan.reviews.csvio import csv_header, to_csv_bytes
 
 MB = 1024 * 1024
 MARKERS = {  # distinctive values typed into every case field; none may reach a log
@@ -314,14 +313,15 @@ def assert_neutral(rows: list[dict[str, str]], text_columns) -> None:
 def test_batch_csv_neutralises_every_text_cell(name, error, label, top):
     from dashboard.batch_export import table_csv
 
-    labels = [label, "nv"] if label != "nv" else ["nv"]
-    analysis = SimpleNamespace(sha256="ab" * 32, top_label=top or "nv", malignant_score=0.25, triage="low",
-                               labels=labels, probabilities=[0.5] * len(labels))
-    rows = [batch_row(BatchItem(name=name, error=error or "x"), labels),
-            batch_row(BatchItem(name=name, analysis=analysis), labels)]
-    parsed = cells_of(table_csv(rows, labels))
-    assert_neutral(parsed, ["file", "top_label", "triage", "error"])
-    assert float(parsed[1][f"p_{labels[0]}"]) == 0.5  # numbers stay numbers
+    name, error, label, top = (t.replace("\x00", "") for t in (name, error, label, top))  # records refuse NUL
+    labels = [label or "x", "nv"] if label != "nv" else ["nv"]
+    case = CaseRecord(image_sha256="ab" * 32, top_label=top or "nv", file_name=name or None, malignant_score=0.25,
+                      triage="low", probabilities=dict.fromkeys(labels, 0.5))
+    result = SimpleNamespace(name=name, case=case)
+    card = SimpleNamespace(name=top, version=label, preprocessing="unit", resize="squash")
+    parsed = cells_of(table_csv([result], [{"file": name, "error": error or "x"}], labels, card))
+    assert_neutral(parsed, ["file_name", "top_label", "triage", "explanation", "model_name", "model_version"])
+    assert float(parsed[0][f"p_{labels[0]}"]) == 0.5  # numbers stay numbers
 
 
 def test_cli_batch_csv_neutralises_file_names(tmp_path, model):
@@ -337,9 +337,9 @@ def test_cli_batch_csv_neutralises_file_names(tmp_path, model):
     out = tmp_path / "out.csv"
     assert main(["batch", str(folder), "--csv", str(out), "--model", str(model)]) == 0
     rows = cells_of(out.read_bytes())
-    assert len(rows) == len(names) + 1 and list(rows[0]) == batch_columns(HAM_LABELS)
-    assert_neutral(rows, ["file", "top_label", "triage", "error"])
-    assert {r["file"].removeprefix("'") for r in rows} == {*names, "=broken.jpg"}
+    assert len(rows) == len(names) + 1 and list(rows[0]) == csv_header(HAM_LABELS)
+    assert_neutral(rows, ["file_name", "top_label", "triage", "explanation"])
+    assert {r["file_name"].removeprefix("'") for r in rows} == {*names, "=broken.jpg"}
 
 
 @fuzz_settings(100)
@@ -424,8 +424,9 @@ def test_a_carriage_return_inside_a_cell_cannot_start_a_row_with_a_formula():
     from dashboard.batch_export import table_csv
 
     name = "lesion\r=cmd|' /C calc'!A0.jpg"
-    data = table_csv([batch_row(BatchItem(name=name, error="The file is damaged."), HAM_LABELS)], HAM_LABELS)
+    card = SimpleNamespace(name="m", version="1", preprocessing="unit", resize="squash")
+    data = table_csv([], [{"file": name, "error": "The file is damaged."}], HAM_LABELS, card)
     rows = cells_of(data)
-    assert len(rows) == 1 and rows[0]["file"] == name
+    assert len(rows) == 1 and rows[0]["file_name"] == name
     for line in data.decode("utf-8").replace("\r\n", "\n").split("\n"):
         assert not line.startswith(DANGEROUS) or line.startswith('"')
