@@ -99,11 +99,6 @@ class BatchJob:
                    faithfulness=faithfulness)
 
     @property
-    def checks(self) -> bool:
-        """True when the job measures stability or faithfulness: its CSV has their columns."""
-        return self.stability or self.faithfulness
-
-    @property
     def finished(self) -> bool:
         """True when every file has been processed."""
         return self.done >= self.total
@@ -178,7 +173,7 @@ def decode_preview(data: bytes) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
-def compact(item: BatchItem, index: int, labels: list[str], checks: bool = False) -> BatchResult:
+def compact(item: BatchItem, index: int, labels: list[str]) -> BatchResult:
     """Keep what the page needs from a successful item and let its full-size image go."""
     a = item.analysis
     return BatchResult(
@@ -186,7 +181,7 @@ def compact(item: BatchItem, index: int, labels: list[str], checks: bool = False
         triage=a.triage, probabilities=np.asarray(a.probabilities, dtype=np.float32),
         explained_label=a.explained_label, thumbnail=thumbnail_data_uri(a.image), preview_jpeg=preview_jpeg(a.image),
         heatmap=None if a.heatmap is None else np.asarray(a.heatmap, dtype=np.float16),
-        csv_row=batch_row(item, labels, checks), faithfulness=a.faithfulness, stability=a.stability,
+        csv_row=batch_row(item, labels), faithfulness=a.faithfulness, stability=a.stability,
     )
 
 
@@ -213,7 +208,7 @@ def record(job: BatchJob, item: BatchItem, token: int, session_id: str, seconds:
     """Add one item's outcome to ``job`` if the run holding ``token`` still owns it; False otherwise."""
     result = case = None
     if item.error is None:  # the slow part (thumbnail, preview) happens outside the lock
-        result = compact(item, -1, job.labels, job.checks)
+        result = compact(item, -1, job.labels)
         try:
             case = CaseRecord.from_analysis(item.analysis, session_id=session_id, source="batch")
         except ValueError:  # a field the store refuses (e.g. an over-long file name): the result still shows
@@ -222,7 +217,7 @@ def record(job: BatchJob, item: BatchItem, token: int, session_id: str, seconds:
         if job.owner != token or job.status != RUNNING:
             return False
         if result is None:
-            job.errors.append(batch_row(item, job.labels, job.checks))
+            job.errors.append(batch_row(item, job.labels))
         else:
             result.index = job.done
             result.case = case

@@ -213,19 +213,15 @@ def _analyse(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str,
     return analyses
 
 
-CHECK_COLUMNS = ["faithfulness", "stability"]  # the review log's columns of the same names and meaning
-
-
-def batch_columns(labels: list[str], checks: bool = False) -> list[str]:
-    """CSV columns of a batch table: the CLI ``batch`` command and the dashboard share them (``checks``: with
-    ``CHECK_COLUMNS`` before ``error``)."""
+def batch_columns(labels: list[str]) -> list[str]:
+    """CSV columns of a batch table: the CLI ``batch`` command and the dashboard share them."""
     return ["file", "sha256", "top_label", *[f"p_{label}" for label in labels], "malignant_score", "triage", "gate",
-            "gate_reasons", *(CHECK_COLUMNS if checks else []), "error"]
+            "gate_reasons", "error"]
 
 
-def batch_row(item: BatchItem, labels: list[str], checks: bool = False) -> dict:
-    """One CSV row for ``item`` (probabilities empty for an error row; a check not measured is empty)."""
-    row = dict.fromkeys(batch_columns(labels, checks), "")
+def batch_row(item: BatchItem, labels: list[str]) -> dict:
+    """One CSV row for ``item`` (probabilities empty for an error row)."""
+    row = dict.fromkeys(batch_columns(labels), "")
     row["file"] = item.name
     if item.error is not None:
         row["error"] = item.error
@@ -235,7 +231,4 @@ def batch_row(item: BatchItem, labels: list[str], checks: bool = False) -> dict:
                gate=a.gate_status or "", gate_reasons=a.gate_reasons or "")
     for label, p in zip(a.labels, a.probabilities):
         row[f"p_{label}"] = round(float(p), 6)
-    for name in CHECK_COLUMNS if checks else []:
-        value = getattr(a, name)
-        row[name] = "" if value is None else round(float(value), 6)
     return row
