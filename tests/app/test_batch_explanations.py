@@ -48,7 +48,7 @@ def test_stability_and_faithfulness_columns_match_the_engine(app_env, images, me
     at = run_batch_page(images, batch_faithfulness=True)
     frame = at.dataframe(key="batch_table").value
     assert frame["Stability"].between(0, 1).all() and frame["Faithfulness"].between(-1, 1).all()
-    rows = {r["file"]: r for r in csv_rows(at, media)}
+    rows = {r["file_name"]: r for r in csv_rows(at, media)}
     model = dermascan.load_model(tiny_model)
     expected = trust.check(model, model.analyze_many([p.read_bytes() for p in images]))
     for path, a in zip(images, expected):
