@@ -27,10 +27,12 @@ MAX_CACHED_BYTES = 256 * 1024 * 1024
 
 
 def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, options: PreprocessingOption,
-            class_label: str | None = None, cam_method: str | None = None, faithfulness: bool = False) -> Analysis:
+            class_label: str | None = None, cam_method: str | None = None, faithfulness: bool = False,
+            stability: bool = False) -> Analysis:
     """The analysis of ``data`` explaining ``class_label`` (None: the top class) with ``cam_method`` (None: the
-    card's), from cache when possible. The top-class analysis carries its stability under flips and rotations;
-    ``faithfulness`` adds the map's faithfulness drop (measured once, then kept with the cached analysis).
+    card's), from cache when possible. ``faithfulness`` adds the map's faithfulness drop, ``stability`` (to the
+    top-class analysis: it is the image's, whatever class is explained) the answer under flips and rotations;
+    each is measured once, then kept with the cached analysis.
 
     Raises ``dermascan.InvalidImage`` for unreadable bytes.
     """
@@ -48,14 +50,13 @@ def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, opti
         count_engine_call()
         analysis = slot.model.analyze(data, class_label=class_label, name=name, preprocessing=options.preprocessing,
                                       resize=options.resize, cam_method=cam_method)
-        # Stability is the image's, whatever class is explained: measured with the top-class analysis only.
-        trust.check_or_warn(slot.model, [analysis], faithfulness=faithfulness,
-                            views=None if class_label else STABILITY_VIEWS)
         cache[key] = analysis
         evict_oldest(cache, MAX_CACHED, MAX_CACHED_BYTES)
-    if faithfulness and analysis.faithfulness_sentence is None and analysis.heatmap is not None:
+    faithful = faithfulness and analysis.faithfulness_sentence is None and analysis.heatmap is not None
+    stable = stability and class_label is None and analysis.stability is None
+    if faithful or stable:  # both in one call
         count_engine_call()
-        trust.check_or_warn(slot.model, [analysis], faithfulness=True, views=None)
+        trust.check_or_warn(slot.model, [analysis], faithfulness=faithful, views=STABILITY_VIEWS if stable else None)
     return analysis
 
 

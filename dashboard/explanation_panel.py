@@ -13,6 +13,9 @@ from dermascan.render.text import display_text
 
 from .presentation import percent, plain
 
+STABILITY_HELP = ("Runs the model on the image mirrored left-right, top-bottom and rotated 180° and says whether "
+                  "the top class and malignancy score hold (about twice the analysis' time). Saved with the case "
+                  "when it is on before the image is analysed.")
 METHOD_HELP = "\n".join(f"- **{name}**: {info[2]}" for name, info in METHOD_INFO.items())
 FAITHFULNESS_HELP = ("Blurs out the 20% of the image the map highlights most (filled in from the pixels around it) "
                      "and measures how much the probability of the explained class falls (several analyses' time). "
@@ -29,14 +32,16 @@ def method_title(name: str | None) -> str:
     return METHOD_INFO[name][2].split(":", 1)[0] if name in METHOD_INFO else "Heatmap"
 
 
-def explanation_inputs(card, *, method_key: str, faithfulness_key: str) -> tuple[str, bool]:
-    """The CAM method (the card's by default) and whether to test faithfulness, side by side."""
+def explanation_inputs(card, *, method_key: str, faithfulness_key: str, stability_key: str) -> tuple[str, bool, bool]:
+    """The CAM method (the card's by default) and whether to test faithfulness and stability (both opt-in: each
+    costs about as much as the analysis itself, see ``benchmarks/explanations.py``)."""
     left, right = st.columns([1.4, 1], vertical_alignment="bottom")
     with left:
         method = method_input(card.cam_method, key=method_key)
     with right:
         faithful = faithfulness_toggle(key=faithfulness_key)
-    return method, faithful
+        stable = st.toggle("Test stability under flips and rotations", key=stability_key, help=STABILITY_HELP)
+    return method, faithful, stable
 
 
 def method_input(default: str, *, key: str, label: str = "Heatmap method") -> str:

@@ -40,6 +40,7 @@ OPT_PREPROCESSING = "opt_preprocessing"
 OPT_RESIZE = "opt_resize"
 ANALYZE_CAM_METHOD = "analyze_cam_method"
 ANALYZE_FAITHFULNESS = "analyze_faithfulness"
+ANALYZE_STABILITY = "analyze_stability"
 OVERLAY_ALPHA = "overlay_alpha"
 CAM_CLASS_PREFIX = "cam_class"  # + "_" + CaseSubject.token
 DECISION_PREFIX = "decision"  # + "_" + CaseSubject.token: the decision form

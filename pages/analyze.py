@@ -200,8 +200,9 @@ with details_col:
                 icon=":material/person_search:")
     fields, details_box = case_fields_input(store_slot, upload_sha)
     options = options_input(slot.model.card)
-    cam_method, faithful = explanation_inputs(slot.model.card, method_key=session.ANALYZE_CAM_METHOD,
-                                              faithfulness_key=session.ANALYZE_FAITHFULNESS)
+    cam_method, faithful, stable = explanation_inputs(slot.model.card, method_key=session.ANALYZE_CAM_METHOD,
+                                                      faithfulness_key=session.ANALYZE_FAITHFULNESS,
+                                                      stability_key=session.ANALYZE_STABILITY)
 
 if upload is None:
     st.info("Upload a dermoscopic image to get the AI's differential, malignancy score and heatmap.",
@@ -212,7 +213,7 @@ data = upload.getvalue()
 sha = upload_sha
 try:
     base = results.analyze(slot, data, sha256=sha, name=upload.name, options=options, cam_method=cam_method,
-                           faithfulness=faithful)
+                           faithfulness=faithful, stability=stable)
 except InvalidImage as exc:
     release_details(sha)
     st.error(f"This file cannot be analysed: {plain(exc)} Try another JPEG, PNG or WebP image.",

@@ -228,8 +228,9 @@ labels = labels_csv_input(
 )
 with_cam = labels_col.toggle("Grad-CAM heatmaps", value=True, key=session.BATCH_WITH_CAM,
                              help="Off: prediction only, several times faster; no overlays.")
-stability = labels_col.toggle("Stability under flips and rotations", value=True, key=session.BATCH_STABILITY,
-                              help="Each image also seen flipped and rotated (4 views): does the top class hold?")
+stability = labels_col.toggle("Stability under flips and rotations", value=False, key=session.BATCH_STABILITY,
+                              help="Each image also seen flipped and rotated (4 views): does the top class hold? "
+                              "About twice as slow.")
 faithfulness = labels_col.toggle("Faithfulness (slower)", value=False, key=session.BATCH_FAITHFULNESS,
                                  disabled=not with_cam, help="Each heatmap's top 20% removed: how much does the "
                                  "probability fall? Several times slower per image.")

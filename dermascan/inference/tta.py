@@ -54,8 +54,9 @@ TRANSFORMS: dict[str, Transform] = {
     )
 }
 DEFAULT_TTA = ("identity", "hflip", "vflip", "rot180")
-# Stability views: DEFAULT_TTA's 4 (usable at any input size) keep the default analysis within 2x of the
-# analysis alone; all 8 symmetries of a square input are the opt-in (``ALL_VIEWS``).
+# Stability views: DEFAULT_TTA's 4 (usable at any input size); all 8 symmetries of a square input (``ALL_VIEWS``)
+# cost about twice as much again. On a 2-vCPU CPU a forward pass of n images costs about n single analyses, so even
+# 4 views take the analysis to ~2.7x (benchmarks/explanations.py): stability is opt-in on the pages.
 STABILITY_VIEWS = DEFAULT_TTA
 ALL_VIEWS = tuple(TRANSFORMS)
 

@@ -48,17 +48,27 @@ def test_choosing_a_method_changes_the_map_and_the_stored_cases_method(app_env, 
     assert len(ReviewStore().list_cases()) == 2
 
 
-def test_stability_sentence_is_shown_and_stored(app_env, ham_images):
+def test_stability_is_opt_in_and_its_sentence_is_shown_and_stored(app_env, ham_images):
     at = upload(new_app().run(), ham_images[0])
+    assert not notes(at, "Stability")
+    calls = results.engine_calls()
+    at.toggle(key="analyze_stability").set_value(True).run()  # after the case is stored: shown, not stored
+    assert results.engine_calls() == calls + 1 and notes(at, "Stability")
+    assert ReviewStore().list_cases()[0].stability is None
+
+    at = new_app().run()
+    at.toggle(key="analyze_stability").set_value(True).run()
+    upload(at, ham_images[1])
     assert_no_exception(at)
     [sentence] = notes(at, "Stability")
     match = re.search(r"under (?:all (\d) views|(\d) of (\d) views)", sentence)
     assert match and "malignancy score ranged from" in sentence
     assert (match.group(1) or match.group(3)) == "4"
-    [case] = ReviewStore().list_cases()
+    case = next(c for c in ReviewStore().list_cases() if c.file_name == ham_images[1].name)
     changed = 0 if match.group(1) else int(match.group(2))
     assert case.stability == (4 - changed) / 4
-    [row] = csv.DictReader(io.StringIO(ReviewStore().export_csv().decode("utf-8-sig")))
+    rows = csv.DictReader(io.StringIO(ReviewStore().export_csv().decode("utf-8-sig")))
+    [row] = [r for r in rows if r["file_name"] == ham_images[1].name]
     assert float(row["stability"]) == case.stability and row["cam_method"] == "gradcam"
     assert row["faithfulness"] == ""  # not measured: faithfulness is opt-in
 

@@ -45,7 +45,7 @@ def csv_rows(at, media) -> list[dict]:
 
 
 def test_stability_and_faithfulness_columns_match_the_engine(app_env, images, media, tiny_model):
-    at = run_batch_page(images, batch_faithfulness=True)
+    at = run_batch_page(images, batch_stability=True, batch_faithfulness=True)
     frame = at.dataframe(key="batch_table").value
     assert frame["Stability"].between(0, 1).all() and frame["Faithfulness"].between(-1, 1).all()
     rows = {r["file_name"]: r for r in csv_rows(at, media)}
@@ -59,16 +59,16 @@ def test_stability_and_faithfulness_columns_match_the_engine(app_env, images, me
     assert np.allclose([stored[p.name].faithfulness for p in images], [a.faithfulness for a in expected], atol=1e-3)
 
 
-def test_by_default_stability_is_measured_and_faithfulness_left_empty(app_env, images, media):
-    at = run_batch_page(images[:2])
+def test_stability_alone_leaves_faithfulness_empty(app_env, images, media):
+    at = run_batch_page(images[:2], batch_stability=True)
     frame = at.dataframe(key="batch_table").value
     assert frame["Stability"].between(0, 1).all() and frame["Faithfulness"].isna().all()
     rows = csv_rows(at, media)
     assert all(r["faithfulness"] == "" and r["stability"] != "" for r in rows)
 
 
-def test_switched_off_the_check_cells_are_empty(app_env, images, media):
-    at = run_batch_page(images[:2], batch_stability=False)
+def test_by_default_the_check_cells_are_empty(app_env, images, media):
+    at = run_batch_page(images[:2])
     assert at.dataframe(key="batch_table").value["Stability"].isna().all()
     assert all(r["stability"] == "" and r["faithfulness"] == "" for r in csv_rows(at, media))
     assert all(c.stability is None and c.faithfulness is None for c in ReviewStore().list_cases())
