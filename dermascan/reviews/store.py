@@ -337,6 +337,26 @@ class ReviewStore:
             yield from page
             offset += len(page)
 
+    # -- prior reviews of one image ------------------------------------------------------------------------
+    # PROVISIONAL, like the query methods above: plain SQL on this connection; the SQLAlchemy port replaces the
+    # body, the signature stays. (image_sha256 leads the cases' unique index, so the lookup is indexed.)
+
+    def find_cases(self, image_sha256: str, model_version: str | None = None) -> list[CaseRecord]:
+        """The cases of the image ``image_sha256`` (only ``model_version``'s, if given), newest first, no thumbnails."""
+        sql = f"{_select_cases(False)} WHERE c.image_sha256 = ?"
+        params: list[Any] = [str(image_sha256)]
+        if model_version is not None:
+            sql += " AND c.model_version = ?"
+            params.append(str(model_version))
+        sql += " ORDER BY c.created_at DESC, c.case_id DESC"
+        with self._read() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        try:
+            return [_case_from_row(row) for row in rows]
+        except (ValueError, TypeError):
+            log.warning("review database: a stored case could not be read")
+            raise errors.corrupt(self._name) from None
+
     # -- decisions -----------------------------------------------------------------------------------------
 
     def save_decision(self, case_id: int, decision: Decision) -> Decision:
