@@ -34,13 +34,13 @@ def is_off_card(options: PreprocessingOption, card) -> bool:
 def options_input(card) -> PreprocessingOption:
     """The Analyze page's preprocessing: the card's, or in ML mode what the sidebar's selectors say.
 
-    The selectors are drawn only in ML mode, so their state is dropped when it is turned off: the options
-    come back to the card's then, and start from the card's when it is turned on again.
+    The selectors are drawn (where the caller is drawing) only in ML mode, so their state is dropped when it is
+    turned off: the options come back to the card's then, and start from the card's when it is turned on again.
     """
     declared = PreprocessingOption.for_card(card)
     if not ml_mode():
         return declared
-    with st.sidebar.expander("ML mode: preprocessing", expanded=True, icon=":material/tune:"):
+    with st.expander("ML mode: preprocessing", expanded=True, icon=":material/tune:"):
         scaling = st.selectbox("Pixel scaling", list(SCALINGS), index=list(SCALINGS).index(declared.preprocessing),
                                format_func=lambda k: f"{k}: {SCALINGS[k].description}", key=session.OPT_PREPROCESSING)
         resize = st.selectbox("Resize", list(RESIZE_POLICIES), index=list(RESIZE_POLICIES).index(declared.resize),

@@ -175,9 +175,9 @@ with upload_col:
     upload = st.file_uploader("Dermoscopic image", type=IMAGE_TYPES, max_upload_size=MAX_UPLOAD_MB,
                               key=session.ANALYZE_UPLOAD, help=f"JPEG, PNG or WebP, up to {MAX_UPLOAD_MB} MB. "
                               "The image is analysed in memory and never saved.")
+    options = off_card.options_input(slot.model.card)  # the card's, unless ML mode is on (sidebar toggle)
 upload_sha = sha256_hex(upload.getvalue()) if upload is not None else None
 store_slot = get_store()
-options = off_card.options_input(slot.model.card)  # the card's, unless ML mode is on (sidebar)
 # The one source of every per-case key and of the case id; an image reviewed before continues its case.
 subject = CaseSubject(upload_sha, slot.key, options) if upload_sha is not None else None
 prior = prior_review.look_up(store_slot, subject, slot.model) if subject is not None else None
