@@ -41,6 +41,7 @@ def log_frame(cases: Sequence, *, session_id: str, display_name: Callable[[str],
             "AI probability": case.top_probability,
             "Malignancy score": case.malignant_score,
             "Triage": triage_style(case.triage).title,
+            "Off-card": case.off_card is True,
             "Reviewer diagnosis": display_name(decision.reviewer_diagnosis) if decision and
             decision.reviewer_diagnosis else "",
             "Agrees": (decision.reviewer_agrees if decision else None),
@@ -63,6 +64,8 @@ LOG_COLUMNS = {
     "Malignancy score": st.column_config.ProgressColumn("Malignancy score", format="percent", min_value=0.0,
                                                         max_value=1.0, width=120),
     "Triage": st.column_config.TextColumn("Triage", width=70),
+    "Off-card": st.column_config.CheckboxColumn("Off-card", width=70, help="Analysed with preprocessing options that "
+                                                "differ from the model card (ML mode); left out of triage statistics"),
     "Reviewer diagnosis": st.column_config.TextColumn("Reviewer diagnosis", width=190),
     "Agrees": st.column_config.CheckboxColumn("Agrees", width=70, help="The reviewer agrees with the AI"),
     "Management": st.column_config.TextColumn("Management", width=150),

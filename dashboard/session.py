@@ -16,6 +16,8 @@ import streamlit as st
 SESSION_ID = "ds_session_id"  # random id that tags this session's cases in the review DB
 MODEL_CHOICE = "ds_model_choice"  # file name picked in the sidebar from the models folder ("" = default)
 MODEL_SELECT = "ds_model_select"  # the sidebar selectbox's own widget key
+ML_MODE = "ds_ml_mode"  # True once ML mode is turned on in the sidebar (off-card options offered)
+ML_MODE_TOGGLE = "ds_ml_mode_toggle"  # the sidebar toggle's own widget key
 ANALYSES = "ds_analyses"  # results cache: key -> Analysis (pixels stay in this session's memory)
 CASE_IDS = "ds_case_ids"  # (sha256, model key, options) -> case_id already added to the store
 PENDING_DECISIONS = "ds_pending_decisions"  # case_id -> Decision that could not be saved yet
@@ -26,6 +28,8 @@ PENDING_CASE_FIELDS = "ds_pending_case_fields"  # case_id -> {field: value} type
 TYPED_CASE_FIELDS = "ds_typed_case_fields"  # Analyze's detail-input key prefix -> the details typed there
 DETAILS_SAVED = "ds_details_saved"  # case_id whose details were just saved (confirmed after a rerun)
 DETAILS_IMAGE = "ds_details_image"  # sha256 of the image whose case details Analyze showed last
+PRIOR_CASES = "ds_prior_cases"  # case_id -> True: stored before this session, continued on Analyze
+BATCH_REF = "batch"  # query parameter naming this browser's batch (batch_status), so a reload can report it
 LOG_SELECTION = "ds_log_selection"  # Review log table: selection.Followed (selected case_id)
 BATCH_SELECTION = "ds_batch_selection"  # Batch worklist: selection.Followed (selected (job signature, row))
 COMPARE_ANALYSES = "compare_analyses"  # Compare: (sha256, model key, option) -> Analysis

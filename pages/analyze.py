@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import analysis_cache as results
-from dashboard import session
+from dashboard import off_card, prior_review, session
 from dashboard.case_details import (
     DRAFT,
     RETRY_LABEL,
@@ -33,8 +33,6 @@ from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, plain
 from dashboard.review_store import get_store
 from dashboard.triage_block import score_and_triage
 from dermascan.errors import DermascanError, InvalidImage, InvalidModelOutput
-from dermascan.inference.options import PreprocessingOption
-from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
 from dermascan.intake.images import DEFAULT_MAX_BYTES, sha256_hex
 from dermascan.render.png import png_bytes
 from dermascan.render.text import display_text
@@ -90,18 +88,6 @@ def details_button(slot, subject, *, retry: bool) -> bool:
                            icon=":material/refresh:")
     return slot.button("Save case details", key=f"{session.CASE_DETAILS_SAVE_PREFIX}_{subject.token}",
                        icon=":material/save:")
-
-
-def options_input(card) -> PreprocessingOption:
-    """Preprocessing overrides for ML users; the card's values by default."""
-    declared = PreprocessingOption.for_card(card)
-    with st.expander("Advanced: preprocessing", icon=":material/tune:"):
-        scaling = st.selectbox("Pixel scaling", list(SCALINGS), index=list(SCALINGS).index(declared.preprocessing),
-                               format_func=lambda k: f"{k}: {SCALINGS[k].description}", key=session.OPT_PREPROCESSING)
-        resize = st.selectbox("Resize", list(RESIZE_POLICIES), index=list(RESIZE_POLICIES).index(declared.resize),
-                              format_func=lambda k: f"{k}: {RESIZE_POLICIES[k].description}", key=session.OPT_RESIZE)
-        st.caption(f"The model card says: {declared.preprocessing} / {declared.resize}.")
-    return PreprocessingOption(scaling, resize)
 
 
 def summary(analysis, display_name) -> None:
@@ -184,8 +170,12 @@ with upload_col:
     upload = st.file_uploader("Dermoscopic image", type=IMAGE_TYPES, max_upload_size=MAX_UPLOAD_MB,
                               key=session.ANALYZE_UPLOAD, help=f"JPEG, PNG or WebP, up to {MAX_UPLOAD_MB} MB. "
                               "The image is analysed in memory and never saved.")
+    options = off_card.options_input(slot.model.card)  # the card's, unless ML mode is on (sidebar toggle)
 upload_sha = sha256_hex(upload.getvalue()) if upload is not None else None
 store_slot = get_store()
+# The one source of every per-case key and of the case id; an image reviewed before continues its case.
+subject = CaseSubject(upload_sha, slot.key, options) if upload_sha is not None else None
+prior = prior_review.look_up(store_slot, subject, slot.model) if subject is not None else None
 previous = note_image_change(upload_sha)
 with details_col:
     if previous is not None and unsaved_for_image(previous):
@@ -196,7 +186,6 @@ with details_col:
         st.info("New image: the case details below are this image's own; the previous image keeps its details.",
                 icon=":material/person_search:")
     fields, details_box = case_fields_input(store_slot, upload_sha)
-    options = options_input(slot.model.card)
 
 if upload is None:
     st.info("Upload a dermoscopic image to get the AI's differential, malignancy score and heatmap.",
@@ -216,10 +205,12 @@ except InvalidModelOutput as exc:
     st.error(plain(exc), icon=":material/error:")
     st.stop()
 
-subject = CaseSubject(sha, slot.key, options)  # the one source of every per-case key and of the case id
-case_id = ensure_case(store_slot, base, subject, case_fields=fields)
+case_id = ensure_case(store_slot, base, subject, case_fields=fields,
+                      off_card=off_card.is_off_card(options, slot.model.card))
 
 st.divider()
+off_card.banner(options, slot.model.card)
+prior_review.show(prior, slot.model.card.display_name)
 summary(base, slot.model.card.display_name)
 warnings = list(dict.fromkeys(base.warnings))  # model (load-time) warnings first, then this image's
 if warnings:
