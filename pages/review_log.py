@@ -68,7 +68,7 @@ def selected_case(store, case_id, shown, query):
     return case
 
 
-def heatmap_again(store, case) -> None:
+def heatmap_again(case) -> None:
     """The overlay from this session's memory, else a stored thumbnail, else why nothing can be shown."""
     analysis = results.cached_for_image(case.image_sha256, case.explained_label)
     if analysis is None:
@@ -152,7 +152,7 @@ def case_panel(store_slot, case, display_name) -> None:
         st.success("Case details saved to the review log.", icon=":material/check_circle:")
     left, right = st.columns([1.2, 1], gap="large")
     with left:
-        heatmap_again(store_slot.store, case)
+        heatmap_again(case)
     with right:
         ai_result(case, display_name)
         case_details_editor(store_slot, case)
