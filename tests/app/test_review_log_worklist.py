@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from datetime import date
+from pathlib import Path
 
 from app_helpers import assert_no_exception, downloaded, new_app
 
@@ -64,7 +66,15 @@ def ticked(at) -> list[int]:
     return [int(table(at)["Case"].iloc[r]) for r in rows]
 
 
-def test_pages_of_50_with_counts_and_a_page_past_the_end(app_env):
+def test_pages_of_50_with_counts_and_a_page_past_the_end(app_env, monkeypatch):
+    callers = []
+    list_cases = ReviewStore.list_cases
+
+    def recording(self, *args, **kwargs):
+        callers.append(Path(sys._getframe(1).f_code.co_filename).name)
+        return list_cases(self, *args, **kwargs)
+
+    monkeypatch.setattr(ReviewStore, "list_cases", recording)
     at = open_log(120)
     assert len(table(at)) == 50 and "Cases 1–50 of 120" in captions(at)
     assert "120 case(s), this session's first" in captions(at)
@@ -80,6 +90,8 @@ def test_pages_of_50_with_counts_and_a_page_past_the_end(app_env):
     assert set(table(at)["Triage"]) == {"High"} and "matching the filters" in captions(at)
     at.pills(key="log_bands").set_value(["none"]).run()  # cases without a band
     assert len(table(at)) == 120 // 7 and set(table(at)["Malignancy score"].isna()) == {True}
+    # The page reads through the store's queries; only their provisional bodies (store.py) may load every case.
+    assert set(callers) <= {"store.py"}
 
 
 def test_search_by_patient_id_and_by_note_and_sort_by_risk(app_env):
