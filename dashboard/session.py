@@ -85,6 +85,10 @@ LOG_BANDS = "log_bands"
 LOG_STATUS = "log_status"
 LOG_SEARCH = "log_search"
 LOG_ORDER = "log_order"
+LOG_SESSION_FIRST = "log_session_first"
+LOG_PAGE = "log_page"
+LOG_PAGE_SIZE = "log_page_size"
+LOG_QUERY = "ds_log_query"  # the CaseQuery the page was last drawn for (a new one starts again at page 1)
 LOG_TABLE = "log_table"
 LOG_CLOSE_CASE = "log_close_case"
 LOG_ALPHA = "log_alpha"
@@ -93,6 +97,7 @@ LOG_IMPORT_GO = "log_import_go"
 LOG_CASE_PREFIX = "log_case"  # + "_" + case id: the case-details form
 LOG_DECISION_PREFIX = "log_decision"  # + "_" + case id: the decision form
 LOG_SUBGROUPS = "log_subgroups"
+LOG_SUBGROUPS_ON = "log_subgroups_on"
 
 
 def session_id() -> str:
