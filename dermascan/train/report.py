@@ -19,7 +19,7 @@ from ..config import DEFAULT_MODELS_DIR, TRAINING_DATA
 from ..evaluation.metrics import classification_report
 from ..inference.batch import DEFAULT_CHUNK
 from ..model.card import read_card, write_card
-from .data import load_images
+from .data import load_image_files
 from .export import LIMITATIONS, MODEL_NAME
 from .report_render import confusion_matrix_figure, evaluate_report_markdown
 from .split import split_sizes
@@ -35,6 +35,13 @@ def write_report(out_dir: Path, evaluation: dict, card: dict) -> None:
     confusion_matrix_figure(evaluation["after"], Path(out_dir) / "confusion_matrix.svg")
 
 
+def _image_paths(rows: pd.DataFrame, data_dir: Path) -> list[Path]:
+    """Image files of split rows: ``<data_dir>/images`` (v1), or each row's ``source`` folder beside it (v2)."""
+    if "source" in rows.columns:
+        return [Path(data_dir).parent / src / "images" / f"{i}.jpg" for src, i in zip(rows["source"], rows["image_id"])]
+    return [Path(data_dir) / "images" / f"{i}.jpg" for i in rows["image_id"]]
+
+
 def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path,
                       batch_size: int = DEFAULT_CHUNK) -> tuple[dict, dict]:
     """Reports computed through ``dermascan.load_model(...).predict``: (evaluation dict, card dict)."""
@@ -44,10 +51,11 @@ def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path,
     card = lesion_model.card
     labels, malignant = list(card.labels), list(card.malignant_labels)
     split = pd.read_csv(split_path, dtype=str)
+    size = tuple(card.input_size)
     reports = {}
     for part in ("val", "test"):
         rows = split[split["split"] == part]
-        images = list(load_images(data_dir / "images", list(rows["image_id"])))
+        images = list(load_image_files(_image_paths(rows, data_dir), size))
         raw = lesion_model.predict(images, calibrated=False, batch_size=batch_size)
         calibrated = lesion_model.predict(images, calibrated=True, batch_size=batch_size)
         truth = list(rows["dx"])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+CAM_LAYER = "out_relu"  # every backbone's last 4-D activation: the engine's Grad-CAM layer
+
 
 @dataclass(frozen=True)
 class BackboneInfo:

@@ -17,12 +17,12 @@ import keras
 import numpy as np
 
 from ...inference.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from . import CAM_LAYER
 
 BN_EPSILON = 1e-5
 # (expansion t, output channels c, repeats n, first stride s): torchvision's inverted_residual_setting.
 SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
 LAST_CHANNELS = 1280
-CAM_LAYER = "out_relu"
 
 
 def _bn(x, name: str):
