@@ -7,6 +7,7 @@ Every function takes class *indices* or label *names* explicitly, so no label or
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
@@ -277,7 +278,9 @@ def _bootstrap_metrics(weights: np.ndarray, y_idx: np.ndarray, probs: np.ndarray
     onehot = np.eye(n_classes, dtype=bool)[y_idx]
     correct = probs.argmax(axis=1) == y_idx
     per_class = _ratio(weights @ (onehot & correct[:, None]), weights @ onehot)
-    out = {"balanced_accuracy": np.nanmean(per_class, axis=1)}  # classes a resample lacks are NaN: skipped
+    with warnings.catch_warnings():  # classes a resample lacks are NaN: skipped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = {"balanced_accuracy": np.nanmean(per_class, axis=1)}
     aucs = []
     for c in sorted(set(y_idx.tolist())):
         if onehot[:, c].all():
@@ -287,7 +290,9 @@ def _bootstrap_metrics(weights: np.ndarray, y_idx: np.ndarray, probs: np.ndarray
         if labels[c] == "mel":
             out["melanoma_auc"] = aucs[-1]
     if aucs:
-        out["macro_auc"] = np.nanmean(np.vstack(aucs), axis=0)
+        with warnings.catch_warnings():  # a resample with no class pair defined is NaN, on purpose
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out["macro_auc"] = np.nanmean(np.vstack(aucs), axis=0)
     if malignant_labels:
         scores = malignant_scores(probs, labels, malignant_labels)
         is_mal = np.isin(y_idx, [labels.index(m) for m in malignant_labels])

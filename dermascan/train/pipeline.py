@@ -25,6 +25,7 @@ from .calibration import fit_calibration
 from .data import Augmentation, class_weights, load_image_files, load_images, training_dataset
 from .export import build_card, save_model_and_card, strip_for_inference, today
 from .fitting import FitConfig, LogitAdjustedLoss, predict_probs, train_two_phases
+from .report import METADATA_NAME, card_metrics_extras, extended_results
 from .runlog import RunLog
 from .split import load_or_make_split, split_sizes
 
@@ -147,14 +148,15 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
         log(f"probe done in {log.elapsed_min:.2f} min")
         return summary
 
-    before, after = _test_reports(model, data, labels_list, calibration, _scaling(config))
+    before, after, extras = _test_reports(model, data, labels_list, calibration, _scaling(config),
+                                          options.data / METADATA_NAME, options.seed)
     log(f"prediction + calibration + reports: {time.perf_counter() - t0:.1f}s")
     log(f"test: bal.acc {after['balanced_accuracy']:.4f}, macro AUC {after['macro_auc']:.4f}, "
         f"mel AUC {after['melanoma_auc']}, mel sens(high) {after['mel_sensitivity_high']}, "
         f"ECE before {before['ece']:.4f} after {after['ece']:.4f}")
 
     model_path, card_path = _export(options, config, model, labels_list, data, calibration, phases, train_minutes,
-                                    (before, after), log)
+                                    (before, after, extras), log)
     log(f"total wall time {log.elapsed_min:.2f} min")
     summary.update({"test": after, "model": str(model_path), "card": str(card_path)})
     print(json.dumps({k: summary[k] for k in ("val_balanced_accuracy", "temperature", "train_minutes")}),
@@ -262,21 +264,23 @@ def _calibrate(model, data: _Data, labels_list: list[str], log: RunLog, scaling:
     return _Calibration(temperature, thresholds, malignant, val_after, val_ece_before)
 
 
-def _test_reports(model, data: _Data, labels_list: list[str], cal: _Calibration, scaling: str) -> tuple[dict, dict]:
-    """Reports on the test split: (uncalibrated, calibrated)."""
+def _test_reports(model, data: _Data, labels_list: list[str], cal: _Calibration, scaling: str,
+                  metadata: Path, seed: int) -> tuple[dict, dict, dict]:
+    """Reports on the test split: (uncalibrated, calibrated, intervals and subgroups of the calibrated one)."""
     test_probs = predict_probs(model, data.images["test"], scaling=scaling)
     test_true = list(data.parts["test"]["dx"])
+    calibrated = apply_temperature(test_probs, cal.temperature)
     before = classification_report(test_true, test_probs, labels_list, cal.malignant, cal.thresholds)
-    after = classification_report(
-        test_true, apply_temperature(test_probs, cal.temperature), labels_list, cal.malignant, cal.thresholds
-    )
-    return before, after
+    after = classification_report(test_true, calibrated, labels_list, cal.malignant, cal.thresholds)
+    extras = extended_results(test_true, calibrated, list(data.parts["test"]["image_id"]), labels_list,
+                              cal.malignant, cal.thresholds, metadata, seed)
+    return before, after, extras
 
 
 def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str], data: _Data, cal: _Calibration,
             phases, train_minutes: float, test: tuple[dict, dict], log: RunLog) -> tuple[Path, Path]:
     """Save the inference model and its card, evaluation.json and the report: (model path, card path)."""
-    before, after = test
+    before, after, extras = test
     metrics = {
         "split": "test",
         "calibrated": True,
@@ -286,6 +290,7 @@ def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str
                        "macro_auc": cal.val_after["macro_auc"],
                        "ece": cal.val_after["ece"], "ece_uncalibrated": cal.val_ece_before},
         "split_sizes": data.sizes,
+        **card_metrics_extras(extras),
     }
     provenance = {
         "command": options.command,
@@ -307,10 +312,10 @@ def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str
     model_path, card_path = save_model_and_card(clean, card, options.out)
     log(f"saved {model_path.name} ({model_path.stat().st_size / 2**20:.2f} MiB) and {card_path.name}")
     evaluation = {"before": before, "after": after, "validation": cal.val_after, "split_sizes": data.sizes,
-                  "source": "direct Keras predictions (training process)"}
+                  "source": "direct Keras predictions (training process)", **extras}
     (options.out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
     try:
-        from .report import write_report
+        from .report import write_report  # matplotlib is imported only here
 
         write_report(options.out, evaluation, card.to_dict())
         log("wrote EVALUATION.md and confusion_matrix.svg")

@@ -87,3 +87,34 @@ def test_subgroup_rows_count_and_score_each_group():
     assert rows["unknown"]["malignant_sensitivity_high"] is None
     with pytest.raises(ValueError):
         subgroup_report(y, probs, groups[:-1], LABELS, MALIGNANT, THRESHOLDS)
+
+
+def test_report_sections_render_intervals_and_subgroups():
+    from dermascan.train.report_render import intervals_markdown, subgroups_markdown
+
+    y, probs = _predictions(300, 4)
+    intervals = bootstrap_intervals(y, probs, LABELS, MALIGNANT, THRESHOLDS, n_resamples=100, seed=0)
+    text = "\n".join(intervals_markdown(intervals))
+    assert "## 95% confidence intervals" in text and "100 resamples" in text
+    assert "| Malignant sensitivity, high band |" in text
+    groups = ["female" if i % 2 else "male" for i in range(300)]
+    rows = subgroup_report(y, probs, groups, LABELS, MALIGNANT, THRESHOLDS)
+    text = "\n".join(subgroups_markdown({"sex": rows, "age_band": [{**rows[0], "balanced_accuracy": None}]}))
+    assert "### Sex" in text and "| female | 150 |" in text
+    assert "### Age band (years)" in text and "| n/a |" in text
+    assert intervals_markdown(None) == [] and subgroups_markdown({}) == []
+
+
+def test_subgroup_values_from_ham10000_metadata(tmp_path):
+    from dermascan.train.report import subgroup_values
+
+    meta = tmp_path / "HAM10000_metadata.csv"
+    meta.write_text("lesion_id,image_id,dx,dx_type,age,sex,localization\n"
+                    "HAM_1,ISIC_1,mel,histo,72,male,back\n"
+                    "HAM_2,ISIC_2,nv,follow_up,,unknown,\n"
+                    "HAM_3,ISIC_3,nv,histo,35.0,Female, Lower Extremity\n", encoding="utf-8")
+    values = subgroup_values(["ISIC_3", "ISIC_1", "ISIC_2", "ISIC_9"], meta)
+    assert values == {"sex": ["female", "male", "unknown", "unknown"],
+                      "age_band": ["30-49", ">=70", "unknown", "unknown"],
+                      "localization": ["lower extremity", "back", "unknown", "unknown"]}
+    assert subgroup_values(["ISIC_1"], tmp_path / "absent.csv") is None

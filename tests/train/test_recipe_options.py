@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,13 @@ def test_v2_run_on_the_ported_backbone_end_to_end(tmp_path):
     assert card.provenance["recipe"]["ema"] == 0.9 and card.provenance["recipe"]["logit_adjust"] == 1.0
     log = (out / "train_log.txt").read_text()
     assert "v2 lesion-grouped split" in log and "logit-adjusted loss, tau 1.0" in log
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert set(evaluation["subgroups"]) == {"sex", "age_band", "localization"}
+    assert sum(r["n"] for r in evaluation["subgroups"]["sex"]) == evaluation["after"]["n"]
+    assert evaluation["confidence_intervals"]["n_resamples"] == 1000
+    assert "subgroups" in card.metrics and "confidence_intervals" in card.metrics
+    report = (out / "EVALUATION.md").read_text()
+    assert "## Subgroups" in report and "## 95% confidence intervals" in report and "lesion-grouped" in report
     split = pd.read_csv(out / "split_v2.csv", dtype=str)
     assert set(split["split"]) == {"train", "val", "test"}
     assert (split.groupby("lesion_id")["split"].nunique() == 1).all()
