@@ -207,8 +207,11 @@ def _load_data_v2(options: RunOptions, config: FitConfig, labels_list: list[str]
                   for _, part in split.groupby("split")]
         split = pd.concat(picked).sort_values("image_id").reset_index(drop=True)
     split_path = options.out / "split_v2.csv"
+    if split_path.resolve() == Path(options.split_v2).resolve() and options.limit is not None:
+        split_path = options.out / "split_v2_subset.csv"  # never overwrite the committed split with a subset
     split_path.parent.mkdir(parents=True, exist_ok=True)
-    split.to_csv(split_path, index=False)
+    if split_path.resolve() != Path(options.split_v2).resolve():
+        split.to_csv(split_path, index=False)
     sizes = split_sizes(split)
     log(f"split ({options.split_v2.name}, lesion-grouped, {split['lesion_id'].nunique()} lesions): "
         + ", ".join(f"{k} {v['total']}" for k, v in sizes.items()))
