@@ -18,12 +18,12 @@ MODEL_VERSION = "1.0.0"
 LIMITATIONS = [
     "Dermoscopic images only: not validated on clinical (non-dermoscopic) or phone photographs.",
     "Lighter skin types dominate HAM10000 (Austria, Australia); performance on darker skin is unknown.",
-    "Trained on 224x224 images squashed from 600x450 frames: feed the full dermoscopic frame, squash-resized.",
+    "Trained on square images squashed from whole 600x450 frames: feed the full dermoscopic frame, squash-resized.",
     "Seven HAM10000 classes only: any other lesion (or a non-lesion image) is forced into one of them.",
     "Evaluated on an internal held-out split of the same dataset only; no external validation.",
     "The test split is small for the rare classes (df, vasc, akiec): their per-class numbers are uncertain.",
     "Triage thresholds were set on the validation split; sensitivity on new populations may be lower.",
-    "One image per lesion; no patient metadata (age, site) is used.",
+    "No patient metadata (age, sex, site) is used as input; subgroup results are in the evaluation report.",
     "Trained with inverse-frequency class weights, so raw probabilities favour rare classes over HAM10000 "
     "prevalence; calibration is a single temperature fitted on validation, not a prior correction.",
 ]
