@@ -50,5 +50,5 @@ def overlay_viewer(original: np.ndarray, overlay: Callable[[float], np.ndarray] 
     left.image(original, caption=original_caption, width="stretch")
     right.image(overlay(alpha), caption=caption, width="stretch")
     if legend is not None:
-        right.image(legend_png(), caption=legend, width="stretch")
+        right.image(legend_png(), caption=legend, width="stretch", output_format="PNG")  # exact colours
     return alpha
