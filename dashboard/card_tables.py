@@ -12,7 +12,10 @@ import pandas as pd
 
 from dermascan.render.text import display_text
 
-SKIPPED = {"labels", "reliability"}  # lists for machines (plots), not for a table
+SKIPPED = {"labels", "reliability", "subgroups"}  # lists for machines (plots), or tables of their own
+SUBGROUP_TITLES = {"sex": "Sex", "age_band": "Age band", "localization": "Body site"}
+SUBGROUP_COLUMNS = {"group": "Group", "n": "Images", "classes": "Classes", "balanced_accuracy": "Balanced accuracy",
+                    "malignant": "Malignant"}
 
 
 def humanize(key: str) -> str:
@@ -63,4 +66,29 @@ def metric_tables(metrics: dict, prefix: str = "") -> list[tuple[str, pd.DataFra
             out.append((title, grid))
         elif isinstance(value, dict):
             out.extend(metric_tables(value, title))
+    return out
+
+
+def _subgroup_cell(value: Any) -> str:
+    return "n/a" if value is None else show(value)
+
+
+def subgroup_tables(metrics: dict) -> list[tuple[str, pd.DataFrame]]:
+    """``[(title, table)]`` for the card's ``metrics["subgroups"]`` ({attribute: [row dicts]}), if it has any.
+
+    The card is anyone's file: an attribute whose rows are not a list of flat dicts is left out.
+    """
+    subgroups = metrics.get("subgroups") if isinstance(metrics, dict) else None
+    if not isinstance(subgroups, dict):
+        return []
+    out = []
+    for attribute, rows in subgroups.items():
+        if not isinstance(rows, list) or not rows or not all(
+            isinstance(r, dict) and not any(isinstance(v, (dict, list)) for v in r.values()) for r in rows
+        ):
+            continue
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        frame = pd.DataFrame([[_subgroup_cell(r.get(c)) for c in columns] for r in rows],
+                             columns=[SUBGROUP_COLUMNS.get(c) or humanize(str(c)) for c in columns])
+        out.append((SUBGROUP_TITLES.get(attribute) or humanize(str(attribute)), frame))
     return out

@@ -72,11 +72,13 @@ class CaseSubject:
         return session.bucket(session.CASE_IDS).get(self.store_key)
 
 
-def ensure_case(store_slot: StoreSlot, analysis: Analysis, subject: CaseSubject, *, case_fields: dict) -> int | None:
+def ensure_case(store_slot: StoreSlot, analysis: Analysis, subject: CaseSubject, *, case_fields: dict,
+                off_card: bool = False) -> int | None:
     """The review-log id of ``subject``'s case, adding it now (with ``case_fields``) if this session has not yet.
 
     ``case_fields`` (patient_id, lesion_id, body_site, fitzpatrick, age, sex) go into the
-    database only. Returns None (after a warning) when the store is unusable; the next
+    database only; ``off_card`` marks an analysis whose options differ from the model card.
+    Returns None (after a warning) when the store is unusable; the next
     rerun tries again, so the AI result is saved as soon as the database is back.
     """
     if analysis.sha256 != subject.sha256:
@@ -89,6 +91,7 @@ def ensure_case(store_slot: StoreSlot, analysis: Analysis, subject: CaseSubject,
         return None
     try:
         record = CaseRecord.from_analysis(analysis, session_id=session.session_id(), source=SOURCE, **case_fields)
+        record.off_card = bool(off_card)
         case_id = store_slot.store.add_case(record)
     except ValueError as exc:  # InvalidRecord, a case field the store refuses: first, a retry cannot help
         st.warning(f"This result is not in the review log yet: {plain(exc)}.", icon=":material/sync_problem:")
@@ -100,6 +103,29 @@ def ensure_case(store_slot: StoreSlot, analysis: Analysis, subject: CaseSubject,
     session.bucket(session.CASE_IDS)[subject.store_key] = case_id
     session.bucket(session.CASE_FIELDS)[case_id] = dict(case_fields)
     return case_id
+
+
+def continue_case(subject: CaseSubject, case: CaseRecord) -> int:
+    """Make the stored ``case`` ``subject``'s case in this session (an image reviewed before); returns its id.
+
+    Its stored details count as saved by this page. Details typed before the upload (the draft) were meant for
+    this image: they become its typed, unsaved details, shown against the stored ones, and leave the draft, so
+    they can never go with a later image.
+    """
+    stored = present({name: getattr(case, name) for name in CASE_DETAIL_FIELDS})
+    session.bucket(session.CASE_IDS)[subject.store_key] = case.case_id
+    session.bucket(session.CASE_FIELDS)[case.case_id] = stored
+    draft = typed_in_widgets(DRAFT) or typed_details(DRAFT)
+    if draft and typed_details(subject.details_prefix) is None:
+        session.bucket(session.TYPED_CASE_FIELDS)[subject.details_prefix] = {**stored, **draft}
+        _clear_draft()
+    return case.case_id
+
+
+def _clear_draft() -> None:
+    session.bucket(session.TYPED_CASE_FIELDS)[DRAFT] = {}
+    for name in CASE_DETAIL_FIELDS:
+        st.session_state.pop(f"{DRAFT}_{name}", None)
 
 
 def latest_case_of_image(sha256: str) -> int | None:
@@ -148,9 +174,7 @@ def details_for_image(store_slot: StoreSlot, sha256: str) -> dict:
     if case_id is None:
         if typed is None:
             typed = typed_in_widgets(DRAFT) or typed_details(DRAFT) or {}
-            session.bucket(session.TYPED_CASE_FIELDS)[DRAFT] = {}
-            for name in CASE_DETAIL_FIELDS:
-                st.session_state.pop(f"{DRAFT}_{name}", None)
+            _clear_draft()
         return typed
     baseline = session.bucket(session.CASE_FIELDS).get(case_id, {})
     if typed is not None and details_diff(baseline, typed):

@@ -55,9 +55,12 @@ def _load(path: str, mtime_ns: int) -> dermascan.LesionModel:
     return dermascan.load_model(path)
 
 
-def current_model() -> ModelSlot:
-    """The session's model (picked in the sidebar from the models folder, else the default one)."""
-    choice = session.model_choice()
+def current_model(choice: str | None = None) -> ModelSlot:
+    """The session's model (picked in the sidebar from the models folder, else the default one).
+
+    ``choice`` overrides the session's pick ("": the default model; needed where there is no session).
+    """
+    choice = session.model_choice() if choice is None else choice
     try:
         # Resolved again on every run: a file swapped for a symlink after it was listed is still refused.
         path = model_in_folder(models_dir(), choice) if choice else resolve_model_path(None)
@@ -69,6 +72,15 @@ def current_model() -> ModelSlot:
         log.warning("Model load failed unexpectedly: %s", type(exc).__name__)
         return ModelSlot(None, "", choice, "The model could not be loaded (unexpected error).")
     return ModelSlot(model, f"{path}|{mtime}|{model.version}", str(path))
+
+
+def preload_default_model() -> ModelSlot:
+    """Load (and warm up) the administrator's default model into the shared cache, outside any session.
+
+    Called at server start (``server_start``); the first session that asks for the same file gets this
+    very ``LesionModel`` from ``st.cache_resource``.
+    """
+    return current_model(choice="")
 
 
 def model_file_name(slot: ModelSlot) -> str:

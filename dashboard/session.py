@@ -16,16 +16,21 @@ import streamlit as st
 SESSION_ID = "ds_session_id"  # random id that tags this session's cases in the review DB
 MODEL_CHOICE = "ds_model_choice"  # file name picked in the sidebar from the models folder ("" = default)
 MODEL_SELECT = "ds_model_select"  # the sidebar selectbox's own widget key
+ML_MODE = "ds_ml_mode"  # True once ML mode is turned on in the sidebar (off-card options offered)
+ML_MODE_TOGGLE = "ds_ml_mode_toggle"  # the sidebar toggle's own widget key
 ANALYSES = "ds_analyses"  # results cache: key -> Analysis (pixels stay in this session's memory)
 CASE_IDS = "ds_case_ids"  # (sha256, model key, options) -> case_id already added to the store
 PENDING_DECISIONS = "ds_pending_decisions"  # case_id -> Decision that could not be saved yet
 LAST_SAVED = "ds_last_saved"  # case_id of the last decision saved (for a confirmation message)
+ANALYZE_SAVED = "ds_analyze_saved"  # Analyze: (CaseSubject.token, details saved too) confirmed after the rerun
 IMPORT_RESULT = "ds_import_result"  # (file id, ImportResult) of the last CSV import
 CASE_FIELDS = "ds_case_fields"  # case_id -> case details saved with it (to notice later edits)
 PENDING_CASE_FIELDS = "ds_pending_case_fields"  # case_id -> {field: value} typed but not saved yet
 TYPED_CASE_FIELDS = "ds_typed_case_fields"  # Analyze's detail-input key prefix -> the details typed there
 DETAILS_SAVED = "ds_details_saved"  # case_id whose details were just saved (confirmed after a rerun)
 DETAILS_IMAGE = "ds_details_image"  # sha256 of the image whose case details Analyze showed last
+PRIOR_CASES = "ds_prior_cases"  # case_id -> True: stored before this session, continued on Analyze
+BATCH_REF = "batch"  # query parameter naming this browser's batch (batch_status), so a reload can report it
 LOG_SELECTION = "ds_log_selection"  # Review log table: selection.Followed (selected case_id)
 BATCH_SELECTION = "ds_batch_selection"  # Batch worklist: selection.Followed (selected (job signature, row))
 COMPARE_ANALYSES = "compare_analyses"  # Compare: (sha256, model key, option, CAM method) -> Analysis
@@ -42,6 +47,7 @@ ANALYZE_CAM_METHOD = "analyze_cam_method"
 ANALYZE_FAITHFULNESS = "analyze_faithfulness"
 ANALYZE_STABILITY = "analyze_stability"
 OVERLAY_ALPHA = "overlay_alpha"
+OVERLAY_ENLARGE = "overlay_enlarge"
 CAM_CLASS_PREFIX = "cam_class"  # + "_" + CaseSubject.token
 DECISION_PREFIX = "decision"  # + "_" + CaseSubject.token: the decision form
 CASE_DETAILS_SAVE_PREFIX = "case_details_save"  # + "_" + CaseSubject.token
@@ -89,6 +95,10 @@ LOG_BANDS = "log_bands"
 LOG_STATUS = "log_status"
 LOG_SEARCH = "log_search"
 LOG_ORDER = "log_order"
+LOG_SESSION_FIRST = "log_session_first"
+LOG_PAGE = "log_page"
+LOG_PAGE_SIZE = "log_page_size"
+LOG_QUERY = "ds_log_query"  # the CaseQuery the page was last drawn for (a new one starts again at page 1)
 LOG_TABLE = "log_table"
 LOG_CLOSE_CASE = "log_close_case"
 LOG_ALPHA = "log_alpha"
@@ -97,6 +107,7 @@ LOG_IMPORT_GO = "log_import_go"
 LOG_CASE_PREFIX = "log_case"  # + "_" + case id: the case-details form
 LOG_DECISION_PREFIX = "log_decision"  # + "_" + case id: the decision form
 LOG_SUBGROUPS = "log_subgroups"
+LOG_SUBGROUPS_ON = "log_subgroups_on"
 
 
 def session_id() -> str:

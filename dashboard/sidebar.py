@@ -23,6 +23,18 @@ def _remember_choice() -> None:
     st.session_state[session.MODEL_CHOICE] = st.session_state.get(session.MODEL_SELECT, DEFAULT)
 
 
+def _remember_ml_mode() -> None:
+    st.session_state[session.ML_MODE] = st.session_state.get(session.ML_MODE_TOGGLE) is True
+
+
+def _ml_mode_toggle() -> None:
+    # Off by default and kept in a plain key (like the model choice), so it survives pages that skip the sidebar.
+    st.session_state[session.ML_MODE_TOGGLE] = st.session_state.get(session.ML_MODE) is True
+    st.toggle("ML mode", key=session.ML_MODE_TOGGLE, on_change=_remember_ml_mode,
+              help="For ML users: offers preprocessing options that differ from the model card on Analyze. Their "
+              "results are marked off-card and left out of triage statistics.")
+
+
 def _model_options() -> tuple[list[str], str]:
     """The selectbox's options (DEFAULT first, then file names in the models folder) and the default's label."""
     folder = models_dir()
@@ -69,5 +81,6 @@ def render_sidebar() -> ModelSlot:
                      icon=":material/error:")
         st.page_link(MODEL_PAGE, label="Model card", icon=":material/description:")
         _model_picker(options, default_label)
+        _ml_mode_toggle()
         st.caption("AI second opinion only. Not a diagnosis.")
     return slot

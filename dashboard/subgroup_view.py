@@ -20,6 +20,7 @@ from dermascan.evaluation.subgroups import (
 )
 from dermascan.model.card import DEFAULT_MALIGNANT, DEFAULT_THRESHOLDS
 from dermascan.render.text import display_text
+from dermascan.reviews import CaseQuery
 
 from . import session
 from .model_cache import current_model
@@ -90,16 +91,22 @@ def batch_subgroups(results, label_rows: Mapping[str, Mapping[str, str]], card) 
 
 
 def review_log_subgroups(store) -> None:
-    """The Review log's subgroup view in an expander: every stored case, truth from ``dx`` or the decision."""
+    """The Review log's subgroup view in an expander: every stored case, truth from ``dx`` or the decision.
+
+    Opt-in: it reads every stored case (streamed a chunk at a time), which a page rerun must not do.
+    """
     with st.expander(TITLE, icon=":material/groups:"):
-        try:
-            records = store.list_cases(with_thumbnails=False)
-        except DermascanError as exc:
-            st.error(f"The review log could not be read: {plain(exc)}", icon=":material/error:")
+        if not st.toggle("Compute over every stored case", key=session.LOG_SUBGROUPS_ON,
+                         help="Reads the whole review log; on a large log this takes a while."):
             return
         slot = current_model()
         malignant, thresholds = _card_numbers(getattr(slot, "model", None) and slot.model.card)
-        subgroup_view((from_record(r) for r in records), malignant_labels=malignant, thresholds=thresholds,
+        try:
+            groups = [from_record(r) for r in store.iter_cases(CaseQuery(), chunk=1000)]
+        except DermascanError as exc:
+            st.error(f"The review log could not be read: {plain(exc)}", icon=":material/error:")
+            return
+        subgroup_view(groups, malignant_labels=malignant, thresholds=thresholds,
                       key=session.LOG_SUBGROUPS,
                       truth="dx when known, else the reviewer's diagnosis (agreeing: the AI's class); thresholds "
                       "of the model loaded now")

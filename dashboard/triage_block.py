@@ -18,7 +18,8 @@ def score_and_triage(score_column, triage_column, analysis) -> None:
                         + ("" if reliable else " The input gate failed: do not rely on this number."))
     with triage_column:
         st.markdown("**Triage**")
-        st.badge(style.title, icon=style.icon, color=style.color)
+        # A heading-sized badge: the band is the first thing a reader looks for (words and icon, not colour alone).
+        st.markdown(f"### :{style.color}-badge[{style.icon} {plain(style.title)}]")
         st.caption(style.advice)
         gate = getattr(analysis, "gate", None)
         if gate is not None and not gate.ok:

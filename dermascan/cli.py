@@ -18,6 +18,7 @@ from .errors import DermascanError, InvalidImage
 from .evaluation.explain_check import DEFAULT_LIMIT
 from .inference.preprocessing import RESIZE_POLICIES, SCALINGS
 from .render.numbers import percent
+from .reviews import admin as reviews_admin
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -60,7 +61,7 @@ def _add_model_flags(p: argparse.ArgumentParser, *, several_cams: bool = False) 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser (subcommands analyze, batch, evaluate, explain-check, fit-gate, info, serve)."""
+    """The CLI's argument parser (analyze, batch, evaluate, explain-check, fit-gate, info, serve, reviews)."""
     parser = _Parser(prog="python -m dermascan", description="DermaScan Review engine: skin-lesion AI second opinion.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -105,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     _add_model_flags(p)
+
+    reviews_admin.add_parser(sub)
     return parser
 
 
@@ -296,7 +299,8 @@ def _cmd_serve(args) -> int:
 
 
 COMMANDS = {"analyze": _cmd_analyze, "batch": _cmd_batch, "evaluate": _cmd_evaluate,
-            "explain-check": _cmd_explain_check, "fit-gate": _cmd_fit_gate, "info": _cmd_info, "serve": _cmd_serve}
+            "explain-check": _cmd_explain_check, "fit-gate": _cmd_fit_gate, "info": _cmd_info, "serve": _cmd_serve,
+            "reviews": reviews_admin.run}
 
 
 def main(argv: list[str] | None = None) -> int:

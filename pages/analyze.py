@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
 from dashboard import analysis_cache as results
-from dashboard import session
+from dashboard import off_card, prior_review, session
 from dashboard.case_details import (
     DRAFT,
     RETRY_LABEL,
@@ -25,20 +23,17 @@ from dashboard.case_details import (
     unsaved_details,
     unsaved_for_image,
 )
-from dashboard.decision_form import decision_form, pending_decision, retry_button, save_decision
+from dashboard.decision_panel import decision_panel
 from dashboard.differential import DIFFERENTIAL_COLUMNS, DIFFERENTIAL_ORDER, differential_chart, differential_frame
-from dashboard.explanation_panel import explanation_inputs, method_title, trust_notes
+from dashboard.engine_details import engine_details
+from dashboard.explanation_panel import explanation_inputs, trust_notes
+from dashboard.heatmap_panel import heatmap_panel
 from dashboard.model_cache import require_model
-from dashboard.overlay_viewer import overlay_viewer
-from dashboard.presentation import DISCLAIMER, DISPLAY_WIDTH, percent, plain
+from dashboard.presentation import DISCLAIMER, percent, plain
 from dashboard.review_store import get_store
 from dashboard.triage_block import score_and_triage
-from dermascan.errors import DermascanError, InvalidImage, InvalidModelOutput
-from dermascan.inference.options import PreprocessingOption
-from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
+from dermascan.errors import InvalidImage, InvalidModelOutput
 from dermascan.intake.images import DEFAULT_MAX_BYTES, sha256_hex
-from dermascan.render.png import png_bytes
-from dermascan.render.text import display_text
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp"]
 MAX_UPLOAD_MB = DEFAULT_MAX_BYTES // (1024 * 1024)
@@ -93,18 +88,6 @@ def details_button(slot, subject, *, retry: bool) -> bool:
                        icon=":material/save:")
 
 
-def options_input(card) -> PreprocessingOption:
-    """Preprocessing overrides for ML users; the card's values by default."""
-    declared = PreprocessingOption.for_card(card)
-    with st.expander("Advanced: preprocessing", icon=":material/tune:"):
-        scaling = st.selectbox("Pixel scaling", list(SCALINGS), index=list(SCALINGS).index(declared.preprocessing),
-                               format_func=lambda k: f"{k}: {SCALINGS[k].description}", key=session.OPT_PREPROCESSING)
-        resize = st.selectbox("Resize", list(RESIZE_POLICIES), index=list(RESIZE_POLICIES).index(declared.resize),
-                              format_func=lambda k: f"{k}: {RESIZE_POLICIES[k].description}", key=session.OPT_RESIZE)
-        st.caption(f"The model card says: {declared.preprocessing} / {declared.resize}.")
-    return PreprocessingOption(scaling, resize)
-
-
 def summary(analysis, display_name) -> None:
     """Most likely class, malignancy score and triage band (in words and colour)."""
     a, b, c = st.columns([2, 1, 1.4])
@@ -116,68 +99,6 @@ def summary(analysis, display_name) -> None:
     score_and_triage(b, c, analysis)  # "Indeterminate: retake or refer" with its reasons when the gate failed
 
 
-def heatmap_panel(slot, data: bytes, subject, name: str, base, faithfulness: bool = False):
-    """Original and Grad-CAM overlay side by side, with class and opacity controls."""
-    sha, options = subject.sha256, subject.options
-    model = slot.model
-    labels = model.labels
-    chosen = st.selectbox("Heatmap for class", labels, index=labels.index(base.top_label),
-                          format_func=lambda label: display_text(model.card.display_name(label)),
-                          key=f"{session.CAM_CLASS_PREFIX}_{subject.token}",
-                          help="See where the model looks for another class.")
-    try:
-        analysis = results.analyze(slot, data, sha256=sha, name=name, options=options, class_label=chosen,
-                                   cam_method=subject.cam_method, faithfulness=faithfulness)
-    except InvalidModelOutput as exc:  # this class's map is broken; the top-class result still stands
-        st.error(plain(exc), icon=":material/error:")
-        analysis = base
-    if analysis.heatmap is None:
-        st.image(analysis.display_image(DISPLAY_WIDTH), width="stretch",
-                 caption="Original (this model has no layer a heatmap can explain)")
-        return analysis
-    alpha = overlay_viewer(analysis.display_image(DISPLAY_WIDTH),
-                           lambda a: analysis.overlay(a, max_width=DISPLAY_WIDTH), key=session.OVERLAY_ALPHA,
-                           caption=f"{method_title(analysis.cam_method)}: "
-                                   f"{plain(model.card.display_name(analysis.explained_label))}")
-    # Deferred: the PNG is encoded only when the button is clicked, not on every slider move.
-    st.download_button("Download overlay (PNG)", lambda: png_bytes(analysis.overlay(alpha)), icon=":material/download:",
-                       file_name=f"{display_text(Path(name).stem)}_gradcam_{analysis.explained_label}.png",
-                       mime="image/png", on_click="ignore")
-    return analysis
-
-
-def stored_decision(store_slot, case_id):
-    """The decision already saved for the case, if any (None when the store is unreadable)."""
-    if case_id is None or store_slot.store is None:
-        return None
-    try:
-        return store_slot.store.get_decision(case_id)
-    except DermascanError:
-        return None
-
-
-def decision_section(slot, store_slot, subject, case_id, base, fields) -> None:
-    """The reviewer's decision on this image, saved to the review log (with any unsaved case-detail edits)."""
-    card = slot.model.card
-    changes = unsaved_details(store_slot, case_id, fields)
-    if changes:
-        st.caption(":material/edit_note: Your changes to the case details will be saved with the decision.")
-    pending_key = subject.pending_key
-    retry_button(store_slot, case_id, pending_key=pending_key)
-    decision = decision_form(
-        f"{session.DECISION_PREFIX}_{subject.token}", labels=card.labels,
-        display_name=card.display_name, ai_label=base.top_label,
-        existing=pending_decision(pending_key) or stored_decision(store_slot, case_id),
-    )
-    if decision is not None and save_decision(store_slot, case_id, decision, pending_key=pending_key):
-        # A clinician expects "Save" to keep everything on the page; a failure here shows its own retry.
-        if changes and not save_typed_details(store_slot, case_id, changes):
-            return
-        st.success("Decision and case details saved to the review log." if changes else "Saved to the review log.",
-                   icon=":material/check_circle:")
-        st.page_link("pages/review_log.py", label="Open the review log", icon=":material/fact_check:")
-
-
 st.title("Analyze a lesion")
 st.caption(DISCLAIMER)
 slot = require_model()
@@ -187,8 +108,15 @@ with upload_col:
     upload = st.file_uploader("Dermoscopic image", type=IMAGE_TYPES, max_upload_size=MAX_UPLOAD_MB,
                               key=session.ANALYZE_UPLOAD, help=f"JPEG, PNG or WebP, up to {MAX_UPLOAD_MB} MB. "
                               "The image is analysed in memory and never saved.")
+    options = off_card.options_input(slot.model.card)  # the card's, unless ML mode is on (sidebar toggle)
+    cam_method, faithful, stable = explanation_inputs(slot.model.card, method_key=session.ANALYZE_CAM_METHOD,
+                                                      faithfulness_key=session.ANALYZE_FAITHFULNESS,
+                                                      stability_key=session.ANALYZE_STABILITY)
 upload_sha = sha256_hex(upload.getvalue()) if upload is not None else None
 store_slot = get_store()
+# The one source of every per-case key and of the case id; an image reviewed before continues its case.
+subject = CaseSubject(upload_sha, slot.key, options, cam_method) if upload_sha is not None else None
+prior = prior_review.look_up(store_slot, subject, slot.model) if subject is not None else None
 previous = note_image_change(upload_sha)
 with details_col:
     if previous is not None and unsaved_for_image(previous):
@@ -199,10 +127,6 @@ with details_col:
         st.info("New image: the case details below are this image's own; the previous image keeps its details.",
                 icon=":material/person_search:")
     fields, details_box = case_fields_input(store_slot, upload_sha)
-    options = options_input(slot.model.card)
-    cam_method, faithful, stable = explanation_inputs(slot.model.card, method_key=session.ANALYZE_CAM_METHOD,
-                                                      faithfulness_key=session.ANALYZE_FAITHFULNESS,
-                                                      stability_key=session.ANALYZE_STABILITY)
 
 if upload is None:
     st.info("Upload a dermoscopic image to get the AI's differential, malignancy score and heatmap.",
@@ -223,30 +147,30 @@ except InvalidModelOutput as exc:
     st.error(plain(exc), icon=":material/error:")
     st.stop()
 
-subject = CaseSubject(sha, slot.key, options, cam_method)  # the one source of every per-case key and of the case id
-case_id = ensure_case(store_slot, base, subject, case_fields=fields)
+case_id = ensure_case(store_slot, base, subject, case_fields=fields,
+                      off_card=off_card.is_off_card(options, slot.model.card))
 
 st.divider()
+off_card.banner(options, slot.model.card)
+prior_review.show(prior, slot.model.card.display_name)
 summary(base, slot.model.card.display_name)
 warnings = list(dict.fromkeys(base.warnings))  # model (load-time) warnings first, then this image's
 if warnings:
     st.warning("\n".join(f"- {plain(w)}" for w in warnings) if len(warnings) > 1 else plain(warnings[0]),
                icon=":material/warning:")
 
-image_col, table_col = st.columns([1.1, 1], gap="large")
+image_col, table_col = st.columns([1.6, 1], gap="large")
 with image_col:
-    shown = heatmap_panel(slot, data, subject, upload.name, base, faithful)
+    heatmap_panel(slot, data, subject, upload.name, base)  # a fragment: its controls rerun only the panel
 with table_col:
-    st.markdown(f"**Explanation.** {plain(shown.explanation)}")
-    trust_notes(shown, base)
+    trust_notes(base, base)  # beside the map: faithfulness and stability of the top-class analysis
     frame = differential_frame(base, slot.model.card.malignant_labels)
     st.dataframe(frame, hide_index=True, column_config=DIFFERENTIAL_COLUMNS, column_order=DIFFERENTIAL_ORDER,
                  width="stretch")
     st.altair_chart(differential_chart(frame), width="stretch")
-    st.caption(f"Processed in {base.processing_time_ms:.0f} ms · model {plain(base.model_version)} · "
-               f"preprocessing {base.preprocessing}, resize {base.resize} · "
-               f"Grad-CAM layer {plain(base.cam_layer or 'none')}")
+    st.caption(f"Processed in {base.processing_time_ms:.0f} ms · model {plain(base.model_version)}")
+    engine_details(slot.model, base)
 
 st.divider()
-decision_section(slot, store_slot, subject, case_id, base, fields)
+decision_panel(slot, store_slot, subject, case_id, base, fields)  # a fragment; a save reruns the page
 case_details_status(details_box, store_slot, subject, case_id, fields)  # last, so it reflects a save with the decision

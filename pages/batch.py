@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 
 import streamlit as st
 
-from dashboard import session
+from dashboard import batch_status, session
 from dashboard.batch_export import metrics_csv, table_csv
 from dashboard.batch_job import STOPPED, BatchJob, advance, decode_preview, flush_cases, start_control
 from dashboard.batch_review import decision_panel
@@ -64,12 +64,16 @@ def process(job: BatchJob, model, sources, token: int, labels_by_id: dict[str, s
 
     def on_chunk(j: BatchJob) -> None:
         save_cases(j, labels_by_id)  # before drawing: Streamlit may end this run inside the next element call
+        batch_status.publish(j)
         bar.progress(j.done / max(j.total, 1), text=f"Analysed {j.done} of {j.total} images"
                      f" · {len(j.errors)} could not be analysed")
 
-    advance(job, model, sources, token, session_id=session.session_id(), chunk_size=DEFAULT_CHUNK,
-            on_chunk=on_chunk)
-    save_cases(job, labels_by_id)
+    try:
+        advance(job, model, sources, token, session_id=session.session_id(), chunk_size=DEFAULT_CHUNK,
+                on_chunk=on_chunk)
+        save_cases(job, labels_by_id)
+    finally:  # also when the user leaves or reloads the page: a returning user is told how far it got
+        batch_status.publish(job, ended=job.owner == token)
     holder.empty()
 
 
@@ -172,8 +176,9 @@ def results_section(job: BatchJob, model, labels) -> None:
     if job.pending_cases:
         st.warning(f"{len(job.pending_cases)} result(s) are not in the review log yet: "
                    f"{plain(get_store().error or 'the review database is busy')}", icon=":material/sync_problem:")
-    elif job.logged:
-        st.caption(f"{job.logged} case(s) added to the review log (source: batch).")
+    elif job.logged or job.reused:
+        reused = f"; {job.reused} already there, kept with their decisions" if job.reused else ""
+        st.caption(f"{job.logged} case(s) added to the review log (source: batch){reused}.")
     if job.errors:
         with st.expander(f"{len(job.errors)} file(s) could not be analysed", icon=":material/broken_image:",
                          expanded=True):
@@ -255,7 +260,10 @@ if files:
         st.session_state[session.BATCH_JOB] = job
         st.session_state.pop(session.BATCH_COLOURED, None)
         token = job.claim()
+        batch_status.name_in_url(job)
+        batch_status.publish(job)
 elif job is None:
+    batch_status.earlier_batch_note(job)
     st.info("Upload dermoscopic images (or .zip archives of them) to triage them by malignancy score.",
             icon=":material/upload:")
     st.stop()
@@ -263,6 +271,8 @@ elif job is None:
 if job is not None and job.should_process(current):
     process(job, model, intake.sources, token, labels_by_id)
 if job is not None and job.has_results:
-    if not job.is_for(current):
+    if not files:
+        batch_status.returning_note(job)
+    elif not job.is_for(current):
         st.caption("These are the results of an earlier batch; press Analyse to run the files uploaded now.")
     results_section(job, model, labels)

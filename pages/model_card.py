@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard.card_tables import metric_tables
+from dashboard.card_tables import metric_tables, subgroup_tables
 from dashboard.model_cache import HOW_TO_FIX, current_model, model_file_name
 from dashboard.presentation import percent, plain
 from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
@@ -41,6 +41,19 @@ def metrics_tables(metrics: dict) -> None:
     for title, table in metric_tables(metrics):
         st.markdown(f"*{plain(title)}*")
         st.dataframe(table, hide_index=table.index.dtype.kind == "i", width="stretch")
+
+
+def subgroups_section(metrics: dict) -> None:
+    """Test results by sex, age band and body site, when the card's evaluation has them."""
+    tables = subgroup_tables(metrics)
+    if not tables:
+        return
+    st.markdown("#### Subgroups (test split)")
+    st.caption("Where the model is weaker. Small groups give noisy numbers: read them with their image counts. "
+               "n/a: fewer than 2 classes (balanced accuracy) or no malignant image (sensitivity).")
+    for title, table in tables:
+        st.markdown(f"*{plain(title)}*")
+        st.dataframe(table, hide_index=True, width="stretch")
 
 
 def detected(model) -> None:
@@ -86,6 +99,7 @@ with right:
     st.markdown("#### Metrics")
     if card.metrics:
         metrics_tables(card.metrics)
+        subgroups_section(card.metrics)
     else:
         st.caption("The card reports no metrics.")
     st.markdown("#### Input and calibration")

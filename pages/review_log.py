@@ -1,8 +1,7 @@
-"""Review log: every analysed case, AI result beside the reviewer's decision; edit, history, export, import."""
+"""Review log: the analysed cases as a worklist (filter, search, sort, pages), AI result beside the reviewer's
+decision; edit, history, export, import. Every read is a query: one page of cases, their count, the selected case."""
 
 from __future__ import annotations
-
-from datetime import date
 
 import streamlit as st
 
@@ -18,7 +17,8 @@ from dashboard.case_details import (
     save_case_details,
 )
 from dashboard.decision_form import decision_form, pending_decision, retry_button, save_decision
-from dashboard.log_table import HISTORY_COLUMNS, LOG_COLUMNS, ORDERS, history_frame, log_frame, sort_cases
+from dashboard.log_query import is_filtered, pager, query_controls
+from dashboard.log_table import HISTORY_COLUMNS, LOG_COLUMNS, history_frame, log_frame
 from dashboard.model_cache import current_model
 from dashboard.overlay_viewer import overlay_viewer
 from dashboard.presentation import DISPLAY_WIDTH, FITZPATRICK, percent, plain, triage_style
@@ -28,11 +28,11 @@ from dashboard.subgroup_view import review_log_subgroups
 from dermascan.errors import DermascanError
 from dermascan.model.card import HAM10000_DISPLAY_NAMES, HAM10000_LABELS
 from dermascan.render.text import display_text
-from dermascan.reviews.csvio import to_csv_bytes
-from dermascan.reviews.filters import filter_cases
+from dermascan.reviews.admin import export_bytes, export_file_name
+from dermascan.reviews.query import matches
 from dermascan.reviews.records import CASE_DETAIL_FIELDS
 
-STATUS = {"All": None, "Undecided": False, "Decided": True}
+TABLE_HEIGHT = 36 + 35 * 20  # header + 20 rows in view (the default shows 10); a page scrolls inside
 SHOWN_CHANGES = 100  # import summary lines shown; the history of every case keeps them all anyway
 CASE_FIELDS = {"patient_id": "Patient ID", "lesion_id": "Lesion ID", "body_site": "Body site",
                "fitzpatrick": "Fitzpatrick", "age": "Age", "sex": "Sex"}
@@ -43,23 +43,12 @@ def display_name_for(slot):
     return slot.model.card.display_name if slot.loaded else (lambda label: HAM10000_DISPLAY_NAMES.get(label, label))
 
 
-def filters() -> dict:
-    """Triage, decided/undecided and text-search filters (keywords of ``filter_cases``), and the order."""
-    a, b, c, d = st.columns([1.2, 1, 1.6, 1.2])
-    bands = a.pills("Triage", ["high", "medium", "low"], selection_mode="multi", key=session.LOG_BANDS,
-                    format_func=lambda band: triage_style(band).title)
-    status = b.segmented_control("Status", list(STATUS), default="All", key=session.LOG_STATUS)
-    text = c.text_input("Search", key=session.LOG_SEARCH, placeholder="file name or diagnosis")
-    order = d.selectbox("Order", list(ORDERS), format_func=ORDERS.get, key=session.LOG_ORDER)
-    return {"bands": bands or None, "decided": STATUS.get(status), "text": text}, order
-
-
-def selected_case(store, case_id, shown):
+def selected_case(store, case_id, shown, query):
     """The selected case, read by id from the store (None, with a note, when it is gone); notes if it is hidden.
 
-    A case hidden by the current filter stays open: a clinician who narrows the list while working on a
-    case expects it to stay in front of them, and clearing it would drop a half-typed decision (a form's
-    input is lost when it is not drawn). The note says why its row is not in the table, and Close ends it.
+    A case hidden by the current filter, or on another page, stays open: a clinician who narrows the list while
+    working on a case expects it to stay in front of them, and clearing it would drop a half-typed decision (a
+    form's input is lost when it is not drawn). The note says why its row is not in the table, and Close ends it.
     """
     try:
         case = store.get_case(case_id)
@@ -72,20 +61,20 @@ def selected_case(store, case_id, shown):
         return None
     if all(c.case_id != case_id for c in shown):
         note, close = st.columns([4, 1], vertical_alignment="center")
-        note.info(f"Case {case_id} is hidden by the current filter; it stays open below until you select another "
-                  "row or close it.", icon=":material/filter_alt:")
+        where = "is on another page of this list" if matches(query, case) else "is hidden by the current filter"
+        note.info(f"Case {case_id} {where}; it stays open below until you select another row or close it.",
+                  icon=":material/filter_alt:")
         close.button(f"Close case {case_id}", key=session.LOG_CLOSE_CASE, icon=":material/close:",
                      on_click=clear_selection, args=(session.LOG_SELECTION,))
     return case
 
 
-def heatmap_again(store, case) -> None:
+def heatmap_again(case) -> None:
     """The overlay from this session's memory, else a stored thumbnail, else why nothing can be shown."""
     analysis = results.cached_for_image(case.image_sha256, case.explained_label)
     if analysis is None:
-        full = store.get_case(case.case_id)  # the list is read without thumbnails; fetch this one's
-        if full is not None and full.thumbnail:
-            st.image(full.thumbnail, caption="Thumbnail saved with the case (no heatmap)", width=260)
+        if case.thumbnail:  # the selected case is read by id, with its thumbnail (the table's page is not)
+            st.image(case.thumbnail, caption="Thumbnail saved with the case (no heatmap)", width=260)
         st.info("The image is not kept: DermaScan Review stores no pixels. Upload it again on the Analyze page "
                 "to see its heatmap.", icon=":material/hide_image:")
         return
@@ -164,7 +153,7 @@ def case_panel(store_slot, case, display_name) -> None:
         st.success("Case details saved to the review log.", icon=":material/check_circle:")
     left, right = st.columns([1.2, 1], gap="large")
     with left:
-        heatmap_again(store_slot.store, case)
+        heatmap_again(case)
     with right:
         ai_result(case, display_name)
         case_details_editor(store_slot, case)
@@ -183,22 +172,20 @@ def case_panel(store_slot, case, display_name) -> None:
     decision_history(store_slot.store, case.case_id, display_name)
 
 
-def export_import(store, shown, filtered: bool) -> None:
+def export_import(store, query, matching: int) -> None:
     """CSV export (every case, or the filtered ones) and CSV import into this database."""
     left, right = st.columns(2, gap="large")
     with left:
         st.markdown("#### Export")
-        try:
-            # The store exports everything; a filtered view is written in the very same format.
-            data = to_csv_bytes(shown) if filtered else store.export_csv()
-        except DermascanError as exc:
-            st.error(plain(exc))
-        else:
-            label = f"Download the {len(shown)} shown case(s) as CSV" if filtered else "Download the review log as CSV"
-            st.download_button(label, data, mime="text/csv",
-                               file_name=f"dermascan-review-log-{date.today():%Y-%m-%d}.csv",
-                               icon=":material/download:", on_click="ignore")
-            st.caption("Includes the AI results, decisions and case details; no images.")
+        filtered = is_filtered(query)
+        label = (f"Download the {matching:,} matching case(s) as CSV" if filtered
+                 else "Download the review log as CSV")
+        # A callable: the file is read from the store only when the button is clicked, never on a rerun.
+        st.download_button(label, lambda: export_bytes(store, query), mime="text/csv",
+                           file_name=export_file_name(query), icon=":material/download:", on_click="ignore",
+                           disabled=matching == 0)
+        st.caption("Oldest first; the AI results, decisions and case details; no images. The file name says "
+                   "which filter it holds.")
     with right:
         st.markdown("#### Import")
         upload = st.file_uploader("Review-log CSV", type=["csv"], key=session.LOG_IMPORT)
@@ -235,30 +222,37 @@ if store_slot.store is None:
 store = store_slot.store
 display_name = display_name_for(current_model())
 try:
-    cases = store.list_cases(session_first=session.session_id(), with_thumbnails=False)
+    total = store.count_cases()
 except DermascanError as exc:
     st.error(f"The review log could not be read: {plain(exc)}", icon=":material/error:")
     st.stop()
 
-st.caption(f"{len(cases)} case(s), this session's first. Images are never stored, only results and decisions.")
-chosen, order = filters()
-shown = sort_cases(filter_cases(cases, display_name=display_name, **chosen), order)
+query = query_controls(session.session_id())
+st.caption(f"{total:,} case(s)" + (", this session's first" if query.session_first else "")
+           + ". Images are never stored, only results and decisions.")
+try:
+    matching = store.count_matching(query)
+    offset, limit = pager(matching, query)
+    shown = store.page_cases(query, offset=offset, limit=limit)
+except DermascanError as exc:
+    st.error(f"The review log could not be read: {plain(exc)}", icon=":material/error:")
+    st.stop()
 # Before drawing: a click's row position becomes a case id, and the tick follows that case (see selection.py).
 selected_id = follow_table(session.LOG_TABLE, session.LOG_SELECTION, [c.case_id for c in shown])
 st.dataframe(
     log_frame(shown, session_id=session.session_id(), display_name=display_name),
     key=session.LOG_TABLE, on_select="rerun", selection_mode="single-row", hide_index=True, column_config=LOG_COLUMNS,
-    width="stretch", placeholder="—",
+    width="stretch", height=TABLE_HEIGHT, placeholder="—",
 )
-case = selected_case(store, selected_id, shown) if selected_id is not None else None
+case = selected_case(store, selected_id, shown, query) if selected_id is not None else None
 if case is not None:
     st.divider()
     case_panel(store_slot, case, display_name)
-elif cases:
+elif total:
     st.caption("Select a row to see its heatmap again, edit its case details, and record or edit the decision.")
 else:
     st.info("No cases yet. Analyse an image on the Analyze page, or import a CSV below.", icon=":material/info:")
 
 st.divider()
-export_import(store, shown, filtered=len(shown) != len(cases))
+export_import(store, query, matching)
 review_log_subgroups(store)

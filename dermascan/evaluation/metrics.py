@@ -7,6 +7,7 @@ Every function takes class *indices* or label *names* explicitly, so no label or
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
@@ -14,12 +15,15 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, r
 from ..inference.scoring import malignant_scores
 
 __all__ = [
+    "age_band",
     "apply_temperature",
+    "bootstrap_intervals",
     "classification_report",
     "expected_calibration_error",
     "fit_temperature",
     "malignant_scores",
     "reliability_bins",
+    "subgroup_report",
     "thresholds_for_sensitivity",
 ]
 
@@ -230,3 +234,171 @@ def _malignant_report(probs: np.ndarray, y_idx: np.ndarray, labels: list[str], m
             if is_mel.any():
                 mel_sens_high = float((scores[is_mel] >= thresholds["high"]).mean())
     return malignant, mel_sens_high
+
+
+# --- Bootstrap confidence intervals and subgroup results (model evaluation reports) ---
+
+BOOTSTRAP_RESAMPLES = 1000
+_BOOTSTRAP_CHUNK = 200  # resamples per vectorised block: bounds memory at chunk x n weights
+
+
+def _weighted_auc(order: np.ndarray, starts: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Mann-Whitney AUC per row of ``weights`` (B, n): ties count one half, as in ``roc_auc_score``.
+
+    ``order`` sorts the scores ascending and ``starts`` marks the first index of each run of equal
+    scores in that order; a bootstrap resample is a row of multiplicities, so no data is copied.
+    """
+    w = weights[:, order]
+    pos = positive[order]
+    pos_group = np.add.reduceat(w * pos, starts, axis=1)
+    neg_group = np.add.reduceat(w * ~pos, starts, axis=1)
+    neg_below = np.cumsum(neg_group, axis=1) - neg_group
+    total_pos, total_neg = pos_group.sum(axis=1), neg_group.sum(axis=1)
+    wins = (pos_group * (neg_below + 0.5 * neg_group)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((total_pos > 0) & (total_neg > 0), wins / (total_pos * total_neg), np.nan)
+
+
+def _auc_setup(score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(score, kind="stable")
+    ranked = score[order]
+    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+    return order, starts
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def _bootstrap_metrics(weights: np.ndarray, y_idx: np.ndarray, probs: np.ndarray, labels: list[str],
+                       malignant_labels: list[str], thresholds: dict[str, float]) -> dict[str, np.ndarray]:
+    """Each metric for every row of multiplicities ``weights`` (B, n); rows of all ones give the plain metric."""
+    n_classes = probs.shape[1]
+    onehot = np.eye(n_classes, dtype=bool)[y_idx]
+    correct = probs.argmax(axis=1) == y_idx
+    per_class = _ratio(weights @ (onehot & correct[:, None]), weights @ onehot)
+    with warnings.catch_warnings():  # classes a resample lacks are NaN: skipped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = {"balanced_accuracy": np.nanmean(per_class, axis=1)}
+    aucs = []
+    for c in sorted(set(y_idx.tolist())):
+        if onehot[:, c].all():
+            continue
+        order, starts = _auc_setup(probs[:, c])
+        aucs.append(_weighted_auc(order, starts, onehot[:, c], weights))
+        if labels[c] == "mel":
+            out["melanoma_auc"] = aucs[-1]
+    if aucs:
+        with warnings.catch_warnings():  # a resample with no class pair defined is NaN, on purpose
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out["macro_auc"] = np.nanmean(np.vstack(aucs), axis=0)
+    if malignant_labels:
+        scores = malignant_scores(probs, labels, malignant_labels)
+        is_mal = np.isin(y_idx, [labels.index(m) for m in malignant_labels])
+        if is_mal.any() and not is_mal.all():
+            order, starts = _auc_setup(scores)
+            out["malignant_auc"] = _weighted_auc(order, starts, is_mal, weights)
+        for band, t in sorted(thresholds.items(), key=lambda kv: kv[1]):
+            flagged = scores >= t
+            out[f"malignant_sensitivity_{band}"] = _ratio(weights @ (flagged & is_mal), weights @ is_mal)
+            out[f"malignant_specificity_{band}"] = _ratio(weights @ (~flagged & ~is_mal), weights @ ~is_mal)
+    return out
+
+
+def bootstrap_intervals(
+    y_true: list[str],
+    probs: np.ndarray,
+    labels: list[str],
+    malignant_labels: list[str],
+    thresholds: dict[str, float],
+    *,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict:
+    """Percentile bootstrap intervals (images resampled with replacement, seeded) for the headline metrics.
+
+    Balanced accuracy, melanoma / macro / malignant AUC and malignant sensitivity / specificity per
+    triage threshold. Resamples are vectorised as multiplicity rows over the fixed predictions, never
+    re-predicted. A resample where a metric is undefined (no melanoma drawn) is left out of that
+    metric's interval. Returns ``{"level", "n_resamples", "seed", "metrics": {name: {estimate, low, high}}}``
+    with None for an undefined metric.
+    """
+    if not (0.0 < level < 1.0) or n_resamples < 1:
+        raise ValueError("level must be in (0, 1) and n_resamples at least 1")
+    probs = _as_probs(probs)
+    y_idx = _label_indices(y_true, probs, list(labels))
+    n = len(y_idx)
+    result: dict = {"level": level, "n_resamples": int(n_resamples), "seed": int(seed), "metrics": {}}
+    if n == 0:
+        return result
+    point = _bootstrap_metrics(np.ones((1, n)), y_idx, probs, list(labels), malignant_labels, thresholds)
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[np.ndarray]] = {k: [] for k in point}
+    for start in range(0, n_resamples, _BOOTSTRAP_CHUNK):
+        size = min(_BOOTSTRAP_CHUNK, n_resamples - start)
+        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64)
+        for k, v in _bootstrap_metrics(weights, y_idx, probs, list(labels), malignant_labels, thresholds).items():
+            draws[k].append(v)
+    tail = (1.0 - level) / 2.0 * 100.0
+    for name, estimate in point.items():
+        values = np.concatenate(draws[name])
+        values = values[np.isfinite(values)]
+        est = _none_if_nan(float(estimate[0]))
+        if est is None or not len(values):
+            result["metrics"][name] = {"estimate": est, "low": None, "high": None}
+            continue
+        low, high = np.percentile(values, [tail, 100.0 - tail])
+        result["metrics"][name] = {"estimate": est, "low": float(low), "high": float(high)}
+    return result
+
+
+AGE_BANDS = ((0, 30, "<30"), (30, 50, "30-49"), (50, 70, "50-69"), (70, math.inf, ">=70"))
+UNKNOWN_GROUP = "unknown"
+
+
+def age_band(age: object) -> str:
+    """``<30``, ``30-49``, ``50-69``, ``>=70``, or ``unknown`` (missing, not a number, negative, non-finite)."""
+    try:
+        value = float(age)
+    except (TypeError, ValueError):
+        return UNKNOWN_GROUP
+    if not math.isfinite(value) or value < 0:
+        return UNKNOWN_GROUP
+    return next(name for low, high, name in AGE_BANDS if low <= value < high)
+
+
+def subgroup_report(
+    y_true: list[str],
+    probs: np.ndarray,
+    groups: list[str],
+    labels: list[str],
+    malignant_labels: list[str],
+    thresholds: dict[str, float],
+    band: str = "high",
+) -> list[dict]:
+    """One row per group value (sorted, ``unknown`` last): images, classes present, balanced accuracy
+    (None with fewer than 2 classes: a mean recall over one class is just that class's recall) and the
+    malignant count and sensitivity at the ``band`` threshold (None without malignant images)."""
+    probs = _as_probs(probs)
+    y_idx = _label_indices(y_true, probs, list(labels))
+    if len(groups) != len(y_idx):
+        raise ValueError(f"{len(groups)} group values for {len(y_idx)} images")
+    groups_arr = np.asarray([str(g) for g in groups], dtype=object)
+    pred = probs.argmax(axis=1)
+    mal_idx = [labels.index(m) for m in malignant_labels]
+    scores = malignant_scores(probs, list(labels), malignant_labels) if malignant_labels else np.zeros(len(y_idx))
+    threshold = thresholds.get(band)
+    rows = []
+    for value in sorted(set(groups_arr), key=lambda g: (g == UNKNOWN_GROUP, g)):
+        mask = groups_arr == value
+        y, p = y_idx[mask], pred[mask]
+        present = sorted(set(y.tolist()))
+        balanced = float(np.mean([(p[y == c] == c).mean() for c in present])) if len(present) >= 2 else None
+        is_mal = np.isin(y, mal_idx)
+        sens = (float((scores[mask][is_mal] >= threshold).mean())
+                if is_mal.any() and threshold is not None else None)
+        rows.append({"group": value, "n": int(mask.sum()), "classes": len(present), "balanced_accuracy": balanced,
+                     "malignant": int(is_mal.sum()), f"malignant_sensitivity_{band}": sens})
+    return rows

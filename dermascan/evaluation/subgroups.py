@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..inference.scoring import INDETERMINATE
+from .metrics import AGE_BANDS, UNKNOWN_GROUP
+from .metrics import age_band as metrics_age_band
 
 MIN_N = 10
 """Fewest cases a group needs before its sensitivity and specificity are shown."""
@@ -23,7 +25,6 @@ FIELDS = {"fitzpatrick": "Fitzpatrick type", "body_site": "Body site", "age_band
 """The grouping fields, in display order, with their titles."""
 
 ALL = ("all", "All cases")
-AGE_BANDS = ((0, 29, "under 30"), (30, 44, "30-44"), (45, 59, "45-59"), (60, 74, "60-74"), (75, 150, "75 and over"))
 OFF_CARD, NO_TRUTH, NO_SCORE = "off_card", "no_truth", "no_score"
 EXCLUSION_REASONS = {
     INDETERMINATE: "the input gate called the image indeterminate",
@@ -66,10 +67,9 @@ class SubgroupReport:
 
 
 def age_band(age: int | None) -> str | None:
-    """The age band of an age in years (None when unknown)."""
-    if age is None:
-        return None
-    return next((name for low, high, name in AGE_BANDS if low <= age <= high), None)
+    """The age band of an age in years (``metrics.AGE_BANDS``, as the model's evaluation report uses; None: unknown)."""
+    band = metrics_age_band(age)
+    return None if band == UNKNOWN_GROUP else band
 
 
 def _text(value: Any) -> str | None:

@@ -205,20 +205,24 @@ def to_csv_bytes(records: list[CaseRecord]) -> bytes:
     return write_csv(records)
 
 
-def iter_export_csv(store: Any, query: Any = None, *, chunk: int = 1000) -> Iterator[bytes]:
+def iter_export_csv(store: Any, query: Any = None, *, chunk: int = 1000,
+                    tally: dict[str, int] | None = None) -> Iterator[bytes]:
     """The export of ``store``'s cases passing ``query`` (a ``CaseQuery``; default all, oldest first) as byte chunks.
 
     The BOM and the header come first (its ``p_<label>`` columns from one SQL query over the same cases), then
     about ``chunk`` rows per chunk, read through ``store.iter_cases``: memory stays flat however many
-    cases there are. Joined, the chunks equal ``to_csv_bytes`` of the same records.
+    cases there are. Joined, the chunks equal ``to_csv_bytes`` of the same records. ``tally``, if given, has
+    ``"cases"`` set to the number of cases written so far.
     """
     query = CaseQuery(sort="oldest") if query is None else query
     buffer = io.StringIO(newline="")
     writer = CaseCsvWriter(buffer, store.labels_matching(query))
-    rows = pending = 0
+    tally = {} if tally is None else tally
+    rows = pending = tally["cases"] = 0
     for record in store.iter_cases(query, chunk=chunk):
         writer.write_case(record)
         rows, pending = rows + 1, pending + 1
+        tally["cases"] = rows
         if pending >= chunk:
             yield _drain(buffer)
             pending = 0

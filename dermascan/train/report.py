@@ -16,23 +16,73 @@ import numpy as np
 import pandas as pd
 
 from ..config import DEFAULT_MODELS_DIR, TRAINING_DATA
-from ..evaluation.metrics import classification_report
+from ..evaluation.metrics import UNKNOWN_GROUP, age_band, bootstrap_intervals, classification_report, subgroup_report
 from ..inference.batch import DEFAULT_CHUNK
 from ..model.card import read_card, write_card
-from .data import load_images
+from .data import load_image_files
 from .export import LIMITATIONS, MODEL_NAME
 from .report_render import confusion_matrix_figure, evaluate_report_markdown
 from .split import split_sizes
 
+METADATA_NAME = "HAM10000_metadata.csv"
+SUBGROUP_ATTRIBUTES = ("sex", "age_band", "localization")
+
+
+def subgroup_values(image_ids: list[str], metadata_path: Path) -> dict[str, list[str]] | None:
+    """Per image, its sex, age band and body site from HAM10000's metadata (``unknown`` when missing).
+
+    None when the metadata file is absent. Only these three columns are read, and they only ever leave
+    this process aggregated into group counts and scores (never per image).
+    """
+    if not Path(metadata_path).is_file():
+        return None
+    meta = pd.read_csv(metadata_path, dtype=str, usecols=["image_id", "age", "sex", "localization"])
+    meta = meta.drop_duplicates("image_id").set_index("image_id")
+    rows = meta.reindex(list(image_ids))
+
+    def clean(column: str) -> list[str]:
+        return [UNKNOWN_GROUP if not isinstance(v, str) or not v.strip() else v.strip().lower() for v in rows[column]]
+
+    return {"sex": clean("sex"), "age_band": [age_band(a) for a in rows["age"]], "localization": clean("localization")}
+
+
+def extended_results(truth: list[str], probs: np.ndarray, image_ids: list[str], labels: list[str],
+                     malignant: list[str], thresholds: dict, metadata_path: Path, seed: int = 0) -> dict:
+    """Bootstrap intervals and (when the metadata is there) subgroup tables for one split's predictions."""
+    out = {"confidence_intervals": bootstrap_intervals(truth, probs, labels, malignant, thresholds, seed=seed)}
+    values = subgroup_values(image_ids, metadata_path)
+    if values is not None:
+        out["subgroups"] = {k: subgroup_report(truth, probs, values[k], labels, malignant, thresholds)
+                            for k in SUBGROUP_ATTRIBUTES}
+    return out
+
+
+def card_metrics_extras(evaluation: dict) -> dict:
+    """What the card's ``metrics`` carries of the extended results: interval table and subgroup rows."""
+    extras = {}
+    if evaluation.get("confidence_intervals"):
+        extras["confidence_intervals"] = evaluation["confidence_intervals"]["metrics"]
+    if evaluation.get("subgroups"):
+        extras["subgroups"] = evaluation["subgroups"]
+    return extras
+
 
 def write_report(out_dir: Path, evaluation: dict, card: dict) -> None:
     """Write ``EVALUATION.md`` and ``confusion_matrix.svg`` into ``out_dir`` from an evaluation dict."""
-    markdown = evaluate_report_markdown(evaluation["before"], evaluation["after"], card, evaluation["split_sizes"])
+    markdown = evaluate_report_markdown(evaluation["before"], evaluation["after"], card, evaluation["split_sizes"],
+                                        evaluation.get("confidence_intervals"), evaluation.get("subgroups"))
     source = evaluation.get("source")
     if source:
         markdown = markdown.replace("\n## Targets", f"\nPredictions: {source}.\n\n## Targets", 1)
     (Path(out_dir) / "EVALUATION.md").write_text(markdown, encoding="utf-8")
     confusion_matrix_figure(evaluation["after"], Path(out_dir) / "confusion_matrix.svg")
+
+
+def _image_paths(rows: pd.DataFrame, data_dir: Path) -> list[Path]:
+    """Image files of split rows: ``<data_dir>/images`` (v1), or each row's ``source`` folder beside it (v2)."""
+    if "source" in rows.columns:
+        return [Path(data_dir).parent / src / "images" / f"{i}.jpg" for src, i in zip(rows["source"], rows["image_id"])]
+    return [Path(data_dir) / "images" / f"{i}.jpg" for i in rows["image_id"]]
 
 
 def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path,
@@ -44,10 +94,11 @@ def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path,
     card = lesion_model.card
     labels, malignant = list(card.labels), list(card.malignant_labels)
     split = pd.read_csv(split_path, dtype=str)
+    size = tuple(card.input_size)
     reports = {}
     for part in ("val", "test"):
         rows = split[split["split"] == part]
-        images = list(load_images(data_dir / "images", list(rows["image_id"])))
+        images = list(load_image_files(_image_paths(rows, data_dir), size))
         raw = lesion_model.predict(images, calibrated=False, batch_size=batch_size)
         calibrated = lesion_model.predict(images, calibrated=True, batch_size=batch_size)
         truth = list(rows["dx"])
@@ -55,6 +106,9 @@ def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path,
             classification_report(truth, np.asarray(raw), labels, malignant, card.thresholds),
             classification_report(truth, np.asarray(calibrated), labels, malignant, card.thresholds),
         )
+        if part == "test":
+            extras = extended_results(truth, np.asarray(calibrated), list(rows["image_id"]), labels, malignant,
+                                      card.thresholds, Path(data_dir) / METADATA_NAME)
     evaluation = {
         "before": reports["test"][0],
         "after": reports["test"][1],
@@ -62,6 +116,7 @@ def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path,
         "validation_uncalibrated_ece": reports["val"][0]["ece"],
         "split_sizes": split_sizes(split),
         "source": "`dermascan.load_model(...).predict` (the engine the app uses), calibrated=False / True",
+        **extras,
     }
     return evaluation, card.to_dict()
 
@@ -88,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "split_sizes": evaluation["split_sizes"],
         "source": "dermascan.load_model(...).predict",
+        **card_metrics_extras(evaluation),
     }
     stored.limitations = list(LIMITATIONS)  # documentation fields follow the code, like the metrics
     write_card(stored, card_path)

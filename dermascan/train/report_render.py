@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TARGETS", "confusion_matrix_figure", "evaluate_report_markdown"]
+__all__ = ["TARGETS", "confusion_matrix_figure", "evaluate_report_markdown", "intervals_markdown",
+           "subgroups_markdown"]
 
 # (report key, description, target, higher is better) for the internal test split.
 TARGETS = [
@@ -48,7 +49,70 @@ def _target_rows(after: dict, card: dict) -> list[list[Any]]:
     return rows
 
 
-def evaluate_report_markdown(report_before: dict, report_after: dict, card: dict, split_sizes: dict) -> str:
+CI_NAMES = {
+    "balanced_accuracy": "Balanced accuracy",
+    "macro_auc": "Macro AUC (one-vs-rest)",
+    "melanoma_auc": "Melanoma AUC",
+    "malignant_auc": "Malignant vs benign AUC",
+}
+SUBGROUP_TITLES = {"sex": "Sex", "age_band": "Age band (years)", "localization": "Body site"}
+
+
+def _ci_name(key: str) -> str:
+    if key in CI_NAMES:
+        return CI_NAMES[key]
+    for kind in ("sensitivity", "specificity"):
+        prefix = f"malignant_{kind}_"
+        if key.startswith(prefix):
+            return f"Malignant {kind}, {key[len(prefix):]} band"
+    return key.replace("_", " ")
+
+
+def intervals_markdown(intervals: dict | None) -> list[str]:
+    """The bootstrap interval section (empty without intervals)."""
+    if not intervals or not intervals.get("metrics"):
+        return []
+    level = round(100 * float(intervals.get("level", 0.95)))
+    return [
+        f"## {level}% confidence intervals (test, calibrated)",
+        "",
+        (f"Percentile bootstrap over the test images: {intervals.get('n_resamples')} resamples with replacement, "
+         f"seed {intervals.get('seed')}, predictions fixed. Images of one lesion are resampled independently, so "
+         "for lesions with several images the intervals are somewhat too narrow."),
+        "",
+        *_table(["Metric", "Estimate", "Low", "High"],
+                [[_ci_name(k), m.get("estimate"), m.get("low"), m.get("high")]
+                 for k, m in intervals["metrics"].items()]),
+        "",
+    ]
+
+
+def subgroups_markdown(subgroups: dict | None) -> list[str]:
+    """The subgroup section: one table per attribute (empty without subgroups)."""
+    if not subgroups:
+        return []
+    lines = [
+        "## Subgroups (test, calibrated; HAM10000_metadata.csv)",
+        "",
+        ("Where the model is weaker. Small groups give noisy numbers: read them with their counts. Balanced "
+         "accuracy is n/a for a group with fewer than 2 classes; malignant sensitivity at the high threshold is "
+         "n/a without malignant images."),
+        "",
+    ]
+    for attribute, rows in subgroups.items():
+        if not rows:
+            continue
+        sens_key = next((k for k in rows[0] if k.startswith("malignant_sensitivity_")), None)
+        lines += [f"### {SUBGROUP_TITLES.get(attribute, attribute)}", ""]
+        lines += _table(["Group", "Images", "Classes", "Balanced accuracy", "Malignant", "Malignant sensitivity"],
+                        [[r.get("group"), r.get("n"), r.get("classes"), r.get("balanced_accuracy"),
+                          r.get("malignant"), r.get(sens_key) if sens_key else None] for r in rows])
+        lines.append("")
+    return lines
+
+
+def evaluate_report_markdown(report_before: dict, report_after: dict, card: dict, split_sizes: dict,
+                             intervals: dict | None = None, subgroups: dict | None = None) -> str:
     """The evaluation report of a model on its test split, before and after temperature scaling, as Markdown."""
     labels = report_after["confusion_matrix"]["labels"]
     provenance = card.get("provenance") or {}
@@ -94,6 +158,7 @@ def evaluate_report_markdown(report_before: dict, report_after: dict, card: dict
         "of classes, so accuracy and AUCs barely move while ECE does. The triage thresholds were fitted on "
         "calibrated scores, so the uncalibrated column's band numbers are for reference only."),
         "",
+        *intervals_markdown(intervals),
         "## Triage bands (malignant = mel, bcc, akiec)",
         "",
         *_table(
@@ -129,7 +194,8 @@ def evaluate_report_markdown(report_before: dict, report_after: dict, card: dict
             ],
         ),
         "",
-        "## Split sizes (stratified 70/15/15, `model/split.csv`)",
+        *subgroups_markdown(subgroups),
+        f"## Split sizes ({_split_description(card)})",
         "",
         *_split_table(split_sizes),
         "",
@@ -154,6 +220,13 @@ def _calibration_note(before: dict, after: dict, card: dict) -> list[str]:
         text += (" Here the temperature did not carry over: ECE over a few hundred images with 15 bins is noisy "
                  "(a few hundredths), and the temperature was fitted for log-loss, not ECE.")
     return [text, ""]
+
+
+def _split_description(card: dict) -> str:
+    split_file = str((card.get("provenance") or {}).get("split_file") or "model/split.csv")
+    if "split_v2" in split_file:
+        return f"lesion-grouped, `{split_file}`"
+    return f"stratified 70/15/15, `{split_file}`"
 
 
 def _split_table(split_sizes: dict) -> list[str]:

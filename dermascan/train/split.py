@@ -1,7 +1,18 @@
-"""The fixed train/validation/test split, stored as ``split.csv`` so every number reproduces."""
+"""The fixed train/validation/test splits, stored as CSV files so every number reproduces.
+
+``split.csv`` (v1): the 5,984 one-image-per-lesion images of ``ham10000_224/``, stratified 70/15/15.
+``split_v2.csv``: all 10,015 images of ``ham10000_full_200x150/``, grouped by lesion (every image of a
+lesion in one split). A lesion that v1 placed keeps v1's split, so the bundled model can be measured on
+the v2 test split without having trained on any of its lesions; the 1,486 lesions new to v2 are split
+70/15/15 stratified by the lesion's class. Each row names the folder to read: ``ham10000_224`` when that
+set has the image (sharper), else ``ham10000_full_200x150``. Both are whole 600x450 frames (squashed to
+224x224, or kept 4:3 at 200x150), so squash-resizing either to the model input gives the same geometry:
+the card's ``resize: squash`` holds for both.
+"""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -46,3 +57,60 @@ def split_sizes(split: pd.DataFrame) -> dict[str, dict[str, int]]:
         part = split[split["split"] == name]
         sizes[name] = {"total": len(part), **{k: int(v) for k, v in sorted(part["dx"].value_counts().items())}}
     return sizes
+
+
+SOURCE_224 = "ham10000_224"
+SOURCE_FULL = "ham10000_full_200x150"
+V2_COLUMNS = ["image_id", "dx", "lesion_id", "split", "source"]
+
+
+def make_lesion_split(full: pd.DataFrame, keep: pd.DataFrame | None, in_224: set[str], seed: int) -> pd.DataFrame:
+    """Lesion-grouped split of ``full`` (image_id, dx, lesion_id); ``keep`` (image_id, split) fixes lesions it has.
+
+    Lesions not fixed by ``keep`` are split 70/15/15 stratified by the lesion's class (seeded). Returns
+    ``V2_COLUMNS`` sorted by image_id; ``source`` is ``SOURCE_224`` for ids in ``in_224``, else ``SOURCE_FULL``.
+    """
+    frame = full[["image_id", "dx", "lesion_id"]].sort_values("image_id").reset_index(drop=True)
+    lesion_dx = frame.groupby("lesion_id")["dx"].first()
+    fixed: dict[str, str] = {}
+    if keep is not None:
+        by_image = frame.set_index("image_id")["lesion_id"]
+        for image_id, part in zip(keep["image_id"], keep["split"]):
+            lesion = by_image.get(image_id)
+            if lesion is not None and fixed.setdefault(lesion, part) != part:
+                raise ValueError(f"lesion {lesion} is in two splits of the kept split")
+    new = lesion_dx[~lesion_dx.index.isin(list(fixed))].sort_index()
+    if len(new):
+        fixed.update(make_split(pd.DataFrame({"image_id": new.index, "dx": new.values}), seed)
+                     .set_index("image_id")["split"].to_dict())
+    frame["split"] = frame["lesion_id"].map(fixed)
+    frame["source"] = [SOURCE_224 if i in in_224 else SOURCE_FULL for i in frame["image_id"]]
+    return frame[V2_COLUMNS]
+
+
+def split_v2_from_data(data_root: Path, v1_split: Path | None, seed: int) -> pd.DataFrame:
+    """``make_lesion_split`` over ``<data_root>/ham10000_full_200x150/labels.csv``, keeping ``v1_split``'s lesions."""
+    full = pd.read_csv(Path(data_root) / SOURCE_FULL / "labels.csv", dtype=str)
+    in_224 = set(pd.read_csv(Path(data_root) / SOURCE_224 / "labels.csv", dtype=str)["image_id"])
+    keep = pd.read_csv(v1_split, dtype=str) if v1_split else None
+    return make_lesion_split(full, keep, in_224, seed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the v2 split (``python -m dermascan.train.split --out model/split_v2.csv``)."""
+    from ..config import REPO_ROOT, TRAINING_DATA
+
+    p = argparse.ArgumentParser(prog="python -m dermascan.train.split", description=main.__doc__)
+    p.add_argument("--data-root", type=Path, default=TRAINING_DATA.parent)
+    p.add_argument("--keep", type=Path, default=REPO_ROOT / "model" / "split.csv", help="v1 split to keep")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", type=Path, default=REPO_ROOT / "model" / "split_v2.csv")
+    args = p.parse_args(argv)
+    split = split_v2_from_data(args.data_root, args.keep, args.seed)
+    split.to_csv(args.out, index=False)
+    print(", ".join(f"{k} {v['total']}" for k, v in split_sizes(split).items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

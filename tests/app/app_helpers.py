@@ -49,8 +49,8 @@ def proto_text(proto) -> str:
 
 
 def downloaded(media: dict, button) -> bytes:
-    """The bytes a download button serves."""
-    file_id = Path(button.proto.url).stem
+    """The bytes a download button serves (a deferred one's callable runs now, as a click would run it)."""
+    file_id = button.proto.deferred_file_id or Path(button.proto.url).stem
     return media[file_id].content
 
 
@@ -58,12 +58,20 @@ def record_media(monkeypatch) -> dict:
     """Record every media file (images, downloads) the app hands to the browser, by URL file name.
 
     AppTest keeps them in an in-memory store it creates per run; recording them lets a test read
-    what a download button would give the user.
+    what a download button would give the user. A deferred download (``data=`` a callable) is recorded
+    by its placeholder id as a ``Deferred``: its ``content`` calls the app's callable.
     """
+    from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
     from streamlit.testing.v1 import app_test
 
     files: dict = {}
+
+    class RecordingManager(MediaFileManager):
+        def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+            file_id = super().add_deferred(data_callable, mimetype, coordinates, file_name=file_name, **kwargs)
+            files[file_id] = Deferred(data_callable, file_name)
+            return file_id
 
     class RecordingStorage(MemoryMediaFileStorage):
         def load_and_get_id(self, path_or_data, mimetype, kind, filename=None):
@@ -72,4 +80,19 @@ def record_media(monkeypatch) -> dict:
             return file_id
 
     monkeypatch.setattr(app_test, "MemoryMediaFileStorage", RecordingStorage)
+    monkeypatch.setattr(app_test, "MediaFileManager", RecordingManager)
     return files
+
+
+class Deferred:
+    """A deferred download as recorded by ``record_media``: its file name, and its bytes when asked for."""
+
+    def __init__(self, make, filename):
+        self.make, self.filename, self.calls = make, filename, 0
+
+    @property
+    def content(self) -> bytes:
+        """What the app's callable returns now (counted in ``calls``)."""
+        self.calls += 1
+        data = self.make()
+        return data.encode("utf-8") if isinstance(data, str) else data

@@ -277,5 +277,6 @@ def test_subgroup_table_from_the_labels_file_and_in_the_review_log(app_env, twen
 
     at.switch_page("pages/review_log.py").run()
     assert_no_exception(at)
+    at.toggle(key="log_subgroups_on").set_value(True).run()  # opt-in: it reads every stored case
     logged = subgroup_table(at)  # the stored cases carry dx from the labels file
     assert logged[logged["Group"] == "All cases"].iloc[0]["Cases"] == 12

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from app_helpers import HAM_LABELS, as_shown, assert_no_exception, new_app
+from app_helpers import assert_no_exception, new_app
 
 from dashboard.case_details import details_prefix
-from dermascan.inference.preprocessing import SCALINGS
 from dermascan.intake.images import sha256_hex
-from dermascan.model.card import HAM10000_DISPLAY_NAMES
 from dermascan.reviews import CaseRecord, Decision, ReviewStore, ReviewStoreError
 
 LOG = "pages/review_log.py"
@@ -237,27 +235,3 @@ def test_repro_1_unsaved_details_are_kept_for_their_image_never_saved_to_the_nex
     assert at.text_input(key=key(first, "patient_id")).value == "REPRO-1" and unsaved_warning(at)
     press(at, "Save case details")
     assert case_of(first).patient_id == "REPRO-1" and case_of(second).patient_id is None
-
-
-def heatmap_class(at):
-    """The Analyze page's heatmap class selector."""
-    return next(s for s in at.selectbox if s.label == "Heatmap for class")
-
-
-def test_repro_3_changing_the_options_resets_the_heatmap_class_to_the_new_top_class(app_env, ham_images):
-    at = upload(new_app().run(), ham_images[0])
-    card_scaling = at.selectbox(key="opt_preprocessing").value
-    top_a = heatmap_class(at).value
-    other_scaling = next(s for s in SCALINGS if s != card_scaling)
-    at.selectbox(key="opt_preprocessing").set_value(other_scaling).run()
-    [top_b] = [c.top_label for c in ReviewStore().list_cases() if c.preprocessing == other_scaling]
-    at.selectbox(key="opt_preprocessing").set_value(card_scaling).run()
-    assert heatmap_class(at).value == top_a
-
-    other = next(label for label in HAM_LABELS if label not in (top_a, top_b))
-    heatmap_class(at).set_value(other).run()
-    assert heatmap_class(at).value == other
-    at.selectbox(key="opt_preprocessing").set_value(other_scaling).run()
-    assert_no_exception(at)
-    assert heatmap_class(at).value == top_b  # the new options' top class, not the class picked before
-    assert f"Grad-CAM: {HAM10000_DISPLAY_NAMES[top_b]}" in [as_shown(c) for img in at.image for c in img.captions]

@@ -64,7 +64,7 @@ def test_rates_per_group_are_exact_and_small_groups_show_counts_only():
                                          "specificity_medium"))  # n < 10: counts only
 
     assert rows[("body_site", "back")]["n"] == 2 and ("body_site", None) not in rows  # unknown: not a group
-    assert [r["group"] for r in report.rows if r["field"] == "age_band"] == ["30-44", "45-59", "75 and over"]
+    assert [r["group"] for r in report.rows if r["field"] == "age_band"] == ["30-49", "50-69", ">=70"]
     assert rows[("sex", "male")]["n"] == 8 and rows[("sex", "male")]["sensitivity_high"] is None  # no malignant
     assert rows[("sex", "female")]["n"] == 4
 
@@ -91,5 +91,4 @@ def test_truth_and_exclusions_from_stored_cases_and_labels_rows():
                                                                "sex": None}
     assert from_labelled(0.4, "medium", {"dx": "MEL"}).truth == "mel"
     assert from_labelled(float("nan"), "medium", {"dx": "mel"}).excluded == "no_score"
-    assert [age_band(a) for a in (None, 0, 29, 30, 75, 150)] == [None, "under 30", "under 30", "30-44",
-                                                                "75 and over", "75 and over"]
+    assert [age_band(a) for a in (None, 0, 29, 30, 75, 150)] == [None, "<30", "<30", "30-49", ">=70", ">=70"]

@@ -1,0 +1,291 @@
+"""Benchmark: how fast the dashboard answers in a real browser, against the engine's own time in the same run.
+
+    .venv/bin/python benchmarks/ui_latency.py [--model PATH] [--repeats 5] [--cold-starts 5] [--batch 30]
+
+A real ``streamlit run streamlit_app.py`` on 127.0.0.1 serves the model (the bundled one by default), driven
+by Debian's headless Chromium through Playwright (never a downloaded browser). Each figure is the median of
+``--repeats`` runs, timed in this process from the user's action until the browser shows its result:
+
+* upload to result: a new image set on the Analyze uploader until its Grad-CAM overlay is painted;
+* slider repaint: one step of the opacity slider until the overlay's new pixels are painted;
+* class change: another class picked in "Heatmap for class" until its overlay is painted;
+* batch: "Analyse 30 image(s)" on the Batch page (../shared/data/ham10000_224) until the worklist says all are shown;
+* cold start: process start until the first analysis is on screen (a fresh server each time; the browser
+  starts beforehand and connects as soon as the server answers).
+
+Baselines, in this process on the same model and images: the engine's ``LesionModel.analyze`` (one image,
+Grad-CAM included), ``Analysis.overlay`` (what a slider step recomputes), ``analyze(class_label=...)`` (a class
+change) and ``run_batch`` over the same 30 files; each printed beside the browser figure as a ratio.
+Goals (issue 17): slider repaint <= 150 ms, class change <= 400 ms, first analysis <= 5 s from process start.
+Nothing here is asserted by the test suite. Writes benchmarks/results/ui_latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from dermascan.config import BUNDLED_MODEL  # noqa: E402
+
+HAM = REPO.parent / "shared" / "data" / "ham10000_224"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+GOALS_MS = {"slider_repaint": 150.0, "class_change": 400.0, "cold_start": 5000.0}
+TIMEOUT_MS = 300_000
+OVERLAY = '[data-testid="stImage"]'
+# True once the Grad-CAM overlay's image differs from ``before`` and is decoded and painted.
+OVERLAY_PAINTED = """(before) => { const el = [...document.querySelectorAll('[data-testid="stImage"]')]
+    .find(e => e.innerText.includes('Grad-CAM')); if (!el) return false;
+    const img = el.querySelector('img');
+    return !!img && img.src !== before && img.complete && img.naturalWidth > 0; }"""
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """A ``streamlit run streamlit_app.py`` process with its own review database; ``started`` is its start time."""
+
+    def __init__(self, model: Path, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "DERMASCAN_MODEL": str(model), "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
+               "DERMASCAN_REVIEW_DB": str(folder / f"reviews-{self.port}.sqlite3")}
+        self.log = open(folder / f"server-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
+             "--server.port", str(self.port), "--server.address", "127.0.0.1"],
+            cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_healthy(self, timeout_s: float = 300) -> None:
+        """Block until the server answers its health check."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with code {self.proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError("streamlit did not become healthy")
+
+    def stop(self) -> None:
+        """Terminate the process (then kill it) and close its log."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def overlay_src(page) -> str:
+    """The src of the Grad-CAM overlay image."""
+    return page.locator(OVERLAY).filter(has_text="Grad-CAM").locator("img").get_attribute("src")
+
+
+def wait_idle(page) -> None:
+    """Wait until the app has finished its current run."""
+    page.wait_for_timeout(200)
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=TIMEOUT_MS)
+
+
+def open_analyze(page, url: str) -> None:
+    """Open the app on its Analyze page."""
+    page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+    page.get_by_role("heading", name="Analyze a lesion").wait_for(timeout=TIMEOUT_MS)
+
+
+def upload_ms(page, image: Path) -> float:
+    """Set ``image`` on the uploader; ms until its overlay is painted."""
+    before = overlay_src(page) if page.locator(OVERLAY).filter(has_text="Grad-CAM").count() else ""
+    t0 = time.perf_counter()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(image))
+    page.wait_for_function(OVERLAY_PAINTED, arg=before, timeout=TIMEOUT_MS, polling="raf")
+    page.get_by_text(image.name).first.wait_for(timeout=TIMEOUT_MS)
+    return (time.perf_counter() - t0) * 1000
+
+
+def slider_ms(page, *, right: bool) -> float:
+    """One opacity step by keyboard (right or left); ms until the new overlay is painted."""
+    slider = page.locator('[data-testid="stSlider"]').filter(has_text="Heatmap opacity").get_by_role("slider")
+    slider.focus()
+    before = overlay_src(page)
+    t0 = time.perf_counter()
+    page.keyboard.press("ArrowRight" if right else "ArrowLeft")
+    page.wait_for_function(OVERLAY_PAINTED, arg=before, timeout=TIMEOUT_MS, polling="raf")
+    return (time.perf_counter() - t0) * 1000
+
+
+def class_change_ms(page) -> float:
+    """Pick another class in "Heatmap for class" (the first one not selected); ms until its overlay is painted."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Heatmap for class").click()
+    option = page.locator('[role="option"]:not([aria-selected="true"])').first
+    option.wait_for(timeout=TIMEOUT_MS)
+    before = overlay_src(page)
+    t0 = time.perf_counter()
+    option.click()
+    page.wait_for_function(OVERLAY_PAINTED, arg=before, timeout=TIMEOUT_MS, polling="raf")
+    return (time.perf_counter() - t0) * 1000
+
+
+def batch_ms(page, url: str, images: list[Path]) -> float:
+    """Run the Batch page over ``images``; ms from the Analyse click until every row is shown."""
+    page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+    page.get_by_role("heading", name="Analyze a lesion").wait_for(timeout=TIMEOUT_MS)
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Batch", exact=True).click()
+    page.get_by_role("heading", name="Batch worklist").wait_for(timeout=TIMEOUT_MS)
+    page.locator('[data-testid="stFileUploader"]').first.locator('input[type="file"]').set_input_files(
+        [str(p) for p in images])
+    start = page.get_by_role("button", name=f"Analyse {len(images)} image(s)")
+    start.wait_for(timeout=TIMEOUT_MS)
+    wait_idle(page)
+    t0 = time.perf_counter()
+    start.click()
+    page.get_by_text(f"{len(images)} of {len(images)} images shown").wait_for(timeout=TIMEOUT_MS)
+    return (time.perf_counter() - t0) * 1000
+
+
+def cold_start_ms(browser, model: Path, folder: Path, image: Path) -> float:
+    """A fresh server: ms from its process start until the first analysis is painted in a waiting browser."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1800})
+    server = Server(model, folder)
+    try:
+        server.wait_healthy()
+        open_analyze(page, server.url)
+        upload_ms(page, image)
+        return (time.perf_counter() - server.started) * 1000
+    finally:
+        server.stop()
+        page.close()
+
+
+def engine_baselines(model_path: Path, images: list[Path], batch: list[Path], repeats: int) -> dict:
+    """The engine's own times on the same files (ms; medians of ``repeats`` after one warm-up)."""
+    import dermascan
+    from dermascan.inference.batch import file_sources, run_batch
+
+    model = dermascan.load_model(model_path)
+    data = [p.read_bytes() for p in images]
+    model.analyze(data[0])
+    single, overlay, other = [], [], []
+    for k in range(repeats):
+        blob = data[k % len(data)]
+        t0 = time.perf_counter()
+        analysis = model.analyze(blob)
+        single.append((time.perf_counter() - t0) * 1000)
+        t0 = time.perf_counter()
+        analysis.overlay(0.5 + 0.05 * k)
+        overlay.append((time.perf_counter() - t0) * 1000)
+        runner_up = analysis.predictions[1]["label"]
+        t0 = time.perf_counter()
+        model.analyze(blob, class_label=runner_up)
+        other.append((time.perf_counter() - t0) * 1000)
+    runs = []
+    for _ in range(max(1, repeats // 2)):
+        t0 = time.perf_counter()
+        list(run_batch(model, file_sources(batch), with_cam=True))
+        runs.append((time.perf_counter() - t0) * 1000)
+    return {"analyze": statistics.median(single), "overlay": statistics.median(overlay),
+            "class_change": statistics.median(other), "batch": statistics.median(runs)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=BUNDLED_MODEL)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cold-starts", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=30)
+    args = parser.parse_args()
+    if not CHROMIUM.is_file() or not HAM.is_dir():
+        sys.exit("This benchmark needs /usr/bin/chromium and ../shared/data/ham10000_224.")
+    from playwright.sync_api import sync_playwright
+
+    files = sorted((HAM / "images").glob("ISIC_*.jpg"))
+    singles, batch = files[: args.repeats + 1], files[100 : 100 + args.batch]
+    browser_ms: dict[str, list[float]] = {"upload": [], "slider_repaint": [], "class_change": [], "batch": [],
+                                          "cold_start": []}
+    with tempfile.TemporaryDirectory(prefix="ui-latency-") as tmp, sync_playwright() as pw:
+        folder = Path(tmp)
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            for _ in range(args.cold_starts):  # first, while nothing else has warmed the OS file cache further
+                browser_ms["cold_start"].append(cold_start_ms(browser, args.model, folder, singles[0]))
+            server = Server(args.model, folder)
+            try:
+                server.wait_healthy()
+                page = browser.new_page(viewport={"width": 1440, "height": 1800})
+                open_analyze(page, server.url)
+                upload_ms(page, singles[0])  # warm-up: the session's first run imports the pages' modules
+                wait_idle(page)
+                for image in singles[1:]:
+                    browser_ms["upload"].append(upload_ms(page, image))
+                    wait_idle(page)
+                    for right in (True, False):
+                        browser_ms["slider_repaint"].append(slider_ms(page, right=right))
+                        wait_idle(page)
+                    browser_ms["class_change"].append(class_change_ms(page))
+                    wait_idle(page)
+                for _ in range(max(1, args.repeats // 2)):
+                    browser_ms["batch"].append(batch_ms(page, server.url, batch))
+                    wait_idle(page)
+                    page.reload()
+            finally:
+                server.stop()
+        finally:
+            browser.close()
+    engine = engine_baselines(args.model, singles, batch, args.repeats)
+    report(args, browser_ms, engine)
+
+
+def report(args, browser_ms: dict, engine: dict) -> None:
+    """Print the medians, ratios and goals; write them to benchmarks/results/ui_latency.json."""
+    medians = {k: statistics.median(v) for k, v in browser_ms.items() if v}
+    baseline = {"upload": engine["analyze"], "slider_repaint": engine["overlay"],
+                "class_change": engine["class_change"], "batch": engine["batch"], "cold_start": None}
+    print(f"model {args.model.name} · {platform.python_version()} · {os.cpu_count()} CPUs · "
+          f"repeats {args.repeats}, cold starts {args.cold_starts}, batch {args.batch}")
+    print(f"{'':16} {'browser (ms)':>13} {'engine (ms)':>12} {'ratio':>7}  goal")
+    rows = {}
+    for name, value in medians.items():
+        base = baseline[name]
+        goal = GOALS_MS.get(name)
+        ratio = value / base if base else None
+        verdict = "" if goal is None else f"<= {goal:.0f} ms: {'met' if value <= goal else 'MISSED'}"
+        print(f"{name:16} {value:13.0f} {base if base is not None else float('nan'):12.1f} "
+              f"{ratio if ratio is not None else float('nan'):7.1f}  {verdict}")
+        rows[name] = {"browser_ms": value, "engine_ms": base, "ratio": ratio, "runs_ms": browser_ms[name],
+                      "goal_ms": goal}
+    out = REPO / "benchmarks" / "results" / "ui_latency.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"model": args.model.name, "python": platform.python_version(),
+                               "cpus": os.cpu_count(), "results": rows}, indent=2))
+    print(f"written to {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""What the dashboard does once, when its server starts: load and warm up the default model.
+
+``streamlit run streamlit_app.py`` finds the ``st.App`` in the router and serves it; this is its lifespan.
+The model loads in a background thread, so the server answers at once while TensorFlow is imported and
+the graph traced; the first visitor's run then finds the model in ``st.cache_resource`` (or waits on its
+lock for what is left of the load), instead of starting the load itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+log = logging.getLogger(__name__)
+
+WARM_UP_THREAD = "dermascan-warm-up"
+
+
+def warm_up() -> None:
+    """Import the engine and the pages' heavy libraries, then load and warm up the default model."""
+    # Imported here, not at the top: the router imports this module on every run, where TensorFlow is
+    # already loaded by then; importing it once, in this thread, is the point.
+    from . import model_cache
+
+    slot = model_cache.preload_default_model()
+    if slot.error:
+        log.warning("The default model did not load at start; the pages will say why.")
+    from . import differential  # noqa: F401 - pandas and Altair, which Analyze's first run needs next
+
+
+def start_warm_up() -> threading.Thread:
+    """``warm_up`` in a daemon thread (a failure there is logged, never raised into the server)."""
+    thread = threading.Thread(target=_warm_up_logged, name=WARM_UP_THREAD, daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm_up_logged() -> None:
+    try:
+        warm_up()
+    except Exception as exc:  # the server must come up even when the model cannot; the page reports it
+        log.warning("Warm-up failed: %s", type(exc).__name__)
+
+
+@asynccontextmanager
+async def lifespan(_app) -> AsyncIterator[None]:
+    """The ``st.App`` lifespan: start the warm-up and serve at once."""
+    start_warm_up()
+    yield

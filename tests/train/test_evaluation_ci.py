@@ -1,0 +1,120 @@
+"""Bootstrap confidence intervals and subgroup results of the evaluation report (real numpy / sklearn)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from dermascan.evaluation.metrics import age_band, bootstrap_intervals, classification_report, subgroup_report
+
+LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+MALIGNANT = ["akiec", "bcc", "mel"]
+THRESHOLDS = {"medium": 0.1, "high": 0.35}
+
+
+def _predictions(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """A noisy classifier: the true class gets a logit bonus, so every metric is between chance and perfect."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice(len(LABELS), size=n, p=[0.05, 0.08, 0.12, 0.03, 0.12, 0.55, 0.05])
+    logits = rng.normal(size=(n, len(LABELS)))
+    logits[np.arange(n), y] += 1.5
+    # Rounded probabilities make ties, which the weighted AUC must count one half like sklearn.
+    probs = np.round(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), 2) + 1e-3
+    return [LABELS[i] for i in y], probs / probs.sum(axis=1, keepdims=True)
+
+
+def test_point_estimates_equal_the_classification_report():
+    y, probs = _predictions(400, 0)
+    ci = bootstrap_intervals(y, probs, LABELS, MALIGNANT, THRESHOLDS, n_resamples=50, seed=1)["metrics"]
+    report = classification_report(y, probs, LABELS, MALIGNANT, THRESHOLDS)
+    assert ci["balanced_accuracy"]["estimate"] == pytest.approx(report["balanced_accuracy"], abs=1e-12)
+    assert ci["macro_auc"]["estimate"] == pytest.approx(report["macro_auc"], abs=1e-12)
+    assert ci["melanoma_auc"]["estimate"] == pytest.approx(report["melanoma_auc"], abs=1e-12)
+    assert ci["malignant_auc"]["estimate"] == pytest.approx(report["malignant"]["auc"], abs=1e-12)
+    high = report["malignant"]["at_thresholds"]["high"]
+    assert ci["malignant_sensitivity_high"]["estimate"] == pytest.approx(high["sensitivity"], abs=1e-12)
+    assert ci["malignant_specificity_high"]["estimate"] == pytest.approx(high["specificity"], abs=1e-12)
+    is_mel = np.array([t == "mel" for t in y])
+    assert ci["melanoma_auc"]["estimate"] == pytest.approx(roc_auc_score(is_mel, probs[:, 4]), abs=1e-12)
+
+
+def test_intervals_contain_the_estimate_shrink_with_n_and_are_seeded():
+    widths = {}
+    for n in (200, 3200):
+        y, probs = _predictions(n, 2)
+        result = bootstrap_intervals(y, probs, LABELS, MALIGNANT, THRESHOLDS, n_resamples=400, seed=7)
+        assert result["level"] == 0.95 and result["n_resamples"] == 400
+        for name, m in result["metrics"].items():
+            assert m["low"] <= m["estimate"] <= m["high"], name
+            assert m["low"] < m["high"] or m["estimate"] in (0.0, 1.0), name  # a perfect score has no spread
+        widths[n] = {k: m["high"] - m["low"] for k, m in result["metrics"].items()}
+        again = bootstrap_intervals(y, probs, LABELS, MALIGNANT, THRESHOLDS, n_resamples=400, seed=7)
+        assert again == result
+    for name in ("balanced_accuracy", "melanoma_auc", "macro_auc", "malignant_sensitivity_high"):
+        # 16x the images: about 4x narrower; at least 2x makes the test robust to the draw.
+        assert widths[3200][name] < widths[200][name] / 2, name
+
+
+def test_undefined_metric_has_no_interval():
+    y = ["nv"] * 30 + ["bkl"] * 10
+    probs = np.full((40, 7), 1 / 7)
+    result = bootstrap_intervals(y, probs, LABELS, MALIGNANT, THRESHOLDS, n_resamples=20)["metrics"]
+    assert "melanoma_auc" not in result
+    assert result["malignant_sensitivity_high"] == {"estimate": None, "low": None, "high": None}
+
+
+@pytest.mark.parametrize("age,band", [(5, "<30"), ("29.9", "<30"), (30, "30-49"), (49, "30-49"), (50, "50-69"),
+                                      (69, "50-69"), (70, ">=70"), (85.0, ">=70"), (None, "unknown"),
+                                      ("", "unknown"), (float("nan"), "unknown"), ("inf", "unknown"), (-3, "unknown")])
+def test_age_bands(age, band):
+    assert age_band(age) == band
+
+
+def test_subgroup_rows_count_and_score_each_group():
+    y = ["mel", "nv", "nv", "mel", "bcc", "nv", "nv"]
+    probs = np.zeros((7, 7))
+    predicted = ["mel", "nv", "mel", "nv", "bcc", "nv", "nv"]
+    probs[np.arange(7), [LABELS.index(p) for p in predicted]] = 1.0
+    groups = ["female", "female", "female", "male", "male", "unknown", "unknown"]
+    rows = {r["group"]: r for r in subgroup_report(y, probs, groups, LABELS, MALIGNANT, THRESHOLDS)}
+    assert list(rows) == ["female", "male", "unknown"]  # unknown last
+    assert rows["female"]["n"] == 3 and rows["female"]["classes"] == 2
+    assert rows["female"]["balanced_accuracy"] == pytest.approx((1.0 + 0.5) / 2)
+    assert rows["female"]["malignant"] == 1 and rows["female"]["malignant_sensitivity_high"] == 1.0
+    assert rows["male"]["malignant"] == 2 and rows["male"]["malignant_sensitivity_high"] == 0.5
+    assert rows["unknown"]["balanced_accuracy"] is None  # one class only: n/a
+    assert rows["unknown"]["malignant_sensitivity_high"] is None
+    with pytest.raises(ValueError):
+        subgroup_report(y, probs, groups[:-1], LABELS, MALIGNANT, THRESHOLDS)
+
+
+def test_report_sections_render_intervals_and_subgroups():
+    from dermascan.train.report_render import intervals_markdown, subgroups_markdown
+
+    y, probs = _predictions(300, 4)
+    intervals = bootstrap_intervals(y, probs, LABELS, MALIGNANT, THRESHOLDS, n_resamples=100, seed=0)
+    text = "\n".join(intervals_markdown(intervals))
+    assert "## 95% confidence intervals" in text and "100 resamples" in text
+    assert "| Malignant sensitivity, high band |" in text
+    groups = ["female" if i % 2 else "male" for i in range(300)]
+    rows = subgroup_report(y, probs, groups, LABELS, MALIGNANT, THRESHOLDS)
+    text = "\n".join(subgroups_markdown({"sex": rows, "age_band": [{**rows[0], "balanced_accuracy": None}]}))
+    assert "### Sex" in text and "| female | 150 |" in text
+    assert "### Age band (years)" in text and "| n/a |" in text
+    assert intervals_markdown(None) == [] and subgroups_markdown({}) == []
+
+
+def test_subgroup_values_from_ham10000_metadata(tmp_path):
+    from dermascan.train.report import subgroup_values
+
+    meta = tmp_path / "HAM10000_metadata.csv"
+    meta.write_text("lesion_id,image_id,dx,dx_type,age,sex,localization\n"
+                    "HAM_1,ISIC_1,mel,histo,72,male,back\n"
+                    "HAM_2,ISIC_2,nv,follow_up,,unknown,\n"
+                    "HAM_3,ISIC_3,nv,histo,35.0,Female, Lower Extremity\n", encoding="utf-8")
+    values = subgroup_values(["ISIC_3", "ISIC_1", "ISIC_2", "ISIC_9"], meta)
+    assert values == {"sex": ["female", "male", "unknown", "unknown"],
+                      "age_band": ["30-49", ">=70", "unknown", "unknown"],
+                      "localization": ["lower extremity", "back", "unknown", "unknown"]}
+    assert subgroup_values(["ISIC_1"], tmp_path / "absent.csv") is None

@@ -1,0 +1,104 @@
+"""Recipe options of dermascan.train: logit-adjusted loss, augmentation, and a tiny v2 run on the ported backbone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dermascan.train.data import Augmentation, augment, shades_of_gray
+from dermascan.train.fitting import LogitAdjustedLoss
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared" / "data"
+
+
+def test_logit_adjusted_loss_is_cross_entropy_on_shifted_logits():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], dtype=np.float32)
+    y = np.array([1, 2])
+    prior = np.array([8.0, 1.0, 1.0])
+    plain = -np.log(probs[np.arange(2), y]).mean()
+    assert float(LogitAdjustedLoss(prior, 0.0)(y, probs)) == pytest.approx(plain, rel=1e-5)
+    shifted = np.log(probs) + np.log(prior / prior.sum())
+    expected = -(shifted[np.arange(2), y] - np.log(np.exp(shifted).sum(axis=1))).mean()
+    adjusted = float(LogitAdjustedLoss(prior, 1.0)(y, probs))
+    assert adjusted == pytest.approx(expected, rel=1e-5)
+    assert adjusted > plain  # a rare true class costs more once the frequent class gets its prior
+    with pytest.raises(ValueError):
+        LogitAdjustedLoss(np.array([1.0, 0.0, 2.0]), 1.0)
+    with pytest.raises(ValueError):
+        LogitAdjustedLoss(prior, float("nan"))
+
+
+def test_shades_of_gray_removes_a_colour_cast():
+    rng = np.random.default_rng(0)
+    grey = rng.uniform(0.2, 0.8, (32, 32, 1)).astype(np.float32)
+    cast = np.concatenate([grey * 1.0, grey * 0.7, grey * 0.5], axis=-1)  # a warm illuminant
+    out = shades_of_gray(tf.constant(cast)).numpy()
+    norms = (out**6).mean(axis=(0, 1)) ** (1 / 6)
+    assert norms.max() - norms.min() < 1e-3 < np.ptp((cast**6).mean(axis=(0, 1)) ** (1 / 6))
+
+
+def test_augmentation_options_are_seeded_and_scaled():
+    image = tf.constant(np.random.default_rng(1).integers(0, 256, (224, 224, 3), dtype=np.uint8))
+    seed = tf.constant([3, 9], tf.int64)
+    aug = Augmentation((160, 160), "raw", rrc_min_area=0.3, sog_prob=0.5)
+    a, b = augment(image, seed, aug).numpy(), augment(image, seed, aug).numpy()
+    assert a.shape == (160, 160, 3) and np.array_equal(a, b)
+    assert a.min() >= 0.0 and a.max() <= 255.0 and a.max() > 1.5  # "raw": 0-255, the model normalises
+    assert not np.array_equal(a, augment(image, tf.constant([3, 10], tf.int64), aug).numpy())
+    tf_scaled = augment(image, seed, Augmentation()).numpy()
+    assert tf_scaled.shape == (224, 224, 3) and tf_scaled.min() >= -1.0 and tf_scaled.max() <= 1.0
+
+
+@pytest.mark.skipif(not (SHARED / "ham10000_full_200x150" / "labels.csv").is_file(),
+                    reason="needs ../shared/data (both HAM10000 folders)")
+def test_v2_run_on_the_ported_backbone_end_to_end(tmp_path):
+    import pandas as pd
+
+    import dermascan
+    from dermascan.model.card import read_card
+    from dermascan.train.__main__ import main
+
+    out = tmp_path / "model"
+    code = main(["--data", str(SHARED / "ham10000_224"), "--out", str(out), "--data-v2", "--limit", "48",
+                 "--backbone", "mnv2-1.0-torch", "--weights", "none", "--input-size", "160",
+                 "--logit-adjust", "1.0", "--class-weight-power", "0", "--ema", "0.9", "--rrc-min-area", "0.3",
+                 "--sog-prob", "0.5", "--epochs-head", "1", "--epochs-finetune", "1", "--seed", "5",
+                 "--time-budget-min", "5"])
+    assert code == 0
+    card = read_card(out / "dermascan-mnv2-ham10000.card.json")
+    assert card.preprocessing == "raw" and card.input_size == [160, 160] and card.cam_layer == "out_relu"
+    assert card.provenance["recipe"]["backbone"] == "mnv2-1.0-torch"
+    assert card.provenance["recipe"]["ema"] == 0.9 and card.provenance["recipe"]["logit_adjust"] == 1.0
+    log = (out / "train_log.txt").read_text()
+    assert "v2 lesion-grouped split" in log and "logit-adjusted loss, tau 1.0" in log
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert set(evaluation["subgroups"]) == {"sex", "age_band", "localization"}
+    assert sum(r["n"] for r in evaluation["subgroups"]["sex"]) == evaluation["after"]["n"]
+    assert evaluation["confidence_intervals"]["n_resamples"] == 1000
+    assert "subgroups" in card.metrics and "confidence_intervals" in card.metrics
+    report = (out / "EVALUATION.md").read_text()
+    assert "## Subgroups" in report and "## 95% confidence intervals" in report and "lesion-grouped" in report
+    split = pd.read_csv(out / "split_v2.csv", dtype=str)
+    assert set(split["split"]) == {"train", "val", "test"}
+    assert (split.groupby("lesion_id")["split"].nunique() == 1).all()
+
+    lesion_model = dermascan.load_model(out / "dermascan-mnv2-ham10000.keras")
+    image = np.random.default_rng(0).integers(0, 256, (160, 160, 3), dtype=np.uint8)
+    keras_probs = lesion_model.keras_model.predict(image[None].astype("float32"), verbose=0)
+    np.testing.assert_allclose(lesion_model.predict([image], calibrated=False), keras_probs, atol=1e-4)
+
+
+@pytest.mark.parametrize("flag,value", [("--ema", "0"), ("--ema", "nan"), ("--logit-adjust", "inf"),
+                                        ("--rrc-min-area", "2")])
+def test_bad_recipe_values_are_refused_with_one_line(flag, value, capsys):
+    from dermascan.train.__main__ import parse_args
+
+    with pytest.raises(SystemExit) as exc:
+        parse_args([flag, value])
+    assert exc.value.code == 2
+    assert flag in capsys.readouterr().err
