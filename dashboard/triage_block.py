@@ -19,7 +19,8 @@ def score_and_triage(score_column, triage_column, analysis) -> None:
     with triage_column:
         st.markdown("**Triage**")
         # A heading-sized badge: the band is the first thing a reader looks for (words and icon, not colour alone).
-        st.markdown(f"### :{style.color}-badge[{style.icon} {plain(style.title)}]")
+        # The title is one of presentation.TRIAGE_STYLES' own constants, never user text.
+        st.markdown(f"### :{style.color}-badge[{style.icon} {style.title}]")
         st.caption(style.advice)
         gate = getattr(analysis, "gate", None)
         if gate is not None and not gate.ok:

@@ -209,14 +209,15 @@ def iter_export_csv(store: Any, query: Any = None, *, chunk: int = 1000,
                     tally: dict[str, int] | None = None) -> Iterator[bytes]:
     """The export of ``store``'s cases passing ``query`` (a ``CaseQuery``; default all, oldest first) as byte chunks.
 
-    The BOM and the header come first (its ``p_<label>`` columns from one SQL query over the same cases), then
-    about ``chunk`` rows per chunk, read through ``store.iter_cases``: memory stays flat however many
+    The first chunk is the BOM and the header (its ``p_<label>`` columns from one SQL query over the same cases),
+    then about ``chunk`` rows per chunk, read through ``store.iter_cases``: memory stays flat however many
     cases there are. Joined, the chunks equal ``to_csv_bytes`` of the same records. ``tally``, if given, has
     ``"cases"`` set to the number of cases written so far.
     """
     query = CaseQuery(sort="oldest") if query is None else query
     buffer = io.StringIO(newline="")
     writer = CaseCsvWriter(buffer, store.labels_matching(query))
+    yield _drain(buffer)  # the BOM and the header: a download starts before the first case is read
     tally = {} if tally is None else tally
     rows = pending = tally["cases"] = 0
     for record in store.iter_cases(query, chunk=chunk):
@@ -226,7 +227,7 @@ def iter_export_csv(store: Any, query: Any = None, *, chunk: int = 1000,
         if pending >= chunk:
             yield _drain(buffer)
             pending = 0
-    if rest := _drain(buffer):  # also the BOM and header alone when no case matched
+    if rest := _drain(buffer):
         yield rest
     log.info("review export: %d cases", rows)
 
