@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from robust_helpers import HAM, app
+from robust_helpers import HAM, app, page_text
 
 import dermascan
 from dermascan.inference.batch import bytes_sources, run_batch
@@ -110,21 +110,6 @@ def image() -> bytes:
     if not HAM.is_dir():
         pytest.skip("../shared/data (HAM10000 images) is not present")
     return sorted((HAM / "images").glob("ISIC_*.jpg"))[0].read_bytes()
-
-
-def page_text(at) -> str:
-    """Every text the page shows (labels, values, help, messages), from the element protobufs."""
-    out = []
-
-    def walk(node):
-        proto = getattr(node, "proto", None)
-        if proto is not None:
-            out.append(app.proto_text(proto))
-        for child in getattr(node, "children", {}).values():
-            walk(child)
-
-    walk(at._tree)
-    return "\n".join(out)
 
 
 def assert_safe(at, *secrets: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from robust_helpers import HAM, app
+from robust_helpers import HAM, app, page_text
 
 import dermascan
 
@@ -51,19 +51,6 @@ def shown_pixels(at, media) -> list[np.ndarray]:
 def closest(pixels: np.ndarray, candidates: list[np.ndarray]) -> int:
     scores = [float(np.abs(pixels - c).mean()) if c.shape == pixels.shape else 255.0 for c in candidates]
     return int(np.argmin(scores)) if min(scores) < 3.0 else -1
-
-
-def page_text(at) -> str:
-    out = []
-
-    def walk(node):
-        if getattr(node, "proto", None) is not None:
-            out.append(app.proto_text(node.proto))
-        for child in getattr(node, "children", {}).values():
-            walk(child)
-
-    walk(at._tree)
-    return "\n".join(out)
 
 
 def test_a_session_never_sees_another_sessions_image_or_unsaved_work(setup, media):
