@@ -412,3 +412,33 @@ def test_a_first_line_over_the_csv_field_limit_is_a_file_error_not_an_exception(
     before, after, result = import_into_copy(template, data)
     assert_nothing_lost(before, after, result)
     assert result.rejected == 1 and result.added == 0
+
+
+def test_the_longest_indexed_texts_fit_both_backends_and_a_longer_one_costs_its_row_only(new_db):
+    # PostgreSQL refuses an index entry over 2,704 bytes: a 5,000-character patient id once failed the whole
+    # import chunk there ("unexpected error, try again") while SQLite took it. Now the limit is checked per row.
+    from dermascan.reviews import InvalidRecord, ReviewStoreError
+    from dermascan.reviews.records import INDEXED_TEXT_FIELDS, MAX_INDEXED_TEXT_CHARS
+    from dermascan.reviews.tables import CASE_KEY, cases
+
+    fixed_format = {"created_at", "image_sha256", "malignant_score"}  # timestamps, hex digests, numbers
+    indexed = {column.name for index in cases.indexes for column in index.columns} | set(CASE_KEY)
+    assert indexed - fixed_format == set(INDEXED_TEXT_FIELDS)
+    longest = "\U0001f600" * MAX_INDEXED_TEXT_CHARS  # 4 bytes a character in UTF-8
+    with ReviewStore(new_db()) as store:
+        case_id = store.add_case(stored_case(0, **dict.fromkeys(INDEXED_TEXT_FIELDS, longest)))
+        case = store.get_case(case_id)
+        assert all(getattr(case, name) == longest for name in INDEXED_TEXT_FIELDS)
+        assert [c.case_id for c in store.find_cases(case.image_sha256, longest)] == [case_id]
+        for name in INDEXED_TEXT_FIELDS:
+            with pytest.raises(InvalidRecord, match=f"^{name} is longer than 500 characters$"):
+                store.add_case(stored_case(1, **{name: longest + "x"}))
+        with pytest.raises(ReviewStoreError, match="patient_id is longer than 500") as info:
+            store.update_case_fields(case_id, patient_id=longest + "x")
+        assert "\n" not in str(info.value) and store.get_case(case_id).patient_id == longest
+        rows = [stored_case(2), stored_case(3, patient_id=longest + "x"), stored_case(4)]
+        result = store.import_csv(to_csv_bytes(rows))
+        assert (result.added, result.rejected) == (2, 1)
+        [error] = result.errors
+        assert error.startswith("Row 3:") and "patient_id" in error and "\U0001f600" not in error
+        assert store.count_cases() == 3
