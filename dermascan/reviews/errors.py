@@ -185,6 +185,14 @@ def too_long(name: str) -> ReviewStoreError:
     )
 
 
+def not_unicode(name: str) -> ReviewStoreError:
+    """A text holding a lone surrogate reached the driver (records refuse them; this is the safety net)."""
+    return ReviewStoreError(
+        f"A text given to the review database ({name}) is not valid Unicode, so nothing was read or saved; "
+        "retype it and try again."
+    )
+
+
 # SQLSTATE classes and codes of PostgreSQL (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 _PG_BUSY = {"55P03", "40P01", "40001", "57014"}  # lock timeout, deadlock, serialization failure, statement timeout
 _PG_RETRY = {"40P01", "40001"}

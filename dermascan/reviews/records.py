@@ -47,6 +47,8 @@ MAX_LABELS = 1_000
 # A float32 softmax can round a certainty just above 1 once widened to float64.
 _PROB_TOLERANCE = 1e-6
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+SURROGATES = re.compile("[\ud800-\udfff]")
+"""Lone surrogates: a Python string may hold them (JSON's ``"\\ud800"`` decodes to one), UTF-8 text cannot."""
 
 CASE_TEXT_FIELDS = names(CASE, kind="text")
 DECISION_TEXT_FIELDS = names(DECISION, kind="text")
@@ -105,6 +107,9 @@ def _text(name: str, value: Any, *, required: bool = False) -> str | None:
         raise InvalidRecord(f"{name} is longer than {MAX_TEXT_CHARS:,} characters")
     if "\x00" in value:
         raise InvalidRecord(f"{name} contains a NUL character")
+    if not value.isascii() and SURROGATES.search(value):
+        # Either database driver would raise UnicodeEncodeError on one, outside every database error.
+        raise InvalidRecord(f"{name} contains a character that is not valid Unicode")
     return value
 
 

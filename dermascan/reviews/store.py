@@ -250,6 +250,8 @@ class ReviewStore:
                 yield conn
         except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
             raise errors.from_db(exc, self._name) from None
+        except UnicodeEncodeError:  # a lone surrogate in a parameter: the drivers raise this, not a database error
+            raise errors.not_unicode(self._name) from None
 
     def _transaction(self, work: Callable[[sa.Connection], _T]) -> _T:
         """Run ``work`` in one write transaction (all or nothing); ``BEGIN IMMEDIATE`` on SQLite (see engine.py).
@@ -268,6 +270,8 @@ class ReviewStore:
                     log.info("review database: transaction retried after a deadlock")
                     continue
                 raise errors.from_db(exc, self._name) from None
+            except UnicodeEncodeError:
+                raise errors.not_unicode(self._name) from None
         raise AssertionError("unreachable")
 
     # -- cases ---------------------------------------------------------------------------------------------

@@ -581,3 +581,33 @@ def test_a_password_in_the_database_url_never_reaches_a_message_a_page_or_a_log(
     assert MARKERS["patient"] not in logs and MARKERS["note"] not in logs
     assert all("\n" not in m for m in messages)
     assert sum("does not exist" in m for m in messages) == 2 and sum("cannot be reached" in m for m in messages) == 2
+
+
+def test_a_lone_surrogate_anywhere_is_a_one_line_error_never_a_driver_exception(new_db):
+    # JSON's "\ud800" decodes to a Python string no driver can encode: both raised a bare UnicodeEncodeError.
+    from dermascan.reviews import InvalidRecord, ReviewStoreError
+    from dermascan.reviews.columns import CASE, names
+    from dermascan.reviews.query import CaseQuery
+
+    bad = "lesion \ud800 \udfff"
+    with ReviewStore(new_db()) as store:
+        case_id = store.add_case(CaseRecord(image_sha256="ab" * 32, top_label="nv", probabilities={"nv": 1.0}))
+        for name in (*names(CASE, kind="text"), "top_label", "model_version"):
+            with pytest.raises(InvalidRecord, match=f"^{name} contains a character that is not valid Unicode$"):
+                store.add_case(CaseRecord(**{"image_sha256": "cd" * 32, "top_label": "nv",
+                                             "probabilities": {"nv": 1.0}, name: bad}))
+        with pytest.raises(InvalidRecord, match="^label contains"):
+            store.add_case(CaseRecord(image_sha256="cd" * 32, top_label="nv", probabilities={bad: 1.0}))
+        for field in ("note", "reviewer", "reviewer_diagnosis"):
+            with pytest.raises(InvalidRecord, match=f"^{field} contains"):
+                store.save_decision(case_id, Decision(**{field: bad}))
+        with pytest.raises(ReviewStoreError, match="patient_id contains"):
+            store.update_case_fields(case_id, patient_id=bad)
+        # The search drops them (no stored text can hold one); a lookup by them is a one-line error.
+        assert [c.case_id for c in store.page_cases(CaseQuery(text="\ud800"))] == [case_id]
+        assert store.count_matching(CaseQuery(text=bad)) == 0
+        for lookup in (lambda: store.find_cases("ab" * 32, bad), lambda: store.list_cases(session_id=bad)):
+            with pytest.raises(ReviewStoreError, match="not valid Unicode") as info:
+                lookup()
+            assert "\n" not in str(info.value)
+        assert store.count_cases() == 1 and store.get_decision(case_id) is None
