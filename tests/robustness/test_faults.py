@@ -11,7 +11,8 @@ the test drops CAP_DAC_OVERRIDE for its own thread), not a database, damaged pag
 newer release's file and another application's SQLite file (refused, byte-for-byte untouched).
 The database faults that exist on both backends (a held lock, an import, a restart, concurrent writers) run on
 SQLite and PostgreSQL (the ``backend`` fixture); PostgreSQL adds a server that goes away mid-session (stopped
-with ``pg_ctl stop -m immediate``) and comes back, and a role that may only read. File modes, damaged pages and
+with ``pg_ctl stop -m immediate``) and comes back, a table locked against readers (busy, not a hang), and a role
+that may only read. File modes, damaged pages and
 refused files are SQLite's and stay SQLite-only.
 Batch faults: the model raising on one image of a chunk, a file reader raising, in the engine and on
 the Batch page. Durability: the review log survives a restart (fresh store + new session here; a real
@@ -634,6 +635,23 @@ def test_a_role_that_may_only_read_gets_a_one_line_message_and_nothing_is_lost(m
             conn.exec_driver_sql(f'DROP ROLE "{role}"')
         admin.dispose()
     assert _everything(owner) == before
+
+
+def test_a_table_locked_against_readers_is_a_busy_message_not_a_hang_on_postgresql(new_db, backend):
+    # An administrator's ALTER TABLE or VACUUM FULL locks out readers too (SQLite's WAL readers never wait).
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite readers never wait: test_a_locked_database_keeps_the_result...)")
+    url = new_db()
+    [case_id] = _seed(url, 1)
+    admin = _pg_admin(url)
+    with ReviewStore(url, busy_timeout=0.3) as store, admin.connect() as conn:
+        conn.exec_driver_sql("LOCK TABLE cases IN ACCESS EXCLUSIVE MODE")
+        for call in (lambda: store.get_case(case_id), store.list_cases, store.count_cases,
+                     lambda: store.save_decision(case_id, Decision(management="excise"))):
+            assert "busy" in _one_line_error(call)
+        conn.rollback()
+        assert store.save_decision(case_id, Decision(management="excise")).management == "excise"
+    admin.dispose()
 
 
 def test_a_read_only_store_on_postgresql_refuses_writes_in_one_line(new_db, backend):
