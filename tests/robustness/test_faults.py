@@ -12,8 +12,7 @@ newer release's file and another application's SQLite file (refused, byte-for-by
 The database faults that exist on both backends (a held lock, an import, a restart, concurrent writers) run on
 SQLite and PostgreSQL (the ``backend`` fixture); PostgreSQL adds a server that goes away mid-session (stopped
 with ``pg_ctl stop -m immediate``) and comes back, a table locked against readers (busy, not a hang), and a role
-that may only read. File modes, damaged pages and
-refused files are SQLite's and stay SQLite-only.
+that may only read. File modes, damaged pages and refused files are SQLite's and stay SQLite-only.
 Batch faults: the model raising on one image of a chunk, a file reader raising, in the engine and on
 the Batch page. Durability: the review log survives a restart (fresh store + new session here; a real
 ``streamlit run`` killed with SIGKILL and restarted in ``test_load_browser.py``), and a CSV import never
