@@ -573,6 +573,11 @@ def test_a_password_in_the_database_url_never_reaches_a_message_a_page_or_a_log(
         [shown] = [app.as_shown(e.value) for e in at.main.error]
         messages.append(shown)
         pages.append(page_text(at))
+        from dermascan.cli import main  # the administrators' CLI says it in one line on stderr, too
+
+        pages.extend(capfd.readouterr())  # what the page run wrote, checked with the logs below
+        assert main(["reviews", "--db", url, "stats"]) == 2
+        messages.append(capfd.readouterr().err.strip())
     out, err = capfd.readouterr()
     logs = "\n".join([*capture.lines, out, err, *(str(w.message) for w in caught)])
     assert capture.lines  # the capture works
@@ -580,7 +585,7 @@ def test_a_password_in_the_database_url_never_reaches_a_message_a_page_or_a_log(
         assert PASSWORD not in text
     assert MARKERS["patient"] not in logs and MARKERS["note"] not in logs
     assert all("\n" not in m for m in messages)
-    assert sum("does not exist" in m for m in messages) == 2 and sum("cannot be reached" in m for m in messages) == 2
+    assert sum("does not exist" in m for m in messages) == 3 and sum("cannot be reached" in m for m in messages) == 3
 
 
 def test_a_lone_surrogate_anywhere_is_a_one_line_error_never_a_driver_exception(new_db):
