@@ -41,6 +41,7 @@ class Server:
     bin: Path
     port: int
     run_as: dict
+    options: str = ""
 
     @property
     def url(self) -> str:
@@ -52,6 +53,20 @@ class Server:
                        capture_output=True, timeout=60, check=False, **self.run_as)
         shutil.rmtree(self.folder, ignore_errors=True)
 
+    def crash(self) -> None:
+        """Stop the server as a crash or a pulled cable would (``-m immediate``: no clean shutdown); data stays."""
+        self._pg_ctl("-m", "immediate", "-w", "stop")
+
+    def restart(self) -> None:
+        """Start the server again on the same folder and port (after ``crash``): it recovers from its WAL."""
+        self._pg_ctl("-o", self.options, "-l", str(self.folder / "server.log"), "-w", "-t", "60", "start")
+
+    def _pg_ctl(self, *args: str) -> None:
+        done = subprocess.run([str(self.bin / "pg_ctl"), "-D", str(self.folder / "data"), *args], capture_output=True,
+                              text=True, timeout=90, check=False, cwd=self.folder, **self.run_as)
+        if done.returncode != 0:
+            raise Unavailable(f"pg_ctl {args[-1]} failed: {done.stderr.strip().splitlines()[-1:]}")
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -59,8 +74,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start() -> Server:
-    """Start a fresh server (trust authentication, UTF8, sockets only, no fsync: test data is throwaway)."""
+def start(*, durable: bool = False) -> Server:
+    """Start a fresh server (trust authentication, UTF8, sockets only, no fsync: test data is throwaway).
+
+    ``durable``: keep PostgreSQL's own durability settings, so a commit survives ``Server.crash``.
+    """
     bin_dir = binaries()
     if bin_dir is None:
         raise Unavailable("PostgreSQL's initdb and pg_ctl are not installed (apt-get install postgresql)")
@@ -82,8 +100,9 @@ def start() -> Server:
         if init.returncode != 0:
             raise Unavailable(f"initdb failed: {init.stderr.strip().splitlines()[-1:]}")
         port = _free_port()
-        options = (f"-k {folder} -p {port} -c listen_addresses='' -c fsync=off -c synchronous_commit=off "
-                   "-c full_page_writes=off -c max_connections=300")
+        options = f"-k {folder} -p {port} -c listen_addresses='' -c max_connections=300"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         started = subprocess.run([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
                                   str(folder / "server.log"), "-w", "-t", "60", "start"], capture_output=True,
                                  text=True, timeout=90, check=False, cwd=folder, **run_as)
@@ -96,7 +115,7 @@ def start() -> Server:
     except Unavailable:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return Server(folder, bin_dir, port, run_as)
+    return Server(folder, bin_dir, port, run_as, options)
 
 
 if __name__ == "__main__":

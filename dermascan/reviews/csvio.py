@@ -462,7 +462,8 @@ def _record_from_cells(raw: dict[str, str], decimal_comma: bool, latest: datetim
                                for column in columns.DECISION})
     fields = {column.name: _field(column, text[column.name], decimal_comma)
               for column in columns.CASE if column.exported and column.kind != "id"}  # ids are local to a database
-    return CaseRecord(**fields, probabilities=probabilities, decision=decision)
+    # check_writable: a text the database cannot index costs this row, not the transaction of its chunk.
+    return CaseRecord(**fields, probabilities=probabilities, decision=decision).check_writable()
 
 
 def _field(column: columns.Column, value: str | None, decimal_comma: bool) -> Any:

@@ -177,6 +177,22 @@ def not_allowed(name: str) -> ReviewStoreError:
     )
 
 
+def too_long(name: str) -> ReviewStoreError:
+    """A value over one of the database's own limits (an index entry, a field size); nothing was saved."""
+    return ReviewStoreError(
+        f"The review database ({name}) refused a value as too long to store, so the last change was not saved; "
+        "shorten the longest text and try again."
+    )
+
+
+def not_unicode(name: str) -> ReviewStoreError:
+    """A text holding a lone surrogate reached the driver (records refuse them; this is the safety net)."""
+    return ReviewStoreError(
+        f"A text given to the review database ({name}) is not valid Unicode, so nothing was read or saved; "
+        "retype it and try again."
+    )
+
+
 # SQLSTATE classes and codes of PostgreSQL (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 _PG_BUSY = {"55P03", "40P01", "40001", "57014"}  # lock timeout, deadlock, serialization failure, statement timeout
 _PG_RETRY = {"40P01", "40001"}
@@ -204,6 +220,8 @@ def from_postgres(exc: BaseException, name: str) -> ReviewStoreError:
         return not_allowed(name)
     if state.startswith("53"):
         return disk_full(name)
+    if state.startswith("54"):  # program limit exceeded: the same value would fail again
+        return too_long(name)
     if state.startswith("XX"):
         return corrupt(name)
     if state.startswith(("08", "57P")) or (not state and type(exc).__name__ == "OperationalError"):

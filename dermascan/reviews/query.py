@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model.card import HAM10000_DISPLAY_NAMES
-from .records import MAX_TEXT_CHARS
+from .records import MAX_TEXT_CHARS, SURROGATES
 
 SORTS = {
     "newest": "Newest first",
@@ -64,8 +64,8 @@ class CaseQuery:
 
     @property
     def words(self) -> tuple[str, ...]:
-        """The search words, lower-case (NUL characters dropped: they match nothing a reviewer typed)."""
-        return tuple(self.text.replace("\x00", "").lower().split())
+        """The search words, lower-case (NUL characters and lone surrogates dropped: no stored text holds them)."""
+        return tuple(SURROGATES.sub("", self.text.replace("\x00", "")).lower().split())
 
     def describe(self) -> str:
         """A short slug of what the query keeps, for file names (``all``, ``high-medium_undecided_search``)."""

@@ -11,6 +11,7 @@ import math
 import numbers
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,11 +36,19 @@ MANAGEMENT_LABELS = {
 """Human wording of each management option, for select boxes."""
 
 MAX_TEXT_CHARS = 10_000
+MAX_INDEXED_TEXT_CHARS = 500
+INDEXED_TEXT_FIELDS = ("session_id", "patient_id", "model_version", "triage")
+"""The case texts the database indexes (the review log's filters and sorts, the case key), limited to
+``MAX_INDEXED_TEXT_CHARS`` when a case is written: a PostgreSQL index entry holds at most 2,704 bytes and a UTF-8
+character takes up to 4, so a longer one would save on SQLite and fail on PostgreSQL. The same limit holds on both
+backends (a case must fit either); cases already stored are read as they are."""
 MAX_THUMBNAIL_BYTES = 1_000_000
 MAX_LABELS = 1_000
 # A float32 softmax can round a certainty just above 1 once widened to float64.
 _PROB_TOLERANCE = 1e-6
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+SURROGATES = re.compile("[\ud800-\udfff]")
+"""Lone surrogates: a Python string may hold them (JSON's ``"\\ud800"`` decodes to one), UTF-8 text cannot."""
 
 CASE_TEXT_FIELDS = names(CASE, kind="text")
 DECISION_TEXT_FIELDS = names(DECISION, kind="text")
@@ -98,6 +107,9 @@ def _text(name: str, value: Any, *, required: bool = False) -> str | None:
         raise InvalidRecord(f"{name} is longer than {MAX_TEXT_CHARS:,} characters")
     if "\x00" in value:
         raise InvalidRecord(f"{name} contains a NUL character")
+    if not value.isascii() and SURROGATES.search(value):
+        # Either database driver would raise UnicodeEncodeError on one, outside every database error.
+        raise InvalidRecord(f"{name} contains a character that is not valid Unicode")
     return value
 
 
@@ -322,6 +334,16 @@ class CaseRecord:
             if not isinstance(self.decision, Decision):
                 raise InvalidRecord("decision must be a Decision")
             self.decision.validate()
+        return self
+
+    def check_writable(self, names: Iterable[str] = INDEXED_TEXT_FIELDS) -> CaseRecord:
+        """Refuse (``InvalidRecord`` naming the field) an indexed text longer than the database can index; returns
+        ``self``. Checked before a case is written (only ``names``: the fields an edit changes), never when one is
+        read (see ``INDEXED_TEXT_FIELDS``)."""
+        for name in set(names) & set(INDEXED_TEXT_FIELDS):
+            value = getattr(self, name)
+            if value is not None and len(value) > MAX_INDEXED_TEXT_CHARS:
+                raise InvalidRecord(f"{name} is longer than {MAX_INDEXED_TEXT_CHARS:,} characters")
         return self
 
     @property

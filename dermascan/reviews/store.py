@@ -250,6 +250,8 @@ class ReviewStore:
                 yield conn
         except (sa.exc.SQLAlchemyError, sqlite3.Error) as exc:
             raise errors.from_db(exc, self._name) from None
+        except UnicodeEncodeError:  # a lone surrogate in a parameter: the drivers raise this, not a database error
+            raise errors.not_unicode(self._name) from None
 
     def _transaction(self, work: Callable[[sa.Connection], _T]) -> _T:
         """Run ``work`` in one write transaction (all or nothing); ``BEGIN IMMEDIATE`` on SQLite (see engine.py).
@@ -268,6 +270,8 @@ class ReviewStore:
                     log.info("review database: transaction retried after a deadlock")
                     continue
                 raise errors.from_db(exc, self._name) from None
+            except UnicodeEncodeError:
+                raise errors.not_unicode(self._name) from None
         raise AssertionError("unreachable")
 
     # -- cases ---------------------------------------------------------------------------------------------
@@ -278,7 +282,7 @@ class ReviewStore:
         Adding the same analysis again (same image_sha256, created_at, model_version) returns the existing
         id and leaves the stored case as it was.
         """
-        record.validate()
+        record.validate().check_writable()
 
         def work(conn: sa.Connection) -> int:
             case_id, _ = self._insert_case(conn, record)
@@ -488,7 +492,7 @@ class ReviewStore:
         total = MergeCounts(0, 0, 0, 0)
         batch: list[CaseRecord] = []
         for record in records:
-            batch.append(record.validate())
+            batch.append(record.validate().check_writable())
             if len(batch) >= max(int(chunk), 1):
                 total += self._merge_chunk(batch)
                 batch = []
@@ -650,7 +654,7 @@ def _is_case_id(value: Any) -> bool:
 def _with_details(current: CaseRecord, fields: dict[str, Any]) -> CaseRecord:
     try:
         # replace() re-runs CaseRecord's own validation, so the rules live in one place.
-        return dataclasses.replace(current, **fields)
+        return dataclasses.replace(current, **fields).check_writable(fields)
     except InvalidRecord as exc:  # the message names the field, never the value
         raise errors.ReviewStoreError(f"The case details were not saved: {exc}; correct it and save again.") from None
 

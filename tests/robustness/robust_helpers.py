@@ -1,8 +1,10 @@
 """Helpers shared by the robustness suite (not a test module, not a conftest).
 
 - ``fuzz_settings``: bounded, deterministic Hypothesis settings for CI; ``DERMASCAN_FUZZ=long``
-  multiplies the example counts by 20 and explores randomly (a longer local run).
-- ``app``: the AppTest helpers of ``tests/app/app_helpers.py`` (``new_app``, ``build_tiny_model``...).
+  multiplies the example counts by 20 and explores randomly (a longer local run). ``fuzz_examples``: the
+  count for a backend (PostgreSQL runs fewer: every example is a round trip to the server).
+- ``app``: the AppTest helpers of ``tests/app/app_helpers.py`` (``new_app``, ``build_tiny_model``...);
+  ``page_text``: everything an AppTest page shows.
 - ``e2e``: the ``streamlit run`` + Chromium helpers of ``tests/e2e/test_browser.py``, reused the same way,
   and ``running_server``, a context manager around them that always stops the server.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
-__all__ = ["HAM", "REPO", "app", "chromium", "e2e", "fuzz_settings", "running_server"]
+__all__ = ["HAM", "REPO", "app", "chromium", "e2e", "fuzz_examples", "fuzz_settings", "page_text", "running_server"]
 
 REPO = Path(__file__).resolve().parents[2]
 HAM = REPO.parent / "shared" / "data" / "ham10000_224"
@@ -39,6 +41,11 @@ def fuzz_settings(examples: int, **extra) -> settings:
     )
 
 
+def fuzz_examples(backend: str, examples: int) -> int:
+    """``examples`` on SQLite; on PostgreSQL a tenth of them, at least 10 (each example is a server round trip)."""
+    return examples if backend == "sqlite" else max(examples // 10, 10)
+
+
 def _e2e():
     # test_browser is imported by its own name, so pytest collecting it later finds the very same module.
     folder = str(REPO / "tests" / "e2e")
@@ -56,6 +63,21 @@ for _folder in (REPO / "tests", REPO / "tests" / "app"):  # shared helper module
 import app_helpers as app  # noqa: E402 - AppTest helpers of tests/app (new_app, build_tiny_model, ...)
 
 e2e = _e2e()
+
+
+def page_text(at) -> str:
+    """Every text an AppTest page shows (labels, values, help, messages), from the element protobufs."""
+    out = []
+
+    def walk(node):
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            out.append(app.proto_text(proto))
+        for child in getattr(node, "children", {}).values():
+            walk(child)
+
+    walk(at._tree)
+    return "\n".join(out)
 
 
 @contextlib.contextmanager

@@ -9,6 +9,10 @@ the card's labels, 5 outputs without a card, a broken card, a grayscale-input mo
 Database faults: locked by another writer, read-only (file and folder, enforced by the kernel: as root
 the test drops CAP_DAC_OVERRIDE for its own thread), not a database, damaged pages inside a real one, a
 newer release's file and another application's SQLite file (refused, byte-for-byte untouched).
+The database faults that exist on both backends (a held lock, an import, a restart, concurrent writers) run on
+SQLite and PostgreSQL (the ``backend`` fixture); PostgreSQL adds a server that goes away mid-session (stopped
+with ``pg_ctl stop -m immediate``) and comes back, a table locked against readers (busy, not a hang), and a role
+that may only read. File modes, damaged pages and refused files are SQLite's and stay SQLite-only.
 Batch faults: the model raising on one image of a chunk, a file reader raising, in the engine and on
 the Batch page. Durability: the review log survives a restart (fresh store + new session here; a real
 ``streamlit run`` killed with SIGKILL and restarted in ``test_load_browser.py``), and a CSV import never
@@ -34,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from robust_helpers import HAM, app
+from robust_helpers import HAM, app, page_text
 
 import dermascan
 from dermascan.inference.batch import bytes_sources, run_batch
@@ -84,25 +88,28 @@ def db(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
+def any_db(new_db, backend, monkeypatch) -> Path | str:
+    """A fresh review database on each backend (SQLite file, PostgreSQL schema), configured for the app."""
+    location = new_db()
+    monkeypatch.setenv("DERMASCAN_REVIEW_DB", str(location))
+    return location
+
+
+def hidden(location: Path | str) -> list[str]:
+    """What a page must never show of a database: an SQLite file's folder; a PostgreSQL URL and socket folder."""
+    if isinstance(location, Path):
+        return [str(location.parent)]
+    import sqlalchemy as sa
+
+    url = sa.make_url(location)
+    return [str(location), url.render_as_string(hide_password=False), str(url.query.get("host", "")) or str(url)]
+
+
+@pytest.fixture
 def image() -> bytes:
     if not HAM.is_dir():
         pytest.skip("../shared/data (HAM10000 images) is not present")
     return sorted((HAM / "images").glob("ISIC_*.jpg"))[0].read_bytes()
-
-
-def page_text(at) -> str:
-    """Every text the page shows (labels, values, help, messages), from the element protobufs."""
-    out = []
-
-    def walk(node):
-        proto = getattr(node, "proto", None)
-        if proto is not None:
-            out.append(app.proto_text(proto))
-        for child in getattr(node, "children", {}).values():
-            walk(child)
-
-    walk(at._tree)
-    return "\n".join(out)
 
 
 def assert_safe(at, *secrets: str) -> None:
@@ -219,7 +226,7 @@ def test_a_model_that_appears_later_is_picked_up_without_a_restart(models, secre
 
 # -- review database faults --------------------------------------------------------------------------------
 
-def _seed(path: Path, n: int = 2) -> list[int]:
+def _seed(path: Path | str, n: int = 2) -> list[int]:
     ids = []
     with ReviewStore(path) as store:
         for i in range(n):
@@ -230,24 +237,47 @@ def _seed(path: Path, n: int = 2) -> list[int]:
     return ids
 
 
-def _everything(path: Path) -> list:
+def _everything(path: Path | str) -> list:
     with ReviewStore(path) as store:
         return [(c.key, c.file_name, c.decision, store.decision_history(c.case_id)) for c in store.list_cases()]
 
 
 @contextlib.contextmanager
-def _write_lock(path: Path):
-    """Another writer holding the database's write lock (as a second server process would while saving)."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
+def _write_lock(location: Path | str):
+    """Another writer holding the database's write lock (as a second server process would while saving).
+
+    SQLite: ``BEGIN IMMEDIATE`` on the file. PostgreSQL: the cases table locked against every write (``EXCLUSIVE``
+    still lets readers in, as a long import's row locks would).
+    """
+    if isinstance(location, Path):
+        conn = sqlite3.connect(location, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    engine = _pg_admin(location)
     try:
-        yield
+        with engine.connect() as conn:
+            conn.exec_driver_sql("LOCK TABLE cases IN EXCLUSIVE MODE")
+            try:
+                yield
+            finally:
+                conn.rollback()
     finally:
-        conn.execute("ROLLBACK")
-        conn.close()
+        engine.dispose()
 
 
-def test_a_locked_database_keeps_the_result_and_the_decision_until_it_is_free(models, db, monkeypatch, image):
+def _pg_admin(url: str):
+    import sqlalchemy as sa
+
+    return sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"), poolclass=sa.pool.NullPool)
+
+
+def test_a_locked_database_keeps_the_result_and_the_decision_until_it_is_free(models, any_db, monkeypatch, image):
+    db = any_db
     monkeypatch.setenv("DERMASCAN_MODEL", str(models["good"]))
     # The app waits DEFAULT_BUSY_TIMEOUT (5 s) for another writer; 1 s keeps this test short.
     monkeypatch.setattr("dashboard.review_store.ReviewStore", functools.partial(ReviewStore, busy_timeout=1.0))
@@ -256,22 +286,23 @@ def test_a_locked_database_keeps_the_result_and_the_decision_until_it_is_free(mo
     at = app.new_app().run()
     with _write_lock(db):
         upload(at, image)
-        assert_safe(at, str(db.parent))
+        assert_safe(at, *hidden(db))
         assert len(at.dataframe[0].value) == 7  # the AI result is shown anyway
         assert any("busy" in w.value and "not in the review log yet" in w.value for w in at.warning)
         submit_decision(at, "excise")
-        assert_safe(at, str(db.parent))
+        assert_safe(at, *hidden(db))
         assert any("kept in this session" in e.value for e in at.error)
         reader = app.new_app()  # another session reads meanwhile: WAL readers never wait for a writer
         reader.switch_page(LOG).run()
-        assert_safe(reader, str(db.parent))
+        assert_safe(reader, *hidden(db))
         assert len(reader.dataframe[0].value) == 2
     at.run()  # the lock is gone: the case is added on the next rerun, the typed decision waits for a click
     next(b for b in at.button if b.label == "Retry saving").click().run()
-    assert_safe(at, str(db.parent))
+    assert_safe(at, *hidden(db))
     after = _everything(db)
     assert all(item in after for item in before)
-    new = [c for c in ReviewStore(db).list_cases() if c.case_id not in saved]
+    with ReviewStore(db) as store:
+        new = [c for c in store.list_cases() if c.case_id not in saved]
     assert len(new) == 1 and new[0].decision.management == "excise"
 
 
@@ -442,7 +473,7 @@ def test_a_silently_damaged_row_does_not_take_the_review_log_down(models, db, mo
     assert any("not a readable review database" in e.value for e in at.error)
 
 
-def test_the_review_log_survives_a_restart(models, db, monkeypatch, image):
+def test_the_review_log_survives_a_restart(models, any_db, monkeypatch, image):
     import streamlit as st
 
     monkeypatch.setenv("DERMASCAN_MODEL", str(models["good"]))
@@ -457,7 +488,8 @@ def test_the_review_log_survives_a_restart(models, db, monkeypatch, image):
     assert list(log["File"]) == ["before-restart.jpg"] and list(log["Management"]) == ["Biopsy"]
 
 
-def test_an_import_adds_and_updates_only_and_the_page_offers_no_replace(models, db, monkeypatch, tmp_path):
+def test_an_import_adds_and_updates_only_and_the_page_offers_no_replace(models, any_db, monkeypatch, tmp_path):
+    db = any_db
     monkeypatch.setenv("DERMASCAN_MODEL", str(models["good"]))
     _seed(db)
     before = _everything(db)
@@ -480,7 +512,7 @@ def test_an_import_adds_and_updates_only_and_the_page_offers_no_replace(models, 
     assert not any(word in labels for word in ("replace", "wipe", "delete", "clear", "overwrite"))
     at.file_uploader(key="log_import").set_value(("other.csv", data, "text/csv")).run()
     next(b for b in at.button if b.label == "Import CSV").click().run()
-    assert_safe(at, str(db.parent))
+    assert_safe(at, *hidden(db))
     assert any("3 new case(s) imported" in s.value for s in at.success)
     # The case whose decisions the import touched is listed, user strings as plain text (no link).
     [listed] = [m.value for m in at.markdown if "kept in the history only" in m.value]
@@ -492,6 +524,146 @@ def test_an_import_adds_and_updates_only_and_the_page_offers_no_replace(models, 
         assert match[1] == name and match[2] == decision  # the stored (newer) decision stays current
         assert all(h in match[3] for h in history)
     assert len(at.dataframe[0].value) == 5
+
+
+# -- PostgreSQL only: a server that goes away, a role that may only read ------------------------------------
+
+@pytest.fixture
+def own_server():
+    """A PostgreSQL server of this test's own (so it can be crashed), with durable commits; stopped afterwards."""
+    import pg_server
+
+    try:
+        server = pg_server.start(durable=True)
+    except pg_server.Unavailable as exc:
+        pytest.skip(f"no PostgreSQL server for the tests: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _one_line_error(call) -> str:
+    from dermascan.reviews import ReviewStoreError
+
+    with pytest.raises(ReviewStoreError) as info:
+        call()
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+def test_a_server_that_goes_away_mid_session_is_a_one_line_error_and_the_store_recovers(models, own_server,
+                                                                                       monkeypatch):
+    url = own_server.url.replace("postgresql://postgres@", "postgresql://postgres:pw-Zq81-secret@")
+    monkeypatch.setenv("DERMASCAN_REVIEW_DB", url)
+    monkeypatch.setenv("DERMASCAN_MODEL", str(models["good"]))
+    store = ReviewStore(url, busy_timeout=1.0)
+    [case_id] = _seed(url, 1)
+    assert store.get_case(case_id) is not None  # the pool holds a live connection now
+    page = app.new_app()
+    page.switch_page(LOG).run()
+    assert len(page.dataframe[0].value) == 1
+    own_server.crash()
+    new_case = CaseRecord(image_sha256="cd" * 32, top_label="mel", probabilities={"mel": 1.0})
+    calls = [lambda: store.get_case(case_id), store.list_cases, store.count_cases, lambda: store.add_case(new_case),
+             lambda: store.save_decision(case_id, Decision(management="excise")), store.export_csv]
+    for call in calls:
+        message = _one_line_error(call)
+        assert "cannot be reached" in message and "pw-Zq81-secret" not in message
+        assert str(own_server.folder) not in message
+    page.run()  # the shared store of the app meets the same: a message, no traceback, the page keeps serving
+    assert_safe(page, str(own_server.folder), "pw-Zq81-secret")
+    assert any("cannot be reached" in app.as_shown(e.value) for e in page.error)
+    own_server.restart()
+    # The pool's dead connections are replaced on the next call: no restart of the app, nothing lost.
+    assert store.get_case(case_id).decision.note == "kept-0"
+    assert store.add_case(new_case) != case_id
+    assert store.save_decision(case_id, Decision(management="excise")).management == "excise"
+    page.run()
+    assert_safe(page, str(own_server.folder), "pw-Zq81-secret")
+    assert len(page.dataframe[0].value) == 2 and not page.error
+    store.close()
+
+
+def test_a_role_that_may_only_read_gets_a_one_line_message_and_nothing_is_lost(models, new_db, backend,
+                                                                                 monkeypatch, image):
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite's read-only file: test_a_read_only_database_is_reported...)")
+    import uuid
+
+    import sqlalchemy as sa
+
+    owner = new_db()
+    ids = _seed(owner)
+    before = _everything(owner)
+    role, schema = f"reader_{uuid.uuid4().hex[:12]}", sa.make_url(owner).query["options"].split("=", 1)[1]
+    admin = _pg_admin(owner)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+        conn.exec_driver_sql(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        conn.exec_driver_sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"')
+    reader = sa.make_url(owner).set(username=role).render_as_string(hide_password=False)
+    monkeypatch.setenv("DERMASCAN_REVIEW_DB", reader)
+    monkeypatch.setenv("DERMASCAN_MODEL", str(models["good"]))
+    try:
+        with ReviewStore(reader) as store:  # it opens and reads; every write is one line naming what to do
+            assert store.count_cases() == 2
+            message = _one_line_error(lambda: store.save_decision(ids[0], Decision(note="x")))
+            assert "may not use the review tables" in message and "grant it access" in message
+        at = app.new_app()
+        at.switch_page(LOG).run()
+        assert_safe(at, *hidden(reader))
+        assert len(at.dataframe[0].value) == 2 and not at.error
+        at.session_state["log_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}
+        at.run()
+        case_id = int(at.dataframe[0].value["Case"].iloc[0])
+        at.radio(key=f"log_decision_{case_id}_management").set_value("excise")
+        next(b for b in at.button if b.label == "Save to review log").click().run()
+        assert_safe(at, *hidden(reader))
+        assert any("may not use" in app.as_shown(e.value) and "kept in this session" in e.value for e in at.error)
+        analyze = upload(app.new_app().run(), image)
+        assert_safe(analyze, *hidden(reader))
+        assert len(analyze.dataframe[0].value) == 7  # analysing still works
+    finally:
+        import streamlit as st
+
+        st.cache_resource.clear()  # the app's store holds the role's connections
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP OWNED BY "{role}"')
+            conn.exec_driver_sql(f'DROP ROLE "{role}"')
+        admin.dispose()
+    assert _everything(owner) == before
+
+
+def test_a_table_locked_against_readers_is_a_busy_message_not_a_hang_on_postgresql(new_db, backend):
+    # An administrator's ALTER TABLE or VACUUM FULL locks out readers too (SQLite's WAL readers never wait).
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite readers never wait: test_a_locked_database_keeps_the_result...)")
+    url = new_db()
+    [case_id] = _seed(url, 1)
+    admin = _pg_admin(url)
+    with ReviewStore(url, busy_timeout=0.3) as store, admin.connect() as conn:
+        conn.exec_driver_sql("LOCK TABLE cases IN ACCESS EXCLUSIVE MODE")
+        for call in (lambda: store.get_case(case_id), store.list_cases, store.count_cases,
+                     lambda: store.save_decision(case_id, Decision(management="excise"))):
+            assert "busy" in _one_line_error(call)
+        conn.rollback()
+        assert store.save_decision(case_id, Decision(management="excise")).management == "excise"
+    admin.dispose()
+
+
+def test_a_read_only_store_on_postgresql_refuses_writes_in_one_line(new_db, backend):
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only (SQLite: tests/reviews/test_store.py)")
+    url = new_db()
+    [case_id] = _seed(url, 1)
+    with ReviewStore(url, read_only=True) as store:
+        assert store.get_case(case_id).decision.note == "kept-0"
+        message = _one_line_error(lambda: store.save_decision(case_id, Decision(management="excise")))
+        assert "read-only" in message
+    assert _everything(url)[0][2].note == "kept-0"
+
 
 
 # -- one image failing inside a batch ----------------------------------------------------------------------
@@ -561,9 +733,9 @@ def test_one_failing_image_on_the_batch_page(models, db, monkeypatch):
     assert ReviewStore(db).count_cases() == 5  # every good image reached the review log
 
 
-def test_concurrent_writers_on_one_file_lose_nothing(tmp_path):
-    # Two server processes (or two stores) on one database file: every write lands, none is lost.
-    path = tmp_path / "shared.sqlite3"
+def test_concurrent_writers_on_one_database_lose_nothing(new_db, backend):
+    # Two server processes (or two stores) on one database: every write lands, none is lost.
+    path = new_db()
     stores = [ReviewStore(path), ReviewStore(path)]
     errors: list = []
 
@@ -588,4 +760,5 @@ def test_concurrent_writers_on_one_file_lose_nothing(tmp_path):
         assert len(cases) == 50 and all(c.decision is not None for c in cases)
     for s in stores:
         s.close()
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    if backend == "sqlite":  # SQLite only: the file keeps its private mode through concurrent opens
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -9,7 +9,10 @@
   ``data:image`` or raw byte repr in any of it.
 - Messages show no directory (model, database, CLI); the fault tests assert it on every page too.
 - CSV exports (batch table, CLI batch, review log, its filtered view) neutralise = + - @ TAB CR.
-- The review database, its WAL files and its folder are private (0600 / 0700), whatever the umask.
+- The review database, its WAL files and its folder are private (0600 / 0700), whatever the umask (SQLite only).
+- The review store on both backends (the ``backend`` fixture): SQL injection through every text field, the
+  search box and the CSV import is stored and found as plain text and leaves every table intact; a
+  PostgreSQL password in the URL never reaches a message, a page or a log line.
 - XSRF protection is on, in the file and as Streamlit itself reads it.
 """
 
@@ -34,7 +37,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
-from robust_helpers import HAM, REPO, app, fuzz_settings
+from robust_helpers import HAM, REPO, app, fuzz_examples, fuzz_settings, page_text
 
 from dermascan.csvsafe import FORMULA_PREFIXES
 from dermascan.errors import InvalidImage
@@ -55,6 +58,15 @@ assert set(DANGEROUS) == {"=", "+", "-", "@", "\t", "\r"}
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     return app.build_tiny_model(tmp_path_factory.mktemp("security-model"))
+
+
+@pytest.fixture
+def any_env(model, new_db, backend, monkeypatch) -> Path | str:
+    """``env`` on each backend: an SQLite file or a PostgreSQL schema, configured for the app."""
+    db = new_db()
+    monkeypatch.setenv("DERMASCAN_MODEL", str(model))
+    monkeypatch.setenv("DERMASCAN_REVIEW_DB", str(db))
+    return db
 
 
 @pytest.fixture
@@ -342,35 +354,38 @@ def test_cli_batch_csv_neutralises_file_names(tmp_path, model):
     assert {r["file_name"].removeprefix("'") for r in rows} == {*names, "=broken.jpg"}
 
 
-@fuzz_settings(100)
-@given(st.lists(st.tuples(formula_text(), formula_text(), formula_text()), min_size=1, max_size=4))
-def test_review_csv_neutralises_every_text_cell_and_round_trips(tmp_path_factory, fields):
-    records = []
-    for i, (patient, note, reviewer) in enumerate(fields):
-        try:
-            records.append(CaseRecord(
-                image_sha256=f"{i:064x}", top_label="nv", patient_id=patient or None, body_site=note or None,
-                file_name=reviewer or None, probabilities={"nv": 1.0},
-                decision=Decision(note=note, reviewer=reviewer or None, reviewer_diagnosis=patient or None)))
-        except ValueError:  # e.g. a NUL character: refused before it could be stored
-            continue
-    if not records:
-        return
-    rows = cells_of(to_csv_bytes(records))
-    assert_neutral(rows, ["patient_id", "body_site", "file_name", "note", "reviewer", "reviewer_diagnosis"])
-    with ReviewStore(tmp_path_factory.mktemp("rt") / "r.sqlite3") as store:
-        result = store.import_csv(to_csv_bytes(records))
-        assert result.errors == []
-        back = {c.image_sha256: c for c in store.list_cases()}
-    for record in records:
-        got = back[record.image_sha256]
-        assert (got.patient_id, got.file_name, got.decision.note) == (record.patient_id, record.file_name,
-                                                                     record.decision.note)
+def test_review_csv_neutralises_every_text_cell_and_round_trips(fresh_db, backend):
+    @fuzz_settings(fuzz_examples(backend, 100))
+    @given(st.lists(st.tuples(formula_text(), formula_text(), formula_text()), min_size=1, max_size=4))
+    def check(fields):
+        records = []
+        for i, (patient, note, reviewer) in enumerate(fields):
+            try:
+                records.append(CaseRecord(
+                    image_sha256=f"{i:064x}", top_label="nv", patient_id=patient or None, body_site=note or None,
+                    file_name=reviewer or None, probabilities={"nv": 1.0},
+                    decision=Decision(note=note, reviewer=reviewer or None, reviewer_diagnosis=patient or None)))
+            except ValueError:  # e.g. a NUL character: refused before it could be stored
+                continue
+        if not records:
+            return
+        rows = cells_of(to_csv_bytes(records))
+        assert_neutral(rows, ["patient_id", "body_site", "file_name", "note", "reviewer", "reviewer_diagnosis"])
+        with ReviewStore(fresh_db()) as store:
+            result = store.import_csv(to_csv_bytes(records))
+            assert result.errors == []
+            back = {c.image_sha256: c for c in store.list_cases()}
+        for record in records:
+            got = back[record.image_sha256]
+            assert (got.patient_id, got.file_name, got.decision.note) == (record.patient_id, record.file_name,
+                                                                         record.decision.note)
+
+    check()
 
 
-def test_review_log_downloads_are_neutralised(env, monkeypatch):
+def test_review_log_downloads_are_neutralised(any_env, monkeypatch):
     files = app.record_media(monkeypatch)
-    with ReviewStore(env) as store:
+    with ReviewStore(any_env) as store:
         for i, text in enumerate(["=1+1", "+cmd|' /C calc'!A0", "-2", "@A1", "\t=x", "\r=y"]):
             store.add_case(CaseRecord(image_sha256=f"{i:064x}", top_label="nv", file_name=f"{text}.jpg",
                                       patient_id=text, probabilities={"nv": 1.0},
@@ -386,7 +401,7 @@ def test_review_log_downloads_are_neutralised(env, monkeypatch):
         assert_neutral(rows, ["file_name", "patient_id", "note"])
 
 
-# -- a private database ------------------------------------------------------------------------------------
+# -- a private database (SQLite only: file and folder modes) ---------------------------------------------------
 
 def test_the_review_database_and_its_folders_are_private_whatever_the_umask(tmp_path):
     old = os.umask(0)
@@ -430,3 +445,174 @@ def test_a_carriage_return_inside_a_cell_cannot_start_a_row_with_a_formula():
     assert len(rows) == 1 and rows[0]["file_name"] == name
     for line in data.decode("utf-8").replace("\r\n", "\n").split("\n"):
         assert not line.startswith(DANGEROUS) or line.startswith('"')
+
+
+# -- SQL injection and the database URL's password (both backends) ---------------------------------------------
+
+INJECTIONS = ("'; DROP TABLE cases; --", "Robert'); DROP TABLE decisions;--", "' OR '1'='1", '" OR ""="',
+              "1; DELETE FROM decision_history WHERE 1=1", "$$; DROP TABLE cases; $$", "') UNION SELECT version --",
+              "x' || pg_sleep(5) || '", "\\'; --", "100%_done\\", "%", "_", "ß' /* ünïcode */")
+REVIEW_TABLES = ("cases", "decisions", "decision_history", "case_details_history")
+
+
+def _table_counts(store: ReviewStore) -> dict:
+    """The rows of each review table, and the names of every table there is (none dropped, none added)."""
+    import sqlalchemy as sa
+
+    with store._reader.connect() as conn:  # noqa: SLF001 - the test counts the tables behind the store's back
+        counts = {name: conn.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar_one() for name in REVIEW_TABLES}
+        return {**counts, "tables": sorted(sa.inspect(conn).get_table_names())}
+
+
+def test_sql_injection_through_every_text_field_is_stored_as_text_and_found_by_search(new_db, backend):
+    from dermascan.reviews.columns import CASE, names
+    from dermascan.reviews.query import CaseQuery, matches
+
+    text_fields = names(CASE, kind="text")
+    with ReviewStore(new_db()) as store:
+        plain = store.add_case(CaseRecord(image_sha256="ff" * 32, top_label="nv", probabilities={"nv": 1.0},
+                                          patient_id="plain patient", decision=Decision(note="plain note")))
+        ids = {}
+        for i, text in enumerate(INJECTIONS):
+            record = CaseRecord(image_sha256=f"{i:064x}", top_label=text, probabilities={text: 1.0, "nv": 0.0},
+                                model_version=text, **dict.fromkeys(text_fields, text),
+                                decision=Decision(note=text, reviewer=text, reviewer_diagnosis=text))
+            ids[text] = store.add_case(record)
+            store.update_case_fields(ids[text], patient_id=text + " (edited)", body_site=text)
+            store.save_decision(ids[text], Decision(note=text + " again", reviewer=text, management="refer"))
+        counts = _table_counts(store)
+        everything = store.list_cases()
+        assert counts == {"cases": len(INJECTIONS) + 1, "decisions": len(INJECTIONS) + 1,
+                          "decision_history": 2 * len(INJECTIONS) + 1, "case_details_history": len(INJECTIONS),
+                          "tables": sorted([*REVIEW_TABLES, *(["schema_version"] if backend != "sqlite" else [])])}
+        for text, case_id in ids.items():
+            case = store.get_case(case_id)  # every field comes back exactly as it went in
+            assert all(getattr(case, name) == text for name in text_fields if name != "patient_id")
+            assert (case.patient_id, case.top_label, case.model_version) == (text + " (edited)", text, text)
+            assert case.decision.note == text + " again" and case.probabilities == {text: 1.0, "nv": 0.0}
+            assert [c.case_id for c in store.find_cases(case.image_sha256, text)] == [case_id]
+            # The search: the text finds its own case, and others only where its words really occur (the
+            # reference meaning, query.matches, over every stored case).
+            query = CaseQuery(text=text)
+            found = {c.case_id for c in store.page_cases(query, limit=100)}
+            assert case_id in found and plain not in found
+            assert found == {c.case_id for c in everything if matches(query, c)}
+            assert store.count_matching(query) == len(found)
+        assert store.page_cases(CaseQuery(text="' OR 1=1 --"), limit=100) == []
+        # The CSV import is a third way in: the same strings arrive as text, never as SQL.
+        result = store.import_csv(store.export_csv())
+        assert (result.added, result.rejected, result.errors) == (0, 0, [])
+        assert store.labels_matching(CaseQuery()) == sorted({*INJECTIONS, "nv"})
+        assert _table_counts(store) == counts
+
+
+def test_the_search_box_takes_injection_as_text(any_env):
+    with ReviewStore(any_env) as store:
+        for i, text in enumerate(INJECTIONS[:4]):
+            store.add_case(CaseRecord(image_sha256=f"{i:064x}", top_label="nv", probabilities={"nv": 1.0},
+                                      file_name=f"case-{i}.jpg", patient_id=text))
+        counts = _table_counts(store)
+    at = app.new_app()
+    at.switch_page("pages/review_log.py").run()
+    for i, text in enumerate(INJECTIONS[:4]):
+        at.text_input(key="log_search").input(text).run()
+        app.assert_no_exception(at)
+        assert not at.error
+        shown = list(at.dataframe[0].value["File"])
+        assert f"case-{i}.jpg" in shown and len(shown) < 4
+    with ReviewStore(any_env) as store:
+        assert _table_counts(store) == counts
+
+
+PASSWORD = "pw-Kq83-s3cret"
+
+
+def test_a_password_in_the_database_url_never_reaches_a_message_a_page_or_a_log(postgres_url, new_db, backend,
+                                                                                all_logs, capfd, model,
+                                                                                monkeypatch):
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL only: an SQLite file has no password")
+    import sqlalchemy as sa
+
+    from dermascan.reviews import ReviewStoreError
+
+    def with_password(url: str, **changes) -> str:
+        return sa.make_url(url).set(password=PASSWORD, **changes).render_as_string(hide_password=False)
+
+    capture, caught = all_logs
+    pages = []
+    good = with_password(new_db())  # the test server trusts local sockets: the password is carried, not checked
+    messages = []
+    with ReviewStore(good, busy_timeout=0.2) as store:
+        case_id = store.add_case(CaseRecord(image_sha256="ab" * 32, top_label="nv", probabilities={"nv": 1.0},
+                                            patient_id=MARKERS["patient"], decision=Decision(note=MARKERS["note"])))
+        messages += [repr(store), store.location.name]
+        for fails in (lambda: store.save_decision(case_id + 99, Decision(note="x")),
+                      lambda: store.update_case_fields(case_id, colour="red")):
+            with pytest.raises(ReviewStoreError) as info:
+                fails()
+            messages.append(str(info.value))
+        with sa.create_engine(sa.make_url(good).set(drivername="postgresql+psycopg"),
+                              poolclass=sa.pool.NullPool).connect() as holder:
+            holder.exec_driver_sql("SELECT 1 FROM cases FOR UPDATE")
+            with pytest.raises(ReviewStoreError, match="busy") as info:
+                store.save_decision(case_id, Decision(note="while locked"))
+            messages.append(str(info.value))
+            holder.rollback()
+    for url in (with_password(postgres_url, database="no_such_db"),
+                sa.make_url(with_password(postgres_url)).update_query_dict({"port": "1"}).render_as_string(
+                    hide_password=False)):
+        with pytest.raises(ReviewStoreError) as info:
+            ReviewStore(url)
+        messages.append(str(info.value))
+        monkeypatch.setenv("DERMASCAN_MODEL", str(model))
+        monkeypatch.setenv("DERMASCAN_REVIEW_DB", url)
+        at = app.new_app()
+        at.switch_page("pages/review_log.py").run()
+        app.assert_no_exception(at)
+        [shown] = [app.as_shown(e.value) for e in at.main.error]
+        messages.append(shown)
+        pages.append(page_text(at))
+        from dermascan.cli import main  # the administrators' CLI says it in one line on stderr, too
+
+        pages.extend(capfd.readouterr())  # what the page run wrote, checked with the logs below
+        assert main(["reviews", "--db", url, "stats"]) == 2
+        messages.append(capfd.readouterr().err.strip())
+    out, err = capfd.readouterr()
+    logs = "\n".join([*capture.lines, out, err, *(str(w.message) for w in caught)])
+    assert capture.lines  # the capture works
+    for text in [*messages, *pages, logs]:
+        assert PASSWORD not in text
+    assert MARKERS["patient"] not in logs and MARKERS["note"] not in logs
+    assert all("\n" not in m for m in messages)
+    assert sum("does not exist" in m for m in messages) == 3 and sum("cannot be reached" in m for m in messages) == 3
+
+
+def test_a_lone_surrogate_anywhere_is_a_one_line_error_never_a_driver_exception(new_db):
+    # JSON's "\ud800" decodes to a Python string no driver can encode: both raised a bare UnicodeEncodeError.
+    from dermascan.reviews import InvalidRecord, ReviewStoreError
+    from dermascan.reviews.columns import CASE, names
+    from dermascan.reviews.query import CaseQuery
+
+    bad = "lesion \ud800 \udfff"
+    with ReviewStore(new_db()) as store:
+        case_id = store.add_case(CaseRecord(image_sha256="ab" * 32, top_label="nv", probabilities={"nv": 1.0}))
+        for name in (*names(CASE, kind="text"), "top_label", "model_version"):
+            with pytest.raises(InvalidRecord, match=f"^{name} contains a character that is not valid Unicode$"):
+                store.add_case(CaseRecord(**{"image_sha256": "cd" * 32, "top_label": "nv",
+                                             "probabilities": {"nv": 1.0}, name: bad}))
+        with pytest.raises(InvalidRecord, match="^label contains"):
+            store.add_case(CaseRecord(image_sha256="cd" * 32, top_label="nv", probabilities={bad: 1.0}))
+        for field in ("note", "reviewer", "reviewer_diagnosis"):
+            with pytest.raises(InvalidRecord, match=f"^{field} contains"):
+                store.save_decision(case_id, Decision(**{field: bad}))
+        with pytest.raises(ReviewStoreError, match="patient_id contains"):
+            store.update_case_fields(case_id, patient_id=bad)
+        # The search drops them (no stored text can hold one); a lookup by them is a one-line error.
+        assert [c.case_id for c in store.page_cases(CaseQuery(text="\ud800"))] == [case_id]
+        assert store.count_matching(CaseQuery(text=bad)) == 0
+        for lookup in (lambda: store.find_cases("ab" * 32, bad), lambda: store.list_cases(session_id=bad)):
+            with pytest.raises(ReviewStoreError, match="not valid Unicode") as info:
+                lookup()
+            assert "\n" not in str(info.value)
+        assert store.count_cases() == 1 and store.get_decision(case_id) is None

@@ -3,7 +3,8 @@
 Session A's uploaded image, overlay, file name and typed-but-unsaved decision never appear in session B's
 pages; the review log is shared by design, so B lists A's case, after its own ("this session first"),
 and selecting A's case shows no pixels (only A's session holds them). The browser version of this, with
-concurrent sessions on a real server, is ``test_load_browser.py``.
+concurrent sessions on a real server, is ``test_load_browser.py``. The shared review store is an SQLite file or a
+PostgreSQL database (the ``backend`` fixture): isolation must not depend on which.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from robust_helpers import HAM, app
+from robust_helpers import HAM, app, page_text
 
 import dermascan
+from dermascan.render.legend import legend_strip
 
 LOG = "pages/review_log.py"
 UNSAVED = "UNSAVED-NOTE-OF-A-31x"
@@ -29,41 +31,32 @@ def media(monkeypatch) -> dict:
 
 
 @pytest.fixture
-def setup(tmp_path, monkeypatch):
+def setup(tmp_path, new_db, monkeypatch):
     if not HAM.is_dir():
         pytest.skip("../shared/data (HAM10000 images) is not present")
     model = app.build_tiny_model(tmp_path / "model")
     monkeypatch.setenv("DERMASCAN_MODEL", str(model))
-    monkeypatch.setenv("DERMASCAN_REVIEW_DB", str(tmp_path / "reviews.sqlite3"))
+    monkeypatch.setenv("DERMASCAN_REVIEW_DB", str(new_db()))
     paths = sorted((HAM / "images").glob("ISIC_*.jpg"))[:2]
     return model, [p.read_bytes() for p in paths]
 
 
 def shown_pixels(at, media) -> list[np.ndarray]:
+    """Every image the page shows but the heatmap's colour legend (the same for every session)."""
+    legend = legend_strip().astype(np.int16)
     out = []
     for element in at.image:
         for url in element.value:
             with Image.open(io.BytesIO(media[Path(url).stem].content)) as img:
-                out.append(np.asarray(img.convert("RGB"), dtype=np.int16))
+                pixels = np.asarray(img.convert("RGB"), dtype=np.int16)
+            if not (pixels.shape == legend.shape and np.array_equal(pixels, legend)):
+                out.append(pixels)
     return out
 
 
 def closest(pixels: np.ndarray, candidates: list[np.ndarray]) -> int:
     scores = [float(np.abs(pixels - c).mean()) if c.shape == pixels.shape else 255.0 for c in candidates]
     return int(np.argmin(scores)) if min(scores) < 3.0 else -1
-
-
-def page_text(at) -> str:
-    out = []
-
-    def walk(node):
-        if getattr(node, "proto", None) is not None:
-            out.append(app.proto_text(node.proto))
-        for child in getattr(node, "children", {}).values():
-            walk(child)
-
-    walk(at._tree)
-    return "\n".join(out)
 
 
 def test_a_session_never_sees_another_sessions_image_or_unsaved_work(setup, media):
