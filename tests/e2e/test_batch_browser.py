@@ -40,7 +40,9 @@ def open_batch(page, url):  # noqa: F811
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Batch", exact=True).click()
     page.get_by_role("heading", name="Batch worklist").wait_for(timeout=RESULT_TIMEOUT_MS)
     assert page.locator('[data-testid="stSidebar"]').get_by_text("Version:").is_visible()  # the shared sidebar
-    return page.locator('[data-testid="stFileUploader"]').first.locator('input[type="file"]')
+    # By its label, not its position: the labels CSV uploader sits beside it.
+    return (page.locator('[data-testid="stFileUploader"]').filter(has_text="Images or .zip archives")
+            .locator('input[type="file"]'))
 
 
 def test_upload_several_files_table_and_csv(server, page, tmp_path):  # noqa: F811
@@ -116,4 +118,5 @@ def test_stop_keeps_the_results_so_far_and_resume_finishes(server, page, tmp_pat
 
     from dermascan.reviews import ReviewStore
 
-    assert ReviewStore(db).count_cases() == total  # every result in the review log once, none twice
+    # The four copies of each image are one analysis: one case each in the review log, none twice.
+    assert ReviewStore(db).count_cases() == len(images)
