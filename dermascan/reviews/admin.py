@@ -13,7 +13,6 @@ import logging
 import os
 import sqlite3
 import sys
-import tempfile
 import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
@@ -115,24 +114,12 @@ def write_export(store: ReviewStore, query: CaseQuery, out: Path) -> int:
     out = Path(out)
     if out.is_dir():
         raise DermascanError(f"{out.name} is a folder; give a file name for the export.")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".csv", dir=out.parent if str(out.parent) else ".")
-    except OSError:
-        raise DermascanError(f"Cannot write {out.name}: its folder does not exist or is not writable.") from None
     tally: dict[str, int] = {}
     try:
-        with os.fdopen(fd, "wb") as handle:
-            for piece in export_chunks(store, query, tally=tally):
-                handle.write(piece)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
+        csvio.write_private(out, export_chunks(store, query, tally=tally))
     except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        raise DermascanError(f"Cannot write {out.name}; check the disk and the folder's permissions.") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        raise DermascanError(f"Cannot write {out.name}: check that its folder exists and is writable, and the "
+                             "disk has space.") from None
     return tally["cases"]
 
 

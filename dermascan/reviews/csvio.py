@@ -247,16 +247,20 @@ def export_csv(store: Any, dest: str | os.PathLike[str] | BinaryIO | None = None
         if hasattr(dest, "write"):
             dest.write(data)
         else:
-            _write_private(Path(dest), data)
+            write_private(Path(dest), [data])
     return data
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    # Temp file + rename: a crash mid-export never leaves a truncated file where a good one was.
+def write_private(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` to ``path``, created 0600, through a temporary file renamed over it (``OSError`` as is).
+
+    A crash or error mid-export never leaves a truncated file where a good one was.
+    """
     fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=".csv", dir=path.parent)  # mkstemp creates it 0600
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
