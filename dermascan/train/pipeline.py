@@ -23,7 +23,7 @@ from .architecture import build_model
 from .backbones import BACKBONES
 from .calibration import fit_calibration
 from .data import Augmentation, class_weights, load_image_files, load_images, training_dataset
-from .export import build_card, save_model_and_card, strip_for_inference, today
+from .export import build_card, fit_input_gate, save_model_and_card, strip_for_inference, today
 from .fitting import FitConfig, LogitAdjustedLoss, predict_probs, train_two_phases
 from .report import METADATA_NAME, card_metrics_extras, extended_results
 from .runlog import RunLog
@@ -157,6 +157,9 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
 
     model_path, card_path = _export(options, config, model, labels_list, data, calibration, phases, train_minutes,
                                     (before, after, extras), log)
+    # The input gate describes this model's own features: statistics from the train split, threshold on validation.
+    gate_path = fit_input_gate(model_path, card_path, data.images["train"], data.y["train"], data.images["val"])
+    log(f"input gate: {gate_path.name} (OOD statistics from train, threshold on validation)")
     log(f"total wall time {log.elapsed_min:.2f} min")
     summary.update({"test": after, "model": str(model_path), "card": str(card_path)})
     print(json.dumps({k: summary[k] for k in ("val_balanced_accuracy", "temperature", "train_minutes")}),

@@ -63,12 +63,15 @@ def test_training_entry_point_end_to_end(tmp_path):
     split = pd.read_csv(out / "split.csv")
     assert len(split) == 40 and set(split["split"]) == {"train", "val", "test"}
     log = (out / "train_log.txt").read_text()
-    assert "phase head" in log and "phase finetune" in log
+    assert "phase head" in log and "phase finetune" in log and "input gate:" in log
 
     import dermascan
 
     lesion_model = dermascan.load_model(model_path)
     assert lesion_model.labels == card.labels
+    # The recipe fitted the input gate for this model: OOD detection is on, its statistics beside the card.
+    assert lesion_model.ood_stats is not None and lesion_model.ood_threshold > 0
+    assert (out / card.gate["file"]).is_file()
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8), rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)]
     probs = lesion_model.predict(images, calibrated=True)
