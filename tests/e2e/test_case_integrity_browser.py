@@ -94,7 +94,10 @@ def test_details_typed_for_one_image_never_reach_the_next_ones_case_and_come_bac
     assert ReviewStore(db).get_case(cases[first.name].case_id).patient_id is None
     patient_box(page, first)  # opens the Case details expander again if a rerun collapsed it
     page.get_by_role("button", name="Save case details").click()
-    page.get_by_text("Case details saved to the review log.").first.wait_for(timeout=60_000)  # the toast
+    # The status line, not the toast: a toast shows for a few seconds only, and a loaded machine can miss it
+    # (attached, not visible: a rerun may collapse the Case details expander around it).
+    page.get_by_text(f"Case details saved with case {cases[first.name].case_id}.").first.wait_for(
+        state="attached", timeout=60_000)
     wait_idle(page)
     cases = {c.file_name: c for c in ReviewStore(db).list_cases()}
     assert cases[first.name].patient_id == "REPRO-1" and cases[second.name].patient_id is None

@@ -89,7 +89,7 @@ def test_a_decision_saved_on_one_server_is_in_the_other_servers_review_log(share
             page_b = browser.new_context(viewport={"width": 1440, "height": 2000}).new_page()
             page_b.goto(f"{url_b}/review_log", wait_until="domcontentloaded")
             page_b.get_by_role("heading", name="Review log").wait_for(timeout=RESULT_TIMEOUT_MS)
-            page_b.get_by_text("No cases yet").wait_for(timeout=RESULT_TIMEOUT_MS)
+            page_b.get_by_text("No cases yet").first.wait_for(timeout=RESULT_TIMEOUT_MS)
 
             page_a = browser.new_context(viewport={"width": 1440, "height": 2000}).new_page()
             page_a.goto(url_a, wait_until="domcontentloaded")
