@@ -504,15 +504,24 @@ class ReviewStore:
 
     def _merge_chunk(self, records: list[CaseRecord]) -> MergeCounts:
         def work(conn: sa.Connection) -> MergeCounts:
-            added = updated = skipped = kept = 0
-            changes: list[DecisionChange] = []
+            # New cases (the bulk of any import) go in as multi-row INSERTs, their decisions and history too;
+            # only cases already stored take the row-by-row path that compares decisions.
+            new_ids = self._insert_new_cases(conn, records)
+            fresh: list[tuple[int, CaseRecord]] = []
+            rest: list[CaseRecord] = []
             for record in records:
-                case_id, inserted = self._insert_case(conn, record)
-                if inserted:
-                    if record.decision is not None:
-                        self._put_decision(conn, case_id, record.decision)
-                    added += 1
-                    continue
+                # The first record of a new key is that new case; a repeat later in the chunk is then an existing
+                # case (pop), compared with the first one's decision below.
+                case_id = new_ids.pop(record.key, None)
+                if case_id is None:
+                    rest.append(record)
+                else:
+                    fresh.append((case_id, record))
+            _insert_new_decisions(conn, [(case_id, r.decision) for case_id, r in fresh if r.decision is not None])
+            added, updated, skipped, kept = len(fresh), 0, 0, 0
+            changes: list[DecisionChange] = []
+            for record in rest:
+                case_id = self._case_id_of(conn, record)
                 file_name = self._lock_case(conn, case_id)[1]
                 incoming = record.decision
                 current = _current_decision(conn, case_id)
@@ -530,6 +539,18 @@ class ReviewStore:
             return MergeCounts(added, updated, skipped, kept, tuple(changes))
 
         return self._transaction(work)
+
+    def _insert_new_cases(self, conn: sa.Connection, records: list[CaseRecord]) -> dict[tuple, int]:
+        """Insert the cases not stored yet (executemany: multi-row INSERTs); the new cases' ids by key."""
+        statement = (self._insert(cases).on_conflict_do_nothing(index_elements=list(CASE_KEY))
+                     .returning(cases.c.case_id, *(cases.c[name] for name in CASE_KEY)))
+        # A row whose key is already stored (or repeats one earlier in the chunk) is skipped and returns nothing.
+        rows = conn.execute(statement, [_case_values(record) for record in records]).all()
+        return {tuple(row[1:]): int(row[0]) for row in rows}
+
+    def _case_id_of(self, conn: sa.Connection, record: CaseRecord) -> int:
+        return int(conn.execute(sa.select(cases.c.case_id).where(
+            *(cases.c[name] == value for name, value in zip(CASE_KEY, record.key, strict=True)))).scalar_one())
 
     # -- CSV -----------------------------------------------------------------------------------------------
 
@@ -575,16 +596,12 @@ class ReviewStore:
         return None if row is None else (int(row[0]), row[1])
 
     def _insert_case(self, conn: sa.Connection, record: CaseRecord) -> tuple[int, bool]:
-        values = {name: json.dumps(record.probabilities, ensure_ascii=False, allow_nan=False)
-                  if name == "probabilities" else getattr(record, name) for name in _CASE_COLUMNS[1:]}
-        statement = (self._insert(cases).values(values).on_conflict_do_nothing(index_elements=list(CASE_KEY))
-                     .returning(cases.c.case_id))
+        statement = (self._insert(cases).values(_case_values(record))
+                     .on_conflict_do_nothing(index_elements=list(CASE_KEY)).returning(cases.c.case_id))
         row = conn.execute(statement).first()
         if row is not None:
             return int(row[0]), True
-        found = conn.execute(sa.select(cases.c.case_id).where(
-            *(cases.c[name] == value for name, value in zip(CASE_KEY, record.key, strict=True)))).scalar_one()
-        return int(found), False
+        return self._case_id_of(conn, record), False
 
     def _put_decision(self, conn: sa.Connection, case_id: int, decision: Decision) -> None:
         current = _current_decision(conn, case_id)
@@ -632,6 +649,21 @@ def _append_history(conn: sa.Connection, case_id: int, decision: Decision) -> in
         return 0
     conn.execute(sa.insert(decision_history).values(case_id=case_id, saved_at=utc_now(), **values))
     return 1
+
+
+def _case_values(record: CaseRecord) -> dict[str, Any]:
+    return {name: json.dumps(record.probabilities, ensure_ascii=False, allow_nan=False)
+            if name == "probabilities" else getattr(record, name) for name in _CASE_COLUMNS[1:]}
+
+
+def _insert_new_decisions(conn: sa.Connection, decided: list[tuple[int, Decision]]) -> None:
+    """The decisions of freshly inserted cases, current and in the history (there is nothing to compare with)."""
+    if not decided:
+        return
+    rows = [{"case_id": case_id, **_decision_values(decision)} for case_id, decision in decided]
+    conn.execute(sa.insert(decisions), rows)
+    saved_at = utc_now()
+    conn.execute(sa.insert(decision_history), [{**row, "saved_at": saved_at} for row in rows])
 
 
 def _decision_values(decision: Decision) -> dict[str, Any]:
