@@ -381,7 +381,22 @@ class ReviewStore:
         offset, limit = max(int(offset), 0), max(int(limit), 0)
         if limit == 0:
             return []
-        statement = self._select(query, with_thumbnails=False).offset(offset).limit(limit)
+        first = query.session_first
+        if first is None or query.session_id is not None:  # with session_id set, every case is of one session
+            return self._page(dataclasses.replace(query, session_first=None), offset, limit)
+        # "This session first" as two queries, each in the plain order an index serves, rather than one ORDER BY
+        # over a CASE expression, which sorts every matching case on every rerun of the page.
+        mine = dataclasses.replace(query, session_id=first, session_first=None)
+        n_mine = self.count_matching(mine)
+        page = self._page(mine, offset, limit) if offset < n_mine else []
+        if len(page) < limit:
+            others = dataclasses.replace(query, session_first=None)
+            page += self._page(others, max(offset - n_mine, 0), limit - len(page),
+                               cases.c.session_id.is_distinct_from(first))
+        return page
+
+    def _page(self, query: CaseQuery, offset: int, limit: int, *extra: sa.ColumnElement) -> list[CaseRecord]:
+        statement = self._select(query, with_thumbnails=False).where(*extra).offset(offset).limit(limit)
         with self._reading() as conn:
             rows = conn.execute(statement).all()
         return self._cases_from_rows(rows)
