@@ -12,7 +12,7 @@ Typical use in the dashboard::
 
 Every storage failure raises ``ReviewStoreError`` and every invalid field ``InvalidRecord`` (both ``DermascanError``;
 ``InvalidRecord`` is also a ``ValueError``), whose message can be shown as is.
-Uses only the standard library; never imports TensorFlow.
+Uses the standard library and SQLAlchemy (SQLite, or PostgreSQL through psycopg); never imports TensorFlow.
 """
 
 from .csvio import COLUMN_DESCRIPTIONS, CSV_COLUMNS, MAX_IMPORT_ROWS, ImportResult, csv_header
