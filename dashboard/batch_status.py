@@ -16,6 +16,7 @@ import streamlit as st
 
 from . import session
 from .batch_job import BatchJob, BatchStatus, status_of
+from .presentation import plain
 
 MAX_KEPT = 256  # statuses kept per process (a few hundred bytes each); the oldest go first
 
@@ -60,13 +61,13 @@ def earlier_batch_note(job: BatchJob | None) -> None:
     """On the Batch page of a session without a batch (a reload): the batch the URL names, if it is known."""
     status = lookup(st.query_params.get(session.BATCH_REF)) if job is None else None
     if status is not None:
-        st.info(f"{status.sentence()} The page was reloaded, so its worklist is gone; its cases are in the review "
-                "log (source: batch).", icon=":material/history:")
+        st.info(f"{plain(status.sentence())} The page was reloaded, so its worklist is gone; its cases are in the "
+                "review log (source: batch).", icon=":material/history:")
 
 
 def returning_note(job: BatchJob) -> None:
     """Over the results of this session's batch once its files are no longer uploaded (the user left the page)."""
     status = status_of(job)
     rest = "" if job.finished else " Upload the files again to analyse the rest."
-    st.info(f"{status.sentence()} Its results are below and its cases in the review log.{rest}",
+    st.info(f"{plain(status.sentence())} Its results are below and its cases in the review log.{rest}",
             icon=":material/history:")

@@ -42,8 +42,8 @@ def identical_note(model, results: dict) -> None:
         return
     image = next(iter(results.values())).image
     for a, b in identical_inputs(model, image, list(results)):
-        st.info(f"{a.label} and {b.label} give the model identical inputs for this image, so their results are the "
-                "same by construction (not a sign that the choice does not matter for other images).",
+        st.info(f"{plain(a.label)} and {plain(b.label)} give the model identical inputs for this image, so their "
+                "results are the same by construction (not a sign that the choice does not matter for other images).",
                 icon=":material/content_copy:")
 
 
