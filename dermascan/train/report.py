@@ -78,7 +78,7 @@ def write_report(out_dir: Path, evaluation: dict, card: dict) -> None:
     confusion_matrix_figure(evaluation["after"], Path(out_dir) / "confusion_matrix.svg")
 
 
-def _image_paths(rows: pd.DataFrame, data_dir: Path) -> list[Path]:
+def image_paths(rows: pd.DataFrame, data_dir: Path) -> list[Path]:
     """Image files of split rows: ``<data_dir>/images`` (v1), or each row's ``source`` folder beside it (v2)."""
     if "source" in rows.columns:
         return [Path(data_dir).parent / src / "images" / f"{i}.jpg" for src, i in zip(rows["source"], rows["image_id"])]
@@ -98,7 +98,7 @@ def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path,
     reports = {}
     for part in ("val", "test"):
         rows = split[split["split"] == part]
-        images = list(load_image_files(_image_paths(rows, data_dir), size))
+        images = list(load_image_files(image_paths(rows, data_dir), size))
         raw = lesion_model.predict(images, calibrated=False, batch_size=batch_size)
         calibrated = lesion_model.predict(images, calibrated=True, batch_size=batch_size)
         truth = list(rows["dx"])
