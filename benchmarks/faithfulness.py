@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/faithfulness.py [--images 40] [--cam gradcam --cam eigencam ...]
 
-On N real HAM10000 images of the bundled model's test split (``model/split.csv``), it runs
+On N real HAM10000 images of the bundled model's test split (the split its card names), it runs
 ``explain-check``'s engine (``dermascan.evaluation.explain_check``): for each method the mean deletion
 AUC (lower is better), insertion AUC and drop, the random map's in the same run, their ratio
 (deletion AUC / random's: below 1 means the map finds what the prediction depends on), and the
@@ -13,7 +13,6 @@ model-randomisation correlation. Prints a table and writes every number to
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -31,15 +30,15 @@ from dermascan.evaluation.explain_check import explain_check, format_check  # no
 from dermascan.intake.images import read_image_file  # noqa: E402
 
 IMAGES = REPO.parent / "shared" / "data" / "ham10000_224" / "images"
-SPLIT = REPO / "model" / "split.csv"
 RESULTS = REPO / "benchmarks" / "results" / "faithfulness.json"
 
 
-def split_images(n: int) -> list[Path]:
-    """The first ``n`` images (sorted ids) of the bundled model's test split: images it never trained on."""
-    with open(SPLIT, newline="") as fh:
-        ids = sorted(row["image_id"] for row in csv.DictReader(fh) if row["split"] == "test")
-    return [IMAGES / f"{image_id}.jpg" for image_id in ids[:n]]
+def split_images(model, n: int) -> list[Path]:
+    """The first ``n`` images (sorted ids) of the model's test split: images it never trained on."""
+    from dermascan.train.split import model_split_images
+
+    paths = model_split_images(model, "test")[0]
+    return sorted(paths, key=lambda p: p.stem)[:n]
 
 
 def main() -> int:
@@ -52,7 +51,7 @@ def main() -> int:
         print(f"error: the HAM10000 images are not in {IMAGES}", file=sys.stderr)
         return 2
     model = dermascan.load_model(BUNDLED_MODEL)
-    images = [read_image_file(p) for p in split_images(args.images)]
+    images = [read_image_file(p) for p in split_images(model, args.images)]
     start = time.perf_counter()
     report = explain_check(model, images, args.cam or list(METHOD_NAMES))
     report["seconds"] = round(time.perf_counter() - start, 1)

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/ood_gate.py [--json out.json]
 
 Targets (issue 16): >= 90% of the OOD set flagged indeterminate, <= 5% of the bundled model's test split
-(``model/split.csv``, never used to fit the statistics or pick the threshold) flagged. Prints both, with
+(the split its card names, never used to fit the statistics or pick the threshold) flagged. Prints both, with
 the reasons broken down and the gate's own cost per image (quality checks on the pixels; the OOD
 score comes out of the compiled pass).
 """
@@ -11,7 +11,6 @@ score comes out of the compiled pass).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -44,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     from dermascan.intake.images import read_image_file
 
     model = dermascan.load_model()
-    with open(REPO / "model" / "split.csv", newline="") as fh:
-        test_ids = [row["image_id"] for row in csv.DictReader(fh) if row["split"] == "test"]
+    from dermascan.train.split import model_split_images
+
     if not HAM.is_dir():
         print("../shared/data/ham10000_224 is not present", file=sys.stderr)
         return 2
@@ -54,15 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     for start in range(0, len(ood), 32):
         ood_results += model.analyze_many([img for _, img in ood[start : start + 32]])
     test_results = []
-    for start in range(0, len(test_ids), 32):
-        images = [read_image_file(HAM / f"{i}.jpg") for i in test_ids[start : start + 32]]
+    test_paths = model_split_images(model, "test")[0]
+    for start in range(0, len(test_paths), 32):
+        images = [read_image_file(p) for p in test_paths[start : start + 32]]
         test_results += model.analyze_many(images)
     ood_rate, ood_reasons = _flagged(ood_results)
     test_rate, test_reasons = _flagged(test_results)
     per_kind = {}
     for (kind, _), a in zip(ood, ood_results, strict=True):
         per_kind.setdefault(kind, []).append(a.gate.status == "indeterminate")
-    image = read_image_file(HAM / f"{test_ids[0]}.jpg")
+    image = read_image_file(test_paths[0])
     runs = []
     for _ in range(50):
         t = time.perf_counter()

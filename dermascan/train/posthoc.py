@@ -26,7 +26,7 @@ from ..config import TRAINING_DATA
 from ..evaluation.metrics import classification_report
 from ..inference.tta import ALL_VIEWS, DEFAULT_TTA, augment, available_transforms
 from .data import load_image_files
-from .report import image_paths
+from .split import image_paths
 
 VIEW_SETS: dict[str, tuple[str, ...]] = {
     "none": ("identity",),

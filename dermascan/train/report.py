@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import DEFAULT_MODELS_DIR, TRAINING_DATA
+from ..config import DEFAULT_MODELS_DIR, REPO_ROOT, TRAINING_DATA
 from ..evaluation.metrics import UNKNOWN_GROUP, age_band, bootstrap_intervals, classification_report, subgroup_report
 from ..inference.batch import DEFAULT_CHUNK
 from ..model.card import read_card, write_card
 from .data import load_image_files
 from .export import LIMITATIONS, MODEL_NAME
 from .report_render import confusion_matrix_figure, evaluate_report_markdown
-from .split import split_sizes
+from .split import image_paths, model_split_file, split_part, split_sizes
 
 METADATA_NAME = "HAM10000_metadata.csv"
 SUBGROUP_ATTRIBUTES = ("sex", "age_band", "localization")
@@ -70,19 +70,13 @@ def card_metrics_extras(evaluation: dict) -> dict:
 def write_report(out_dir: Path, evaluation: dict, card: dict) -> None:
     """Write ``EVALUATION.md`` and ``confusion_matrix.svg`` into ``out_dir`` from an evaluation dict."""
     markdown = evaluate_report_markdown(evaluation["before"], evaluation["after"], card, evaluation["split_sizes"],
-                                        evaluation.get("confidence_intervals"), evaluation.get("subgroups"))
+                                        evaluation.get("confidence_intervals"), evaluation.get("subgroups"),
+                                        evaluation.get("previous"))
     source = evaluation.get("source")
     if source:
         markdown = markdown.replace("\n## Targets", f"\nPredictions: {source}.\n\n## Targets", 1)
     (Path(out_dir) / "EVALUATION.md").write_text(markdown, encoding="utf-8")
     confusion_matrix_figure(evaluation["after"], Path(out_dir) / "confusion_matrix.svg")
-
-
-def image_paths(rows: pd.DataFrame, data_dir: Path) -> list[Path]:
-    """Image files of split rows: ``<data_dir>/images`` (v1), or each row's ``source`` folder beside it (v2)."""
-    if "source" in rows.columns:
-        return [Path(data_dir).parent / src / "images" / f"{i}.jpg" for src, i in zip(rows["source"], rows["image_id"])]
-    return [Path(data_dir) / "images" / f"{i}.jpg" for i in rows["image_id"]]
 
 
 def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path,
@@ -121,15 +115,37 @@ def engine_evaluation(model_path: Path, data_dir: Path, split_path: Path,
     return evaluation, card.to_dict()
 
 
+def previous_model_evaluation(model_path: Path, data_dir: Path, split_path: Path,
+                              batch_size: int = DEFAULT_CHUNK) -> dict:
+    """The model being replaced, through the engine, on the same test images: ``{"name", "report", "note"}``."""
+    from .. import load_model
+
+    old = load_model(model_path)
+    paths, rows = split_part(split_path, "test", data_dir)
+    probs = old.predict(list(load_image_files(paths, tuple(old.input_size))), batch_size=batch_size)
+    report = classification_report(list(rows["dx"]), np.asarray(probs), list(old.card.labels),
+                                   list(old.card.malignant_labels), old.card.thresholds)
+    trained_on = (old.card.provenance or {}).get("split_file", "its own split")
+    return {"name": f"{old.card.name or model_path.stem} {old.card.version}", "report": report,
+            "note": f"The previous model was trained on the train part of {trained_on}; none of these test "
+                    "lesions was in it."}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Regenerate the evaluation of the shipped model through the engine."""
     p = argparse.ArgumentParser(prog="python -m dermascan.train.report", description=__doc__)
     p.add_argument("--model", type=Path, default=DEFAULT_MODELS_DIR / f"{MODEL_NAME}.keras")
     p.add_argument("--data", type=Path, default=TRAINING_DATA)
-    p.add_argument("--split", type=Path, default=None, help="default: split.csv beside the model")
+    p.add_argument("--split", type=Path, default=None,
+                   help="default: the card's provenance split_file, else split.csv beside the model")
+    p.add_argument("--previous", type=Path, default=None,
+                   help="the model this one replaces: evaluated on the same test split for the comparison table")
     args = p.parse_args(argv)
-    split_path = args.split or args.model.parent / "split.csv"
+    split_path = args.split or model_split_file(read_card(args.model.with_name(args.model.stem + ".card.json")),
+                                                args.model, REPO_ROOT)
     evaluation, _ = engine_evaluation(args.model, args.data, split_path)
+    if args.previous is not None:
+        evaluation["previous"] = previous_model_evaluation(args.previous, args.data, split_path)
     out_dir = args.model.parent
     card_path = args.model.with_name(args.model.stem + ".card.json")
     stored = read_card(card_path)

@@ -21,6 +21,38 @@ from sklearn.model_selection import train_test_split
 SPLIT_FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
 
 
+def image_paths(rows: pd.DataFrame, data_dir: Path) -> list[Path]:
+    """Image files of split rows: ``<data_dir>/images`` (v1), or each row's ``source`` folder beside it (v2)."""
+    if "source" in rows.columns:
+        return [Path(data_dir).parent / src / "images" / f"{i}.jpg" for src, i in zip(rows["source"], rows["image_id"])]
+    return [Path(data_dir) / "images" / f"{i}.jpg" for i in rows["image_id"]]
+
+
+def model_split_file(card, model_path: Path, repo_root: Path) -> Path:
+    """The split file a model was trained and evaluated on: the card's ``provenance.split_file`` (relative to
+    the repository), else ``split.csv`` beside the model."""
+    named = (getattr(card, "provenance", None) or {}).get("split_file")
+    if isinstance(named, str) and named:
+        path = Path(named)
+        return path if path.is_absolute() else Path(repo_root) / path
+    return Path(model_path).parent / "split.csv"
+
+
+def split_part(split_path: Path, part: str, data_dir: Path) -> tuple[list[Path], pd.DataFrame]:
+    """``(image paths, rows)`` of one part ("train", "val" or "test") of a split file, in file order."""
+    rows = pd.read_csv(split_path, dtype=str)
+    rows = rows[rows["split"] == part].reset_index(drop=True)
+    return image_paths(rows, data_dir), rows
+
+
+def model_split_images(model, part: str, data_dir: Path | None = None) -> tuple[list[Path], pd.DataFrame]:
+    """``(image paths, rows)`` of one part of the split a loaded ``LesionModel`` was trained and evaluated on."""
+    from ..config import REPO_ROOT, TRAINING_DATA
+
+    split = model_split_file(model.card, model.path, REPO_ROOT)
+    return split_part(split, part, data_dir or TRAINING_DATA)
+
+
 def make_split(labels: pd.DataFrame, seed: int) -> pd.DataFrame:
     """Stratified 70/15/15 split of ``labels`` (image_id, dx) into a frame with a ``split`` column."""
     frame = labels[["image_id", "dx"]].sort_values("image_id").reset_index(drop=True)

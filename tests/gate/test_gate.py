@@ -14,7 +14,6 @@ from tiny_models import keras_lib, png_bytes, save_model, save_tiny_lesion_model
 
 import dermascan
 from dermascan.cli import main
-from dermascan.config import REPO_ROOT
 from dermascan.errors import CardError
 from dermascan.gate import GATE_INDETERMINATE, GATE_OK, judge
 from dermascan.gate.degenerate import MODEL_REASON
@@ -34,9 +33,9 @@ def text_image(size: int = 224) -> np.ndarray:
 
 def split_images() -> list:
     """Four HAM10000 images of the bundled model's TEST split (never seen by the fit or the threshold)."""
-    with open(REPO_ROOT / "model" / "split.csv", newline="") as fh:
-        ids = [row["image_id"] for row in csv.DictReader(fh) if row["split"] == "test"]
-    return [HAM / "images" / f"{i}.jpg" for i in ids[:4]]
+    from dermascan.train.split import model_split_images
+
+    return model_split_images(dermascan.load_model(), "test", HAM)[0][:4]
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import pytest
 from shared_data import HAM, HAM_LABELS, REPO
@@ -11,9 +9,9 @@ from shared_data import HAM, HAM_LABELS, REPO
 import dermascan
 from dermascan.config import BUNDLED_MODEL
 from dermascan.evaluation.evaluate import metrics_for
+from dermascan.train.split import model_split_file, split_part
 
 pytestmark = pytest.mark.skipif(not BUNDLED_MODEL.is_file(), reason="the bundled model is not in model/")
-SPLIT = REPO / "model" / "split.csv"
 
 
 @pytest.fixture(scope="module")
@@ -45,11 +43,12 @@ def test_env_variable_overrides_the_default(monkeypatch, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not HAM.is_dir(), reason="../shared/data (HAM10000 images) is not present")
 def test_card_metrics_match_a_fresh_evaluation_on_the_saved_test_split(bundled):
-    with open(SPLIT, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
-    images = [dermascan.read_image_file(HAM / "images" / f"{r['image_id']}.jpg") for r in rows]
+    split = model_split_file(bundled.card, BUNDLED_MODEL, REPO)
+    assert split.is_file() and split.parent == BUNDLED_MODEL.parent  # the split is committed beside the model
+    paths, rows = split_part(split, "test", HAM)
+    images = [dermascan.read_image_file(p) for p in paths]
     probs = bundled.predict(images)
-    fresh = metrics_for(bundled, [r["dx"] for r in rows], probs)
+    fresh = metrics_for(bundled, list(rows["dx"]), probs)
     recorded = bundled.card.metrics["test"]
     assert fresh["n"] == recorded["n"] == len(rows)
     for key in ("accuracy", "balanced_accuracy", "macro_auc", "melanoma_auc", "ece"):

@@ -118,3 +118,52 @@ def test_subgroup_values_from_ham10000_metadata(tmp_path):
                       "age_band": ["30-49", ">=70", "unknown", "unknown"],
                       "localization": ["lower extremity", "back", "unknown", "unknown"]}
     assert subgroup_values(["ISIC_1"], tmp_path / "absent.csv") is None
+
+
+def test_targets_table_reads_nested_keys_and_names_a_met_floor():
+    from dermascan.train.report_render import TARGETS, _target_rows
+
+    y, probs = _predictions(400, 5)
+    report = classification_report(y, probs, LABELS, MALIGNANT, THRESHOLDS)
+    rows = {row[0]: row for row in _target_rows(report, {"provenance": {"total_minutes_incl_evaluation": 130}})}
+    assert len(rows) == len(TARGETS) + 1
+    sensitivity = rows["Malignant sensitivity at the high triage threshold"]
+    assert sensitivity[2] == report["malignant"]["at_thresholds"]["high"]["sensitivity"]
+    assert rows["Training run on a 2-core CPU (minutes, incl. evaluation)"][3] == "**no**"
+    better = {**report, "balanced_accuracy": 0.77}
+    ba = {row[0]: row for row in _target_rows(better, {})}["Balanced accuracy (mean recall over classes)"]
+    assert ba[1] == ">= 0.8 (floor 0.75)" and ba[3] == "**no** (floor met)"
+
+
+def test_comparison_with_the_previous_model_shows_both_and_the_change():
+    from dermascan.train.report_render import comparison_markdown
+
+    y, probs = _predictions(400, 6)
+    new = classification_report(y, probs, LABELS, MALIGNANT, THRESHOLDS)
+    y_old, probs_old = _predictions(400, 7)
+    old = classification_report(y_old, probs_old, LABELS, MALIGNANT, THRESHOLDS)
+    text = "\n".join(comparison_markdown({"name": "old 1.0.0", "report": old, "note": "Same lesions."}, new))
+    assert "## Compared with the previous default model (old 1.0.0)" in text and "Same lesions." in text
+    change = new["balanced_accuracy"] - old["balanced_accuracy"]
+    assert (f"| Balanced accuracy | {old['balanced_accuracy']:.3f} | {new['balanced_accuracy']:.3f} | "
+            f"{change:+.3f} |") in text
+    assert comparison_markdown(None, new) == []
+
+
+def test_the_split_a_model_names_is_found_and_read_by_source_folder(tmp_path):
+    from types import SimpleNamespace
+
+    from dermascan.train.split import model_split_file, split_part
+
+    rows = "image_id,dx,lesion_id,split,source\nA,nv,L1,test,set_224\nB,mel,L2,val,set_200\nC,df,L3,test,set_200\n"
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "split_v2.csv").write_text(rows, encoding="utf-8")
+    card = SimpleNamespace(provenance={"split_file": "model/split_v2.csv"})
+    split = model_split_file(card, tmp_path / "model" / "m.keras", tmp_path)
+    assert split == tmp_path / "model" / "split_v2.csv"
+    paths, part = split_part(split, "test", tmp_path / "data" / "set_224")
+    assert list(part["image_id"]) == ["A", "C"]
+    data = tmp_path / "data"
+    assert paths == [data / "set_224" / "images" / "A.jpg", data / "set_200" / "images" / "C.jpg"]
+    no_provenance = SimpleNamespace(provenance={})
+    assert model_split_file(no_provenance, tmp_path / "model" / "m.keras", tmp_path) == tmp_path / "model" / "split.csv"
