@@ -110,7 +110,8 @@ with right:
         f"- **Input size:** {model.input_size[0]} × {model.input_size[1]} pixels",
         f"- **Temperature:** {card.temperature:g} (softmax temperature that calibrates probabilities; 1 = none)",
         f"- **Triage thresholds:** medium from a malignancy score of {percent(card.thresholds['medium'], 0)}, "
-        f"high from {percent(card.thresholds['high'], 0)}",
+        f"high from {percent(card.thresholds['high'], 0)}"
+        + (f". {plain(card.thresholds_note)}" if card.thresholds_note else ""),
     ]))
     st.markdown("#### Backbone, license and training data")
     provenance = {**card.backbone, **{f"training data: {k}": v for k, v in card.training_data.items()},

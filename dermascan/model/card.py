@@ -57,6 +57,7 @@ class ModelCard:
     input_size: list[int] | None = None  # [height, width]; read from the model when absent
     temperature: float = 1.0
     thresholds: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
+    thresholds_note: str = ""  # the thresholds in words: how they were set and what they flag
     output: str = "auto"  # "probabilities", "logits" or "auto" (inspect the model)
     cam_layer: str | None = None
     cam_method: str = DEFAULT_METHOD  # one of cam.METHOD_NAMES

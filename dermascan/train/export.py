@@ -13,7 +13,8 @@ from .architecture import CAM_LAYER, DEFAULT_BACKBONE, INPUT_SIZE, build_model
 from .backbones import BACKBONES
 
 MODEL_NAME = "dermascan-mnv2-ham10000"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.0.0"  # the v1 recipe (MobileNetV2-0.35, the 5,984-image set)
+MODEL_VERSION_V2 = "2.0.0"  # the v2 recipe (a ported backbone or the lesion-grouped 10,015-image split)
 
 LIMITATIONS = [
     "Dermoscopic images only: not validated on clinical (non-dermoscopic) or phone photographs.",
@@ -48,8 +49,14 @@ def build_card(
     backbone: str = DEFAULT_BACKBONE,
     input_size: tuple[int, int] = INPUT_SIZE,
     training_data_name: str = "HAM10000 (5,984-lesion subset, 224 px)",
+    *,
+    version: str = MODEL_VERSION,
+    thresholds_note: str = "",
 ) -> ModelCard:
-    """The model card of the shipped model."""
+    """The model card of the shipped model.
+
+    ``version`` must change with the recipe: the review log keys earlier reviews of an image by model version.
+    """
     info = BACKBONES[backbone]
     side = f"{input_size[0]}x{input_size[1]}"
     if backbone == DEFAULT_BACKBONE:
@@ -71,10 +78,11 @@ def build_card(
         input_size=list(input_size),
         temperature=float(temperature),
         thresholds={"medium": float(thresholds["medium"]), "high": float(thresholds["high"])},
+        thresholds_note=thresholds_note,
         output="probabilities",
         cam_layer=CAM_LAYER,
         name=MODEL_NAME,
-        version=MODEL_VERSION,
+        version=version,
         description=(
             f"{info.description} fine-tuned on HAM10000 to classify "
             "dermoscopic images into 7 classes; outputs softmax probabilities, temperature-calibrated by the engine."
@@ -100,6 +108,26 @@ def build_card(
     )
     card.validate()
     return card
+
+
+def thresholds_in_words(thresholds: dict[str, float], validation: dict, malignant: list[str]) -> str:
+    """The triage thresholds explained for a clinician, with what each flagged on the validation split."""
+    from .calibration import HIGH_SENSITIVITY, MEDIUM_SENSITIVITY
+
+    bands = (validation.get("malignant") or {}).get("at_thresholds") or {}
+    goals = {"medium": MEDIUM_SENSITIVITY, "high": HIGH_SENSITIVITY}
+    sentences = [f"The malignancy score is the summed probability of {', '.join(malignant)}."]
+    for band in ("medium", "high"):
+        seen = bands.get(band) or {}
+        sentences.append(
+            f"{band.title()} starts at a score of {thresholds[band]:.1%}: the lowest score at which at least "
+            f"{goals[band]:.0%} of the malignant validation images were flagged"
+            + (f" (there it flagged {seen['sensitivity']:.1%} of malignant and {1 - seen['specificity']:.1%} of "
+               "benign images)" if seen.get("sensitivity") is not None and seen.get("specificity") is not None
+               else "")
+            + ".")
+    sentences.append("Set on the validation split only; on new populations sensitivity may be lower.")
+    return " ".join(sentences)
 
 
 def save_model_and_card(model: keras.Model, card: ModelCard, out_dir: Path) -> tuple[Path, Path]:

@@ -19,11 +19,20 @@ import tensorflow as tf
 from ..config import REPO_ROOT
 from ..evaluation.metrics import apply_temperature, classification_report
 from ..model.card import HAM10000_LABELS, default_malignant
-from .architecture import build_model
+from .architecture import DEFAULT_BACKBONE, build_model
 from .backbones import BACKBONES
 from .calibration import fit_calibration
 from .data import Augmentation, class_weights, load_image_files, load_images, training_dataset
-from .export import build_card, fit_input_gate, save_model_and_card, strip_for_inference, today
+from .export import (
+    MODEL_VERSION,
+    MODEL_VERSION_V2,
+    build_card,
+    fit_input_gate,
+    save_model_and_card,
+    strip_for_inference,
+    thresholds_in_words,
+    today,
+)
 from .fitting import FitConfig, LogitAdjustedLoss, predict_probs, train_two_phases
 from .report import METADATA_NAME, card_metrics_extras, extended_results
 from .runlog import RunLog
@@ -311,9 +320,12 @@ def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str
         "phases": [{"name": p.name, "epochs": p.epochs, "minutes": round(p.seconds / 60, 2)} for p in phases],
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__},
     }
+    v1_recipe = config.backbone == DEFAULT_BACKBONE and not options.data_v2
     card = build_card(labels_list, cal.temperature, cal.thresholds, metrics, provenance,
                       options.weights.name if options.weights else "none", config.backbone, _size(config),
-                      *([V2_DATA_NAME] if options.data_v2 else []))
+                      *([V2_DATA_NAME] if options.data_v2 else []),
+                      version=MODEL_VERSION if v1_recipe else MODEL_VERSION_V2,
+                      thresholds_note=thresholds_in_words(cal.thresholds, cal.val_after, cal.malignant))
     clean = strip_for_inference(model, len(labels_list), options.dropout, config.backbone, _size(config))
     model_path, card_path = save_model_and_card(clean, card, options.out)
     log(f"saved {model_path.name} ({model_path.stat().st_size / 2**20:.2f} MiB) and {card_path.name}")

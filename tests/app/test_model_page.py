@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from app_helpers import as_shown, assert_no_exception, new_app
+import json
+
+from app_helpers import as_shown, assert_no_exception, build_tiny_model, new_app
 
 
 def test_model_page_renders_card_and_detection(app_env):
@@ -23,6 +25,22 @@ def test_model_page_renders_card_and_detection(app_env):
     assert any("Triage thresholds:** medium from a malignancy score of 20%" in md.value for md in at.markdown)
     # metrics from the card are shown as tables
     assert any("Balanced accuracy" in set(t.get("Metric", [])) for t in tables)
+
+
+def test_the_thresholds_in_words_are_shown_as_plain_text(monkeypatch, tmp_path, review_db):
+    path = build_tiny_model(tmp_path)
+    card = path.with_name("tiny.card.json")
+    data = json.loads(card.read_text(encoding="utf-8"))
+    data["thresholds_note"] = "Medium starts at a score of 20%: *set* on <b>validation</b>."
+    card.write_text(json.dumps(data), encoding="utf-8")
+    monkeypatch.setenv("DERMASCAN_MODEL", str(path))
+    monkeypatch.setenv("DERMASCAN_REVIEW_DB", str(review_db))
+    at = new_app()
+    at.switch_page("pages/model_card.py").run()
+    assert_no_exception(at)
+    line = next(md.value for md in at.markdown if "Triage thresholds:**" in md.value)
+    assert "Medium starts at a score of 20%: *set* on <b>validation</b>." in as_shown(line)
+    assert "\\*set\\*" in line  # escaped: the card's text is never rendered as Markdown
 
 
 def test_missing_model_is_a_friendly_message_everywhere(monkeypatch, review_db):

@@ -73,6 +73,8 @@ def test_v2_run_on_the_ported_backbone_end_to_end(tmp_path):
     card = read_card(out / "dermascan-mnv2-ham10000.card.json")
     assert card.preprocessing == "raw" and card.input_size == [160, 160] and card.cam_layer == "out_relu"
     assert card.provenance["recipe"]["backbone"] == "mnv2-1.0-torch"
+    assert card.version == "2.0.0"  # a new recipe is a new version: earlier reviews never attach to it
+    assert "Medium starts at a score of" in card.thresholds_note and "validation" in card.thresholds_note
     assert card.provenance["recipe"]["ema"] == 0.9 and card.provenance["recipe"]["logit_adjust"] == 1.0
     log = (out / "train_log.txt").read_text()
     assert "v2 lesion-grouped split" in log and "logit-adjusted loss, tau 1.0" in log

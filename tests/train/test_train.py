@@ -58,6 +58,7 @@ def test_training_entry_point_end_to_end(tmp_path):
     assert card.temperature > 0
     assert card.training_data["license"] == "CC BY-NC 4.0"
     assert card.provenance["seed"] == 3
+    assert card.version == "1.0.0" and "High starts at a score of" in card.thresholds_note
     json.dumps(card.metrics, allow_nan=False)
 
     split = pd.read_csv(out / "split.csv")
