@@ -15,7 +15,9 @@ by Debian's headless Chromium through Playwright (never a downloaded browser). E
 
 Baselines, in this process on the same model and images: the engine's ``LesionModel.analyze`` (one image,
 Grad-CAM included), ``Analysis.overlay`` (what a slider step recomputes), ``analyze(class_label=...)`` (a class
-change) and ``run_batch`` over the same 30 files; each printed beside the browser figure as a ratio.
+change), ``run_batch`` over the same 30 files, and for the cold start a fresh interpreter that imports
+TensorFlow and the engine, loads the model and analyses one image (each part timed); each printed beside the
+browser figure as a ratio.
 Goals (issue 17): slider repaint <= 150 ms, class change <= 400 ms, first analysis <= 5 s from process start.
 Nothing here is asserted by the test suite. Writes benchmarks/results/ui_latency.json.
 """
@@ -184,6 +186,32 @@ def cold_start_ms(browser, model: Path, folder: Path, image: Path) -> float:
         page.close()
 
 
+# Run in a fresh interpreter: what a cold start costs the engine alone, before any browser or Streamlit.
+COLD_ENGINE = """
+import json, sys, time
+t0 = time.perf_counter()
+import tensorflow
+t1 = time.perf_counter()
+import dermascan
+t2 = time.perf_counter()
+model = dermascan.load_model(sys.argv[1])
+t3 = time.perf_counter()
+model.analyze(open(sys.argv[2], "rb").read())
+t4 = time.perf_counter()
+print(json.dumps({"import_tensorflow": t1 - t0, "import_engine": t2 - t1, "load_and_trace": t3 - t2,
+                  "first_analysis": t4 - t3}))
+"""
+
+
+def engine_cold_start(model_path: Path, image: Path) -> dict:
+    """Seconds a fresh interpreter spends importing TensorFlow and the engine, loading (and tracing) the model
+    and analysing one image: the part of a cold start that no page or browser can hide."""
+    out = subprocess.run([sys.executable, "-c", COLD_ENGINE, str(model_path), str(image)], cwd=REPO,
+                         capture_output=True, text=True, timeout=600, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def engine_baselines(model_path: Path, images: list[Path], batch: list[Path], repeats: int) -> dict:
     """The engine's own times on the same files (ms; medians of ``repeats`` after one warm-up)."""
     import dermascan
@@ -259,6 +287,8 @@ def main() -> None:
         finally:
             browser.close()
     engine = engine_baselines(args.model, singles, batch, args.repeats)
+    cold = [engine_cold_start(args.model, singles[0]) for _ in range(max(1, args.cold_starts))]
+    engine["cold_start"] = {k: statistics.median(run[k] for run in cold) for k in cold[0]}
     report(args, browser_ms, engine)
 
 
@@ -266,7 +296,8 @@ def report(args, browser_ms: dict, engine: dict) -> None:
     """Print the medians, ratios and goals; write them to benchmarks/results/ui_latency.json."""
     medians = {k: statistics.median(v) for k, v in browser_ms.items() if v}
     baseline = {"upload": engine["analyze"], "slider_repaint": engine["overlay"],
-                "class_change": engine["class_change"], "batch": engine["batch"], "cold_start": None}
+                "class_change": engine["class_change"], "batch": engine["batch"],
+                "cold_start": 1000 * sum(engine["cold_start"].values())}
     print(f"model {args.model.name} · {platform.python_version()} · {os.cpu_count()} CPUs · "
           f"repeats {args.repeats}, cold starts {args.cold_starts}, batch {args.batch}")
     print(f"{'':16} {'browser (ms)':>13} {'engine (ms)':>12} {'ratio':>7}  goal")
@@ -280,10 +311,13 @@ def report(args, browser_ms: dict, engine: dict) -> None:
               f"{ratio if ratio is not None else float('nan'):7.1f}  {verdict}")
         rows[name] = {"browser_ms": value, "engine_ms": base, "ratio": ratio, "runs_ms": browser_ms[name],
                       "goal_ms": goal}
+    parts = ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in engine["cold_start"].items())
+    print(f"cold start, engine alone in a fresh interpreter (medians): {parts}")
     out = REPO / "benchmarks" / "results" / "ui_latency.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"model": args.model.name, "python": platform.python_version(),
-                               "cpus": os.cpu_count(), "results": rows}, indent=2))
+                               "cpus": os.cpu_count(), "results": rows,
+                               "engine_cold_start_s": engine["cold_start"]}, indent=2))
     print(f"written to {out.relative_to(REPO)}")
 
 
