@@ -28,6 +28,18 @@ LIMITATIONS = [
     "Trained with inverse-frequency class weights, so raw probabilities favour rare classes over HAM10000 "
     "prevalence; calibration is a single temperature fitted on validation, not a prior correction.",
 ]
+# The v2 data: what the lesion-grouped 10,015-image set adds to the list.
+LIMITATIONS_V2 = [
+    "4,031 of the 10,015 training and test images exist only at 200x150 and were upscaled to the input size; "
+    "results on sharper frames may differ somewhat.",
+    "Several images of one lesion are common in HAM10000: all of a lesion's images are in one split, but the "
+    "per-image test numbers weigh lesions with many images more.",
+]
+
+
+def limitations_for(split_file: str) -> list[str]:
+    """The card's limitations for a model trained on ``split_file`` (v1 ``split.csv`` or v2 ``split_v2.csv``)."""
+    return [*LIMITATIONS, *(LIMITATIONS_V2 if "split_v2" in str(split_file) else [])]
 
 
 def strip_for_inference(model: keras.Model, n_classes: int, dropout: float, backbone: str = DEFAULT_BACKBONE,
@@ -102,7 +114,7 @@ def build_card(
             "Decision support for research and education on dermoscopic images. Not a medical device; "
             "not for diagnosis or for deciding on treatment."
         ),
-        limitations=list(LIMITATIONS),
+        limitations=limitations_for(provenance.get("split_file", "")),
         metrics=metrics,
         provenance=provenance,
     )

@@ -97,18 +97,19 @@ def offsets_cross_validated(probs: np.ndarray, y: np.ndarray, folds: np.ndarray)
             "offsets_per_fold": fitted}
 
 
-def probe(model, images: np.ndarray, truth: list[str], lesions: pd.Series) -> list[dict]:
-    """One row per view set: validation metrics of the mean probabilities and the cross-validated offsets."""
+def probe(model, images: np.ndarray, truth: list[str], lesions: pd.Series,
+          view_sets: tuple[str, ...] = tuple(VIEW_SETS)) -> list[dict]:
+    """One row per view set (names of ``VIEW_SETS``): validation metrics of the mean probabilities and the
+    cross-validated offsets. Each view is computed once, for every set that uses it."""
     labels, malignant = list(model.labels), list(model.card.malignant_labels)
     usable = set(available_transforms(model.input_size))
-    views = tuple(v for v in ALL_VIEWS if v in usable)
+    sets = {name: VIEW_SETS[name] for name in view_sets if set(VIEW_SETS[name]) <= usable}
+    views = tuple(v for v in ALL_VIEWS if any(v in chosen for chosen in sets.values()))
     per_view = view_probabilities(model, images, views)
     y = np.array([labels.index(t) for t in truth])
     folds = lesion_folds(lesions)
     rows = []
-    for name, chosen in VIEW_SETS.items():
-        if not set(chosen) <= usable:
-            continue
+    for name, chosen in sets.items():
         probs = per_view[:, [views.index(v) for v in chosen]].mean(axis=1)
         report = classification_report(truth, probs, labels, malignant, model.card.thresholds)
         rows.append({"views": name, "n_views": len(chosen), "bal_acc": report["balanced_accuracy"],
@@ -138,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", type=Path, required=True, help="a split CSV with image_id, lesion_id, dx, split")
     p.add_argument("--data", type=Path, default=TRAINING_DATA)
     p.add_argument("--limit", type=int, default=None, help="first N validation images only (quick check)")
+    p.add_argument("--views", nargs="+", choices=list(VIEW_SETS), default=["none", "hflip", "flips4"],
+                   help="view sets to score (all8 doubles the cost of flips4)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(argv)
     model = load_model(args.model)
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         val = val.iloc[: args.limit]
     images = load_image_files(image_paths(val, args.data), tuple(model.input_size))
-    result = probe(model, images, list(val["dx"]), val["lesion_id"])
+    result = probe(model, images, list(val["dx"]), val["lesion_id"], tuple(args.views))
     print(markdown(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

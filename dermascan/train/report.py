@@ -20,7 +20,7 @@ from ..evaluation.metrics import UNKNOWN_GROUP, age_band, bootstrap_intervals, c
 from ..inference.batch import DEFAULT_CHUNK
 from ..model.card import read_card, write_card
 from .data import load_image_files
-from .export import LIMITATIONS, MODEL_NAME
+from .export import MODEL_NAME, limitations_for
 from .report_render import confusion_matrix_figure, evaluate_report_markdown
 from .split import image_paths, model_split_file, split_part, split_sizes
 
@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         "source": "dermascan.load_model(...).predict",
         **card_metrics_extras(evaluation),
     }
-    stored.limitations = list(LIMITATIONS)  # documentation fields follow the code, like the metrics
+    # Documentation fields follow the code, like the metrics.
+    stored.limitations = limitations_for((stored.provenance or {}).get("split_file", ""))
     write_card(stored, card_path)
     (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
     write_report(out_dir, evaluation, stored.to_dict())
