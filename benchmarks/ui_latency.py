@@ -105,6 +105,39 @@ class Server:
         self.log.close()
 
 
+class Frames:
+    """perf_counter times of the WebSocket frames between the page and the server (Streamlit's protocol).
+
+    A step is split into: the browser sending the widget change, the server answering (its first message),
+    the server's last message before the new overlay is painted, and the paint; which part is slow says
+    whether the time goes to the server's run or to the browser.
+    """
+
+    def __init__(self, page) -> None:
+        self.sent: list[float] = []
+        self.received: list[float] = []
+        page.on("websocket", self._watch)
+
+    def _watch(self, ws) -> None:
+        ws.on("framesent", lambda _payload: self.sent.append(time.perf_counter()))
+        ws.on("framereceived", lambda _payload: self.received.append(time.perf_counter()))
+
+    def split(self, t0: float, painted: float) -> dict[str, float] | None:
+        """ms from ``t0`` to the first frame sent, to the first and the last frame received before ``painted``."""
+        sent = next((t for t in self.sent if t >= t0), None)
+        if sent is None:
+            return None
+        answers = [t for t in self.received if sent <= t <= painted]
+        if not answers:
+            return None
+        return {"to_sent": (sent - t0) * 1000, "server_first": (answers[0] - sent) * 1000,
+                "server_last": (answers[-1] - sent) * 1000, "paint_after_last": (painted - answers[-1]) * 1000}
+
+
+SPLITS: dict[str, list[dict]] = {"slider_repaint": [], "class_change": []}
+WATCHED: dict[int, Frames] = {}  # id(page) -> its frame times
+
+
 def overlay_src(page) -> str:
     """The src of the Grad-CAM overlay image."""
     return page.locator(OVERLAY).filter(has_text="Grad-CAM").locator("img").get_attribute("src")
@@ -140,7 +173,9 @@ def slider_ms(page, *, right: bool) -> float:
     t0 = time.perf_counter()
     page.keyboard.press("ArrowRight" if right else "ArrowLeft")
     page.wait_for_function(OVERLAY_PAINTED, arg=before, timeout=TIMEOUT_MS, polling="raf")
-    return (time.perf_counter() - t0) * 1000
+    painted = time.perf_counter()
+    _record_split(page, "slider_repaint", t0, painted)
+    return (painted - t0) * 1000
 
 
 def class_change_ms(page) -> float:
@@ -152,7 +187,16 @@ def class_change_ms(page) -> float:
     t0 = time.perf_counter()
     option.click()
     page.wait_for_function(OVERLAY_PAINTED, arg=before, timeout=TIMEOUT_MS, polling="raf")
-    return (time.perf_counter() - t0) * 1000
+    painted = time.perf_counter()
+    _record_split(page, "class_change", t0, painted)
+    return (painted - t0) * 1000
+
+
+def _record_split(page, name: str, t0: float, painted: float) -> None:
+    frames = WATCHED.get(id(page))
+    split = frames.split(t0, painted) if frames is not None else None
+    if split is not None:
+        SPLITS[name].append(split)
 
 
 def batch_ms(page, url: str, images: list[Path]) -> float:
@@ -267,6 +311,7 @@ def main() -> None:
             try:
                 server.wait_healthy()
                 page = browser.new_page(viewport={"width": 1440, "height": 1800})
+                WATCHED[id(page)] = Frames(page)
                 open_analyze(page, server.url)
                 upload_ms(page, singles[0])  # warm-up: the session's first run imports the pages' modules
                 wait_idle(page)
@@ -311,6 +356,12 @@ def report(args, browser_ms: dict, engine: dict) -> None:
               f"{ratio if ratio is not None else float('nan'):7.1f}  {verdict}")
         rows[name] = {"browser_ms": value, "engine_ms": base, "ratio": ratio, "runs_ms": browser_ms[name],
                       "goal_ms": goal}
+    for name, splits in SPLITS.items():
+        if splits:
+            medians_split = {k: statistics.median(s[k] for s in splits) for k in splits[0]}
+            rows.setdefault(name, {})["split_ms"] = medians_split
+            print(f"{name}, where the time goes (medians, ms): "
+                  + ", ".join(f"{k.replace('_', ' ')} {v:.0f}" for k, v in medians_split.items()))
     parts = ", ".join(f"{k.replace('_', ' ')} {v:.2f} s" for k, v in engine["cold_start"].items())
     print(f"cold start, engine alone in a fresh interpreter (medians): {parts}")
     out = REPO / "benchmarks" / "results" / "ui_latency.json"
