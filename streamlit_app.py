@@ -12,6 +12,10 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
+from dashboard.script_cleanup import keep_keras_session
+
+keep_keras_session()  # no Keras reset and full garbage collection after every run (see the module)
+
 # An emoji: Streamlit turns it into an inline SVG favicon. A ":material/..." page icon would make every
 # browser fetch the favicon from fonts.gstatic.com (the st.Page icons below use the bundled font instead).
 PAGE_ICON = "🔬"
