@@ -239,6 +239,25 @@ def slider(runs: int) -> dict:
     return out
 
 
+def versus_previous(previous: Path, images: list[Path], runs: int) -> dict:
+    """Single-image analysis (Grad-CAM, no TTA, ``analyze(bytes).to_dict()``) of the bundled model against the
+    model it replaced, on the same images, runs interleaved (issue 12: at most 3x)."""
+    models = {"bundled": dermascan.load_model(BUNDLED_MODEL), "previous": dermascan.load_model(previous)}
+    data = [p.read_bytes() for p in images[:8]]
+    for model in models.values():
+        model.analyze(data[0])
+    counter = {"i": 0}
+
+    def one(model):
+        counter["i"] += 1
+        return model.analyze(data[counter["i"] % len(data)]).to_dict()
+
+    paired = interleaved_medians_ms({name: (lambda m=m: one(m)) for name, m in models.items()},
+                                    max(runs, PAIRED_RUNS))
+    return {"bundled_ms": paired["bundled"], "previous_ms": paired["previous"], "previous": previous.name,
+            "ratio": paired["bundled"] / paired["previous"], "goal": "<= 3"}
+
+
 def print_table(results: dict) -> None:
     print("\nmodel                      seed ms  ours ms  limit ms  raw ips  batch ips (no CAM / CAM)  cold s  RSS+ MB")
     for r in results["models"]:
@@ -264,10 +283,19 @@ def main() -> None:
     parser.add_argument("--batch-images", type=int, default=256)
     parser.add_argument("--memory-images", type=int, default=500)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "pipeline.json"))
+    parser.add_argument("--previous", type=Path, default=None,
+                        help="the model the bundled one replaced: single-image analysis time against it")
+    parser.add_argument("--versus-only", action="store_true", help="with --previous: only that comparison")
     args = parser.parse_args()
     if not IMAGES.is_dir():
         sys.exit("error: ../shared/data/ham10000_224/images is needed for this benchmark")
     images = sorted(IMAGES.glob("*.jpg"))[: max(args.batch_images, 64)]
+    versus = versus_previous(args.previous, images, args.runs) if args.previous else None
+    if versus:
+        print(f"single-image analysis with Grad-CAM: bundled {versus['bundled_ms']:.1f} ms, previous "
+              f"{versus['previous_ms']:.1f} ms ({versus['previous']}): {versus['ratio']:.2f}x (issue 12: <= 3x)")
+        if args.versus_only:
+            return
     models = []
     if BUNDLED_MODEL.is_file():
         models.append(("bundled", BUNDLED_MODEL, {}))
@@ -281,6 +309,7 @@ def main() -> None:
         "runs": args.runs,
         "models": [bench_model(name, path, extra, args, images) for name, path, extra in models],
         "slider": slider(args.runs),
+        "versus_previous": versus,
     }
     print_table(results)
     out = Path(args.out)

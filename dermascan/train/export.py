@@ -132,8 +132,8 @@ def thresholds_in_words(thresholds: dict[str, float], validation: dict, malignan
     for band in ("medium", "high"):
         seen = bands.get(band) or {}
         sentences.append(
-            f"{band.title()} starts at a score of {thresholds[band]:.1%}: the lowest score at which at least "
-            f"{goals[band]:.0%} of the malignant validation images were flagged"
+            f"{band.title()} starts at a score of {thresholds[band]:.1%}: set as high as it could be while still "
+            f"flagging at least {goals[band]:.0%} of the malignant validation images"
             + (f" (there it flagged {seen['sensitivity']:.1%} of malignant and {1 - seen['specificity']:.1%} of "
                "benign images)" if seen.get("sensitivity") is not None and seen.get("specificity") is not None
                else "")

@@ -22,7 +22,8 @@ def bundled():
 def test_loads_with_its_card_and_no_assumptions(bundled):
     assert bundled.path == BUNDLED_MODEL
     assert bundled.labels == HAM_LABELS
-    assert bundled.card.preprocessing == "tf" and bundled.card.resize == "squash"
+    assert bundled.card.preprocessing == "raw" and bundled.card.resize == "squash"  # it normalises inside
+    assert bundled.rescaling_layers == ["imagenet_normalization"] and bundled.version == "2.0.0"
     assert bundled.cam_layer == "out_relu" and bundled.input_size == (224, 224)
     assert bundled.warnings == []  # nothing assumed, nothing double-scaled
     assert 0 < bundled.card.thresholds["medium"] <= bundled.card.thresholds["high"] < 1
