@@ -181,7 +181,8 @@ def evaluate_report_markdown(report_before: dict, report_after: dict, card: dict
         + " (set on validation for 99% / 95% malignant sensitivity).",
         (f"- Training: {_fmt(provenance.get('training_minutes'), 1)} min of fitting on "
          f"{provenance.get('machine', 'n/a')}, seed {provenance.get('seed', 'n/a')}, "
-         f"`{provenance.get('command', 'n/a')}`."),
+         f"`{provenance.get('command', 'n/a')}`."
+         + (f" {provenance['note']}" if isinstance(provenance.get("note"), str) else "")),
         "",
         "## Targets",
         "",
