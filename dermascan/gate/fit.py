@@ -53,7 +53,7 @@ def fit_gate(train_features: np.ndarray, train_classes: np.ndarray, held_out_fea
     threshold = float(np.percentile(scores, percentile))
     summary = {"n_fit": int(len(train_features)), "n_threshold": int(len(scores)), "threshold_on": held_out,
                "percentile": float(percentile), "components": int(stats.components.shape[1]),
-               "feature_dim": stats.feature_dim}
+               "feature_dim": stats.feature_dim, "feature_norm": stats.feature_norm}
     return stats, threshold, summary
 
 

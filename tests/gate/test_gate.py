@@ -17,7 +17,7 @@ from dermascan.cli import main
 from dermascan.errors import CardError
 from dermascan.gate import GATE_INDETERMINATE, GATE_OK, judge
 from dermascan.gate.degenerate import MODEL_REASON
-from dermascan.gate.ood import OODStats, load_stats
+from dermascan.gate.ood import OODStats, fit_stats, load_stats
 from dermascan.gate.verdict import OOD_OFF, OOD_REASON, UNIFORM_REASON
 from dermascan.reviews import CaseRecord, ReviewStore
 
@@ -195,3 +195,41 @@ def test_no_triage_band_is_stored_for_a_gated_image(tmp_path):
     stored = store.get_case(case_id)
     assert stored.triage == "indeterminate" and stored.gate == "indeterminate"
     assert "over-exposed" in stored.gate_reasons and stored.malignant_score == pytest.approx(gated.malignant_score)
+
+
+def test_l2_normalised_statistics_round_trip_and_ignore_the_feature_scale(tmp_path):
+    rng = np.random.default_rng(5)
+    features = np.abs(rng.normal(size=(60, 6)))
+    classes = rng.integers(0, 3, size=60)
+    stats = fit_stats(features, classes, 3)
+    assert stats.feature_norm == "l2"  # new fits normalise
+    stats.save(tmp_path / "l2.npz")
+    again = load_stats(tmp_path / "l2.npz")
+    assert again.feature_norm == "l2"
+    np.testing.assert_allclose(again.scores(features[:5]), stats.scores(features[:5]), rtol=1e-5)
+    # A near-blank image's small features score like their direction, not like "close to the mean".
+    np.testing.assert_allclose(stats.scores(features[:5] * 0.01), stats.scores(features[:5]), rtol=1e-9)
+    raw = fit_stats(features, classes, 3, feature_norm="none")
+    assert not np.allclose(raw.scores(features[:5] * 0.01), raw.scores(features[:5]))
+
+
+def test_a_format_1_sidecar_still_loads_with_raw_features(tmp_path):
+    good = _stats()
+    with open(tmp_path / "v1.npz", "wb") as fh:
+        np.savez(fh, format=np.array("dermascan-gate-1"), mean=good.mean, components=good.components,
+                 class_means=good.class_means, precision=good.precision, residual_scale=np.array(1.0))
+    loaded = load_stats(tmp_path / "v1.npz")
+    assert loaded.feature_norm == "none"
+    x = np.random.default_rng(1).normal(size=(3, 4))
+    np.testing.assert_allclose(loaded.scores(x), good.scores(x), rtol=1e-5)
+
+
+@pytest.mark.parametrize("value", ["l3", "", "none; import os"])
+def test_an_unknown_feature_normalisation_is_refused(tmp_path, value):
+    good = _stats()
+    with open(tmp_path / "bad.npz", "wb") as fh:
+        np.savez(fh, format=np.array("dermascan-gate-2"), feature_norm=np.array(value), mean=good.mean,
+                 components=good.components, class_means=good.class_means, precision=good.precision,
+                 residual_scale=np.array(1.0))
+    with pytest.raises(CardError, match="feature_norm"):
+        load_stats(tmp_path / "bad.npz")
