@@ -11,13 +11,18 @@ from dermascan.inference.tta import ALL_VIEWS, tta_probabilities
 from dermascan.train import posthoc
 
 
-def test_offsets_recover_a_known_bias_and_keep_an_unbiased_model_at_zero():
-    rng = np.random.default_rng(0)
-    n, c = 600, 4
+def noisy_logits(seed: int, n: int, c: int, signal: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, logits)`` of a noisy classifier: the true class gets ``signal`` nats more."""
+    rng = np.random.default_rng(seed)
     y = rng.integers(0, c, size=n)
-    clean = rng.normal(size=(n, c))
-    clean[np.arange(n), y] += 2.0
-    biased = clean.copy()
+    logits = rng.normal(size=(n, c))
+    logits[np.arange(n), y] += signal
+    return y, logits
+
+
+def test_offsets_recover_a_known_bias():
+    c = 4
+    y, biased = noisy_logits(0, 600, c, 2.0)
     biased[:, 0] += 1.5  # class 0 over-called by 1.5 nats
     offsets = posthoc.fit_offsets(biased, y)
     before = posthoc.balanced_accuracy(y, biased.argmax(1), c)
@@ -36,11 +41,8 @@ def test_lesion_folds_keep_every_image_of_a_lesion_together():
 
 
 def test_cross_validation_scores_offsets_on_the_fold_they_were_not_fitted_on():
-    rng = np.random.default_rng(1)
     n, c = 400, 3
-    y = rng.integers(0, c, size=n)
-    logits = rng.normal(size=(n, c))
-    logits[np.arange(n), y] += 1.0
+    y, logits = noisy_logits(1, n, c, 1.0)
     logits[:, 2] += 1.0
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     folds = np.arange(n) % 2
