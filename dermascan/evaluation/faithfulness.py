@@ -84,7 +84,7 @@ def faithfulness(model, analysis, *, saliency: np.ndarray | None = None) -> Fait
     fractions = np.linspace(0.0, 1.0, STEPS + 1)
     rank = _pixel_ranks(saliency, x.shape[:2])
     removed = [rank < round(f * rank.size) for f in fractions]  # most relevant first
-    masks = removed + [~m for m in removed] + [rank < round(TOP_FRACTION * rank.size)]
+    masks = removed + [~m for m in removed] + [top_region(saliency, x.shape[:2])]
     batch = empty_aligned((len(masks), *x.shape))
     for i, mask in enumerate(masks):
         batch[i] = impute(x, mask, empty)
@@ -157,6 +157,13 @@ def _pixel_ranks(saliency: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     rank = np.empty(up.size, dtype=np.int64)
     rank[order] = np.arange(up.size)
     return rank.reshape(h, w)
+
+
+def top_region(saliency: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The ``TOP_FRACTION`` most relevant pixels of ``saliency`` resized to ``size`` (ties in a seeded random
+    order): the region whose removal gives the drop."""
+    rank = _pixel_ranks(np.asarray(saliency, np.float32), size)
+    return rank < round(TOP_FRACTION * rank.size)
 
 
 def _relative_drop(p_full: float, p_removed: float) -> float:

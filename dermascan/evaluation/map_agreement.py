@@ -14,18 +14,12 @@ from itertools import combinations
 import numpy as np
 
 from .explain_check import rank_correlation
-from .faithfulness import TOP_FRACTION, _pixel_ranks
-
-
-def top_region(heatmap: np.ndarray) -> np.ndarray:
-    """The ``TOP_FRACTION`` most relevant positions of ``heatmap`` (ties in a seeded random order)."""
-    rank = _pixel_ranks(np.asarray(heatmap, np.float32), heatmap.shape[:2])
-    return rank < round(TOP_FRACTION * rank.size)
+from .faithfulness import top_region
 
 
 def top_region_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of the top regions of two maps of the same shape."""
-    ta, tb = top_region(a), top_region(b)
+    """Intersection over union of the top regions (``faithfulness.top_region``) of two maps of the same shape."""
+    ta, tb = top_region(a, np.shape(a)[:2]), top_region(b, np.shape(b)[:2])
     union = np.logical_or(ta, tb).sum()
     return float(np.logical_and(ta, tb).sum() / union) if union else 1.0
 

@@ -24,7 +24,7 @@ from ..errors import INVALID_OUTPUT_MESSAGE, InvalidModelOutput
 from ..inference.aligned import empty_aligned
 from ..inference.analysis import Analysis
 from ..inference.tta import MAX_VIEWS_PER_CALL, STABILITY_VIEWS, TRANSFORMS, stability, stability_views, view_results
-from .faithfulness import _EMPTY_PIXEL, TOP_FRACTION, _pixel_ranks, _relative_drop, faithfulness_sentence, impute
+from .faithfulness import _EMPTY_PIXEL, _relative_drop, faithfulness_sentence, impute, top_region
 
 
 def check(model, analyses: Sequence[Analysis], x: np.ndarray | None = None, *, faithfulness: bool = True,
@@ -46,7 +46,7 @@ def check(model, analyses: Sequence[Analysis], x: np.ndarray | None = None, *, f
         masked = None
         if faithfulness and a.heatmap is not None and np.any(a.heatmap > 0):
             masked = len(rows)
-            rows.append(impute(xi, _top_region(a.heatmap, xi.shape[:2]), _empty_pixel(model, a)))
+            rows.append(impute(xi, top_region(a.heatmap, xi.shape[:2]), _empty_pixel(model, a)))
         plan.append((masked, len(rows)))
         rows.extend(TRANSFORMS[v].forward(xi) for v in chosen_views)
     probs = _predict(model, rows)
@@ -80,11 +80,6 @@ def check_or_warn(model, analyses: Sequence[Analysis], x: np.ndarray | None = No
         for a in analyses:
             a.warnings.append(UNMEASURED)
         return list(analyses)
-
-
-def _top_region(heatmap: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    rank = _pixel_ranks(np.asarray(heatmap, np.float32), size)
-    return rank < round(TOP_FRACTION * rank.size)
 
 
 def _empty_pixel(model, analysis: Analysis) -> np.ndarray:
