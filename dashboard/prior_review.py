@@ -31,10 +31,12 @@ class PriorReviews:
     earlier: tuple[CaseRecord, ...] = ()
 
 
-def same_analysis(case: CaseRecord, model_version: str, options: PreprocessingOption) -> bool:
-    """True when ``case`` is the image analysed by this model version with these (resolved) options."""
+def same_analysis(case: CaseRecord, model_version: str, options: PreprocessingOption, cam_method: str,
+                  card_method: str) -> bool:
+    """True when ``case`` is the image analysed by this model version with these (resolved) options and CAM
+    method; another method is another case (``CaseSubject``), and a case stored without one used ``card_method``."""
     return (case.model_version == model_version and case.preprocessing == options.preprocessing
-            and case.resize == options.resize)
+            and case.resize == options.resize and (case.cam_method or card_method) == cam_method)
 
 
 def look_up(store_slot: StoreSlot, subject, model) -> PriorReviews:
@@ -53,10 +55,9 @@ def look_up(store_slot: StoreSlot, subject, model) -> PriorReviews:
     case_ids = session.bucket(session.CASE_IDS)
     mine = case_ids.get(subject.store_key)
     if mine is None:
-        # Another CAM method is another case (CaseSubject): only a case with this subject's method continues.
-        method = subject.cam_method or model.card.cam_method
-        match = next((c for c in cases if same_analysis(c, model.version, options)
-                      and (c.cam_method or model.card.cam_method) == method), None)
+        card_method = model.card.cam_method
+        method = subject.cam_method or card_method
+        match = next((c for c in cases if same_analysis(c, model.version, options, method, card_method)), None)
         if match is not None:
             mine = continue_case(subject, match)
             session.bucket(session.PRIOR_CASES)[mine] = True
