@@ -17,6 +17,7 @@ from ..inference.scoring import malignant_scores
 __all__ = [
     "age_band",
     "apply_temperature",
+    "balanced_accuracy",
     "bootstrap_intervals",
     "classification_report",
     "expected_calibration_error",
@@ -194,6 +195,18 @@ def _label_indices(y_true: list[str], probs: np.ndarray, labels: list[str]) -> n
     return np.array([labels.index(y) for y in y_true], dtype=int)
 
 
+def balanced_accuracy(y_idx: np.ndarray, pred_idx: np.ndarray) -> float | None:
+    """Mean recall over the classes present in ``y_idx`` (class indices; None when there are none).
+
+    Plain numpy, so a search that scores thousands of candidate decisions (``train.posthoc``) can call it.
+    """
+    y_idx, pred_idx = np.asarray(y_idx), np.asarray(pred_idx)
+    present = np.unique(y_idx)
+    if present.size == 0:
+        return None
+    return float(np.mean([np.mean(pred_idx[y_idx == k] == k) for k in present]))
+
+
 def _per_class(y_idx: np.ndarray, pred: np.ndarray, labels: list[str], present: list[int]) -> tuple[dict, float | None]:
     """Precision, recall, F1 and support per label, and the balanced accuracy."""
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -208,9 +221,7 @@ def _per_class(y_idx: np.ndarray, pred: np.ndarray, labels: list[str], present: 
         }
         for i, label in enumerate(labels)
     }
-    # Balanced accuracy = mean recall over the classes actually present.
-    balanced = float(np.mean([recall[i] for i in present])) if present else None
-    return per_class, balanced
+    return per_class, balanced_accuracy(y_idx, pred) if present else None
 
 
 def _malignant_report(probs: np.ndarray, y_idx: np.ndarray, labels: list[str], malignant_labels: list[str],

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import TRAINING_DATA
-from ..evaluation.metrics import classification_report
+from ..evaluation.metrics import balanced_accuracy, classification_report
 from ..inference.tta import ALL_VIEWS, DEFAULT_TTA, augment, available_transforms
 from .data import load_image_files
 from .split import image_paths
@@ -49,12 +49,6 @@ def view_probabilities(model, images: np.ndarray, views: tuple[str, ...] = ALL_V
     return out
 
 
-def balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    """Mean recall over the classes present in ``y``."""
-    recalls = [float(np.mean(pred[y == k] == k)) for k in range(n_classes) if np.any(y == k)]
-    return float(np.mean(recalls))
-
-
 def fit_offsets(log_probs: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per-class offsets added to log-probabilities that maximise balanced accuracy (coordinate ascent on a grid).
 
@@ -68,7 +62,7 @@ def fit_offsets(log_probs: np.ndarray, y: np.ndarray) -> np.ndarray:
             best, best_score = offsets[k], -1.0
             for value in OFFSET_GRID[by_size]:
                 offsets[k] = value
-                score = balanced_accuracy(y, np.argmax(log_probs + offsets, axis=1), n_classes)
+                score = balanced_accuracy(y, np.argmax(log_probs + offsets, axis=1))
                 if score > best_score + 1e-12:
                     best, best_score = value, score
             offsets[k] = best
@@ -85,14 +79,13 @@ def lesion_folds(lesions: pd.Series, seed: int = 42) -> np.ndarray:
 def offsets_cross_validated(probs: np.ndarray, y: np.ndarray, folds: np.ndarray) -> dict:
     """Balanced accuracy with and without offsets, each fold's offsets judged on the other fold."""
     log_probs = np.log(np.maximum(probs, 1e-12))
-    n_classes = probs.shape[1]
     plain, adjusted, fitted = [], [], []
     for fold in (0, 1):
         fit, held = folds != fold, folds == fold
         offsets = fit_offsets(log_probs[fit], y[fit])
         fitted.append(offsets.tolist())
-        plain.append(balanced_accuracy(y[held], np.argmax(log_probs[held], axis=1), n_classes))
-        adjusted.append(balanced_accuracy(y[held], np.argmax(log_probs[held] + offsets, axis=1), n_classes))
+        plain.append(balanced_accuracy(y[held], np.argmax(log_probs[held], axis=1)))
+        adjusted.append(balanced_accuracy(y[held], np.argmax(log_probs[held] + offsets, axis=1)))
     return {"bal_acc_plain": float(np.mean(plain)), "bal_acc_offsets": float(np.mean(adjusted)),
             "offsets_per_fold": fitted}
 
