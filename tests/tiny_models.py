@@ -155,6 +155,15 @@ def evidence_model(size: int = 32, *, weight: float = 4.0, bias: float = 0.0):
     return model
 
 
+def load_strong_evidence_model(folder: Path):
+    """``evidence_model`` strong enough that a red square moves class "red" from ~2% to ~100%, saved in ``folder``
+    and loaded through the engine (labels "red" (malignant) and "other", pixels scaled to [0, 1])."""
+    import dermascan
+
+    path = save_model(evidence_model(32, weight=80.0, bias=2.0), folder / "evidence.keras")
+    return dermascan.load_model(path, labels=["red", "other"], malignant_labels=["red"], preprocessing="unit")
+
+
 def png_bytes(pixels) -> bytes:
     """``pixels`` (H, W, 3 uint8) encoded as PNG."""
     import io

@@ -8,7 +8,14 @@ import shutil
 import numpy as np
 import pytest
 from shared_data import ham_labels
-from tiny_models import evidence_model, keras_lib, save_model, save_tiny_lesion_model, tiny_cnn
+from tiny_models import (
+    evidence_model,
+    keras_lib,
+    load_strong_evidence_model,
+    save_model,
+    save_tiny_lesion_model,
+    tiny_cnn,
+)
 
 import dermascan
 from dermascan.cli import main
@@ -36,8 +43,7 @@ SQUARE = (slice(4, 12), slice(18, 26))  # the red square: 8 x 8 of 32 x 32 pixel
 @pytest.fixture(scope="module")
 def evidence(tmp_path_factory):
     """The evidence model, strong enough that the red square moves class "red" from ~2% to ~100%."""
-    path = save_model(evidence_model(32, weight=80.0, bias=2.0), tmp_path_factory.mktemp("faith") / "evidence.keras")
-    return dermascan.load_model(path, labels=["red", "other"], malignant_labels=["red"], preprocessing="unit")
+    return load_strong_evidence_model(tmp_path_factory.mktemp("faith"))
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tiny_models import evidence_model, keras_lib, save_model
+from tiny_models import keras_lib, load_strong_evidence_model, save_model
 
 import dermascan
 from dermascan.errors import CardError
@@ -18,8 +18,7 @@ SIZE = 16
 @pytest.fixture(scope="module")
 def evidence(tmp_path_factory):
     """Class "red"'s evidence is exactly the red pixels (see ``tiny_models.evidence_model``)."""
-    path = save_model(evidence_model(32, weight=80.0, bias=2.0), tmp_path_factory.mktemp("trust") / "evidence.keras")
-    return dermascan.load_model(path, labels=["red", "other"], malignant_labels=["red"], preprocessing="unit")
+    return load_strong_evidence_model(tmp_path_factory.mktemp("trust"))
 
 
 @pytest.fixture(scope="module")
