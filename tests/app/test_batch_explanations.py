@@ -7,14 +7,14 @@ import io
 
 import numpy as np
 import pytest
-from app_helpers import HAM, assert_no_exception, downloaded, new_app
+from app_helpers import HAM, HAM_LABELS, assert_no_exception, downloaded, new_app
 
 import dermascan
 from dermascan.evaluation import trust
 from dermascan.reviews import ReviewStore
 from dermascan.reviews.csvio import csv_header
 
-LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+LABELS = HAM_LABELS
 
 
 @pytest.fixture
