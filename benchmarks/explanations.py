@@ -6,7 +6,7 @@ Variants, each run once per round in a rotating order (so every variant sees the
 medians over ``--runs`` rounds on real HAM10000 images (bytes in, overlay out, as the Analyze page):
 
 - ``analysis``: ``model.analyze(bytes)`` + ``overlay()``: today's single analysis;
-- ``default``: the same + stability under ``tta.STABILITY_VIEWS`` (4 views): the page's default;
+- ``default``: the same + stability under ``views.STABILITY_VIEWS`` (4 views): the page's default;
 - ``default_8_views``: stability under all 8 symmetries of a square input;
 - ``default_faithfulness``: the default + the faithfulness drop (one more image in the same call);
 - ``curves``: the analysis + the full deletion / insertion curves (``faithfulness.faithfulness``, 23 images);
@@ -33,7 +33,7 @@ import dermascan  # noqa: E402
 from dermascan.cam import METHOD_NAMES  # noqa: E402
 from dermascan.evaluation import trust  # noqa: E402
 from dermascan.evaluation.faithfulness import faithfulness  # noqa: E402
-from dermascan.inference.tta import ALL_VIEWS, STABILITY_VIEWS  # noqa: E402
+from dermascan.inference.views import ALL_VIEWS, STABILITY_VIEWS  # noqa: E402
 
 IMAGES = REPO.parent / "shared" / "data" / "ham10000_224" / "images"
 GOAL = 2.0  # the default analysis (with stability) at most twice the analysis alone

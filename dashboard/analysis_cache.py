@@ -13,7 +13,7 @@ from __future__ import annotations
 from dermascan.evaluation import trust
 from dermascan.inference.analysis import Analysis
 from dermascan.inference.options import PreprocessingOption
-from dermascan.inference.tta import STABILITY_VIEWS
+from dermascan.inference.views import STABILITY_VIEWS
 
 from . import session
 from .call_counter import count_engine_call, engine_calls  # noqa: F401 - engine_calls for tests
@@ -49,7 +49,7 @@ def analyze(slot: ModelSlot, data: bytes, *, sha256: str, name: str | None, opti
     else:
         count_engine_call()
         analysis = slot.model.analyze(data, class_label=class_label, name=name, preprocessing=options.preprocessing,
-                                      resize=options.resize, cam_method=cam_method)
+                                      resize=options.resize, cam_method=cam_method, tta=options.tta)
         cache[key] = analysis
         evict_oldest(cache, MAX_CACHED, MAX_CACHED_BYTES)
     faithful = faithfulness and analysis.faithfulness_sentence is None and analysis.heatmap is not None

@@ -6,6 +6,7 @@ import streamlit as st
 
 from dermascan.inference.analysis import Analysis
 from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
+from dermascan.inference.views import views_in_words
 from dermascan.model.lesion import LesionModel
 
 from .presentation import plain
@@ -22,6 +23,7 @@ def engine_rows(model: LesionModel, analysis: Analysis) -> list[tuple[str, str]]
         ("Pixel scaling", f"{plain(analysis.preprocessing)}" + (f": {plain(scaling.description)}" if scaling else "")),
         ("Resize", f"{plain(analysis.resize)}" + (f": {plain(resize.description)}" if resize else "")),
         ("The model card says", f"{plain(described['preprocessing'])} / {plain(described['resize'])}"),
+        ("Test-time augmentation", views_in_words(analysis.tta)),
         ("Heatmap method", plain(described["cam_method"])),
         ("Heatmap layer", plain(analysis.cam_layer or "none (no layer a heatmap can explain)")),
         ("Model input", f"{height} x {width} px"),

@@ -8,7 +8,7 @@ import streamlit as st
 from dermascan.cam import METHOD_INFO, METHOD_NAMES
 from dermascan.evaluation.faithfulness import WEAK_DROP
 from dermascan.inference.analysis import Analysis
-from dermascan.inference.tta import TRANSFORMS
+from dermascan.inference.views import TRANSFORMS
 from dermascan.render.text import display_text
 
 from .presentation import percent, plain

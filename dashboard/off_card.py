@@ -57,8 +57,9 @@ def describe(options: PreprocessingOption, card) -> str:
         parts.append(f"pixel scaling {mine.preprocessing} (card: {declared.preprocessing})")
     if mine.resize != declared.resize:
         parts.append(f"resize {mine.resize} (card: {declared.resize})")
-    if mine.tta:
-        parts.append(f"test-time augmentation ×{len(mine.tta)}")
+    if mine.tta != declared.tta:
+        parts.append(f"test-time augmentation ×{len(mine.tta)} (card: ×{len(declared.tta)})" if mine.tta
+                     else f"no test-time augmentation (card: ×{len(declared.tta)})")
     return ", ".join(parts)
 
 

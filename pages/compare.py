@@ -36,7 +36,7 @@ from dermascan.evaluation.evaluate import metrics_for
 from dermascan.evaluation.map_agreement import pairwise_agreement
 from dermascan.inference.options import PreprocessingOption
 from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
-from dermascan.inference.tta import DEFAULT_TTA, TRANSFORMS, available_transforms
+from dermascan.inference.views import DEFAULT_TTA, TRANSFORMS, available_transforms
 from dermascan.render.text import display_text
 
 MAX_OPTIONS = 8  # more columns than this are unreadable side by side
@@ -65,7 +65,8 @@ def options_input(model) -> list:
         transforms = st.multiselect("Augmentations", usable, default=[t for t in DEFAULT_TTA if t in usable],
                                     key=session.COMPARE_TTA_TRANSFORMS, disabled=not tta_on,
                                     format_func=lambda t: TRANSFORMS[t].description)
-    tta_choices = [()] + ([tuple(transforms)] if tta_on and transforms else [])
+    # The card's own views (usually none) first; with the toggle on, also none and the chosen ones.
+    tta_choices = list(dict.fromkeys([declared.tta, *(((), tuple(transforms)) if tta_on and transforms else ())]))
     options = build_options(scalings, resizes, tta_choices)
     if len(options) > MAX_OPTIONS:
         st.warning(f"{len(options)} combinations chosen; the first {MAX_OPTIONS} are compared.",

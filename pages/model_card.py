@@ -9,6 +9,7 @@ from dashboard.card_tables import metric_tables, subgroup_tables
 from dashboard.model_cache import HOW_TO_FIX, current_model, model_file_name
 from dashboard.presentation import percent, plain
 from dermascan.inference.preprocessing import RESIZE_POLICIES, SCALINGS
+from dermascan.inference.views import views_in_words
 from dermascan.render.text import display_text
 
 
@@ -108,6 +109,7 @@ with right:
         f"- **Preprocessing:** `{card.preprocessing}`: {SCALINGS[card.preprocessing].description}",
         f"- **Resize:** `{card.resize}`: {RESIZE_POLICIES[card.resize].description}",
         f"- **Input size:** {model.input_size[0]} × {model.input_size[1]} pixels",
+        f"- **Test-time augmentation:** {views_in_words(card.tta)}",
         f"- **Temperature:** {card.temperature:g} (softmax temperature that calibrates probabilities; 1 = none)",
         f"- **Triage thresholds:** medium from a malignancy score of {percent(card.thresholds['medium'], 0)}, "
         f"high from {percent(card.thresholds['high'], 0)}"

@@ -174,11 +174,12 @@ class DynamicBatcher:
         model, method = self.model, methods[0]
         start = time.perf_counter()
         x = np.stack([item.x for item in chunk], out=empty_aligned((len(chunk), *chunk[0].x.shape)))
+        views = model.views_for(None)  # the card's test-time augmentation (usually none)
         if model.target is not None:
             probs, cams, chosen, features = model.explain_prepared(x, [item.class_index for item in chunk],
-                                                                with_features=True, cam_method=method)
+                                                                with_features=True, cam_method=method, views=views)
         else:  # a model with no spatial layer still predicts (and says why there is no map)
-            (probs, features), cams = model.predict_prepared(x, with_features=True), None
+            (probs, features), cams = model.predict_prepared(x, with_features=True, views=views), None
             chosen = np.argmax(probs, axis=1)
         per_image_ms = (time.perf_counter() - start) * 1000.0 / len(chunk)
         self._count(len(chunk))
@@ -187,7 +188,7 @@ class DynamicBatcher:
             try:
                 out.append(model.make_analysis(item.image, probs[i], None if cams is None else cams[i], int(chosen[i]),
                                                sha256=item.sha256, name=item.name, processing_time_ms=per_image_ms,
-                                               features=features[i], cam_method=method))
+                                               features=features[i], cam_method=method, tta=views))
             except DermascanError as exc:  # e.g. InvalidModelOutput for this image only
                 out.append(exc)
         return out

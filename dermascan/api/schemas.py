@@ -54,6 +54,8 @@ class PredictResponse(BaseModel):
     cam_layer: str | None
     warnings: list[str]
     cam_method: str | None = Field(None, description="the class-activation method of the map (null: no map)")
+    tta: list[str] = Field(default_factory=list, description="the test-time augmentation views the model card "
+                                                             "averages over (empty: none)")
     faithfulness: float | None = Field(None, ge=-1, le=1, description="share of the explained class's probability "
                                        "lost when the map's top 20% is removed (null: not measured)")
     faithfulness_sentence: str | None = None

@@ -2,7 +2,7 @@
 
 An option (``inference.options.PreprocessingOption``) is a pixel scaling, a resize policy and
 optionally a set of test-time augmentation transforms. Running an option is one compiled call per
-chunk of images (``analyze_many`` or ``tta``); metrics per option come from ``evaluate.metrics_for``,
+chunk of images (``analyze_many``, its views included); metrics per option come from ``evaluate.metrics_for``,
 so the numbers are the CLI's numbers.
 """
 
@@ -17,7 +17,6 @@ import numpy as np
 from ..inference.analysis import Analysis
 from ..inference.batch import DEFAULT_CHUNK
 from ..inference.options import PreprocessingOption
-from ..inference.tta import analyze_with_tta, tta_probabilities
 
 # Ranking keys, most important first; a missing (None) value ranks below any number.
 RANK_KEYS = ("balanced_accuracy", "macro_auc", "accuracy")
@@ -39,15 +38,12 @@ def run_option(model, images: Sequence[np.ndarray], option: PreprocessingOption,
                names: Sequence[str | None], cam_method: str | None = None) -> list[Analysis]:
     """Full analyses (differential, score, heatmap by ``cam_method``, None: the card's) of decoded RGB images
     under ``option``; one call per chunk."""
-    if option.tta:
-        return analyze_with_tta(model, images, option.tta, names=names, hashes=hashes,
-                                preprocessing=option.preprocessing, resize=option.resize, cam_method=cam_method)
     out: list[Analysis] = []
     for start in range(0, len(images), DEFAULT_CHUNK):
         chunk = slice(start, start + DEFAULT_CHUNK)
         out.extend(model.analyze_many(list(images[chunk]), names=list(names[chunk]), hashes=list(hashes[chunk]),
                                       preprocessing=option.preprocessing, resize=option.resize,
-                                      cam_method=cam_method))
+                                      cam_method=cam_method, tta=option.tta))
     return out
 
 
@@ -57,8 +53,7 @@ def option_probabilities(model, images: Sequence[np.ndarray], option: Preprocess
     for start in range(0, len(images), DEFAULT_CHUNK):
         chunk = list(images[start : start + DEFAULT_CHUNK])
         x = model.preprocess(chunk, preprocessing=option.preprocessing, resize=option.resize)
-        probs = tta_probabilities(model, x, option.tta) if option.tta else model.predict_prepared(x)
-        out[start : start + len(chunk)] = probs
+        out[start : start + len(chunk)] = model.predict_prepared(x, views=model.views_for(option.tta))
     return out
 
 
@@ -93,7 +88,7 @@ def metrics_table(reports: dict[PreprocessingOption, dict], declared: Preprocess
             "option": opt.label,
             "preprocessing": opt.preprocessing,
             "resize": opt.resize,
-            "tta": len(opt.tta),
+            "tta": len(opt.tta or ()),
             **{key: report.get(key) for key in METRIC_NAMES},
             "n": report.get("n"),
             "model_card": opt == declared,

@@ -6,7 +6,7 @@ every copy of every analysis goes through ONE ``predict_prepared`` call (per ``M
 - **faithfulness**: the top ``TOP_FRACTION`` of the map removed and filled from the kept pixels
   (``faithfulness.impute``, the ROAD-style imputation), the share of the explained class's probability
   lost (``Analysis.faithfulness``) and ``faithfulness_sentence``; one copy per image;
-- **stability**: the views of ``tta.STABILITY_VIEWS`` besides the original (whose answer is the
+- **stability**: the views of ``views.STABILITY_VIEWS`` besides the original (whose answer is the
   analysis itself), each view's own top class and malignancy score (``Analysis.stability``, the share of
   views that keep ``top_label``; ``stability_views``; ``stability_sentence``).
 
@@ -23,7 +23,8 @@ import numpy as np
 from ..errors import INVALID_OUTPUT_MESSAGE, InvalidModelOutput
 from ..inference.aligned import empty_aligned
 from ..inference.analysis import Analysis
-from ..inference.tta import MAX_VIEWS_PER_CALL, STABILITY_VIEWS, TRANSFORMS, stability, stability_views, view_results
+from ..inference.tta import stability, stability_views, view_results
+from ..inference.views import MAX_VIEWS_PER_CALL, STABILITY_VIEWS, TRANSFORMS
 from .faithfulness import _EMPTY_PIXEL, _relative_drop, faithfulness_sentence, impute, top_region
 
 
@@ -39,28 +40,34 @@ def check(model, analyses: Sequence[Analysis], x: np.ndarray | None = None, *, f
         return list(analyses)
     chosen_views = stability_views(views, model.input_size)[1:] if views else ()
     rows: list[np.ndarray] = []
-    plan: list[tuple[int | None, int]] = []  # per analysis: (row of its masked copy, first row of its views)
+    # Per analysis: (row of the image as it is, of its masked copy, first row of its views). The image's own row is
+    # only needed when its analysis averaged TTA views: the copies are single views, so is what they compare with.
+    plan: list[tuple[int | None, int | None, int]] = []
     for i, a in enumerate(analyses):
         xi = x[i] if x is not None else model.preprocess([a.image], preprocessing=a.preprocessing,
                                                          resize=a.resize)[0]
-        masked = None
+        itself = masked = None
+        if a.tta:
+            itself = len(rows)
+            rows.append(xi)
         if faithfulness and a.heatmap is not None and np.any(a.heatmap > 0):
             masked = len(rows)
             rows.append(impute(xi, top_region(a.heatmap, xi.shape[:2]), _empty_pixel(model, a)))
-        plan.append((masked, len(rows)))
+        plan.append((itself, masked, len(rows)))
         rows.extend(TRANSFORMS[v].forward(xi) for v in chosen_views)
     probs = _predict(model, rows)
-    for a, (masked, first) in zip(analyses, plan):
+    for a, (itself, masked, first) in zip(analyses, plan):
         name = a.display_names.get(a.explained_label, a.explained_label)
+        as_is = a.probabilities if itself is None else probs[itself]
         if masked is not None:
             explained = a.labels.index(a.explained_label)
-            a.faithfulness = _relative_drop(float(a.probabilities[explained]), float(probs[masked, explained]))
+            a.faithfulness = _relative_drop(float(as_is[explained]), float(probs[masked, explained]))
             a.faithfulness_sentence = faithfulness_sentence(a.faithfulness, name)
         elif faithfulness and a.heatmap is not None:
             a.faithfulness_sentence = faithfulness_sentence(0.0, name, has_evidence=False)
         if views:
             names = ("identity", *chosen_views)
-            own = np.vstack([a.probabilities[None], probs[first : first + len(chosen_views)]])
+            own = np.vstack([as_is[None], probs[first : first + len(chosen_views)]])
             a.stability_views = view_results(model, names, own)
             a.stability, a.stability_sentence = stability(a.top_label, a.stability_views)
     return list(analyses)

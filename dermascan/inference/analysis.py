@@ -82,6 +82,7 @@ class Analysis:
     processing_time_ms: float
     explanation: str
     cam_method: str | None = None  # the CAM method of ``heatmap`` (None without a heatmap)
+    tta: tuple[str, ...] = ()  # the test-time augmentation views averaged over (empty: the image as it is)
     # Filled by ``dermascan.evaluation.trust.check`` (None: not measured for this analysis).
     faithfulness: float | None = None  # share of the explained class's probability lost without the top region
     faithfulness_sentence: str | None = None
@@ -95,7 +96,7 @@ class Analysis:
     @classmethod
     def build(cls, *, image, probs, heatmap, explained_index, card: ModelCard, sha256, name, preprocessing, resize,
               cam_layer, warnings, processing_time_ms, heatmap_requested: bool = True,
-              gate: GateResult | None = None, cam_method: str | None = None) -> Analysis:
+              gate: GateResult | None = None, cam_method: str | None = None, tta: tuple[str, ...] = ()) -> Analysis:
         """Assemble a record, deriving score, triage and explanation from the card.
 
         When ``gate`` failed, ``triage`` is ``"indeterminate"`` (never a band) and the score, still
@@ -127,6 +128,7 @@ class Analysis:
             triage=band, model_name=card.name, model_version=card.version,
             preprocessing=preprocessing, resize=resize, cam_layer=cam_layer, warnings=warnings,
             processing_time_ms=float(processing_time_ms), explanation=sentence, gate=gate, cam_method=cam_method,
+            tta=tuple(tta),
         )
 
     @property
@@ -214,6 +216,7 @@ class Analysis:
             "cam_layer": self.cam_layer,
             "warnings": list(self.warnings),
             "cam_method": self.cam_method,
+            "tta": list(self.tta),
             "faithfulness": self.faithfulness,
             "faithfulness_sentence": self.faithfulness_sentence,
             "stability": self.stability,

@@ -27,7 +27,7 @@ from .aligned import empty_aligned
 from .analysis import Analysis
 from .budget import BudgetClosed, PixelBudget
 from .preprocessing import prepare
-from .tta import STABILITY_VIEWS
+from .views import STABILITY_VIEWS
 
 log = logging.getLogger(__name__)
 
@@ -194,16 +194,18 @@ def _analyse(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str,
     start = time.perf_counter()
     x = np.stack([d.x for d in decoded], out=empty_aligned((len(decoded), *decoded[0].x.shape)))
     # The penultimate features come out of the same compiled call: the input gate's OOD score costs no pass.
+    views = model.views_for(None)  # the card's test-time augmentation (usually none)
     if with_cam and model.target is not None:
-        probs, cams, chosen, features = model.explain_prepared(x, with_features=True)
+        probs, cams, chosen, features = model.explain_prepared(x, with_features=True, views=views)
     else:
-        (probs, features), cams = model.predict_prepared(x, with_features=True), None
+        (probs, features), cams = model.predict_prepared(x, with_features=True, views=views), None
         chosen = np.argmax(probs, axis=1)
     per_image_ms = (time.perf_counter() - start) * 1000.0 / len(decoded)
     analyses = [
         model.make_analysis(d.image, probs[i], None if cams is None else cams[i], int(chosen[i]), sha256=d.sha256,
                             name=d.name, preprocessing=preprocessing, resize=resize,
-                            processing_time_ms=per_image_ms, heatmap_requested=with_cam, features=features[i])
+                            processing_time_ms=per_image_ms, heatmap_requested=with_cam, features=features[i],
+                            tta=views)
         for i, d in enumerate(decoded)
     ]
     stability, faithfulness = checks

@@ -1,10 +1,12 @@
 """Test-time augmentation: flips and 90° rotations, probabilities averaged over them.
 
-Every image is resized and scaled once; the transforms are applied to that prepared
+Every image is resized and scaled once; the views (``views``) are made from that prepared
 tensor and all views go through the model in ONE batched compiled call (per chunk of
-images), so TTA costs one bigger call rather than one call per view.
-The Grad-CAM of a TTA result is the mean of the views' heatmaps mapped back to the
-original orientation, over the views whose own top class is the averaged top class.
+images), so TTA costs one bigger call rather than one call per view. ``LesionModel`` calls
+``predict_views`` / ``explain_views`` whenever views are asked for: a card's ``tta`` (the
+model's validated behaviour) or the Compare page's.
+The heatmap of a TTA result is the mean of the views' heatmaps mapped back to the
+original orientation, over the views that explain the same class as the result.
 
 Stability (``stability``) reads the same views the other way: not averaged, but each view's own
 top class and malignancy score against the analysis of the image as it is.
@@ -12,143 +14,86 @@ top class and malignancy score against the analysis of the image as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..intake.images import sha256_hex
 from ..render.numbers import percent
-from .aligned import empty_aligned
-from .analysis import Analysis
 from .scoring import malignant_scores
-
-MAX_VIEWS_PER_CALL = 64  # bounds the float32 batch (64 x 224 x 224 x 3 = 38 MB)
-
-
-@dataclass(frozen=True)
-class Transform:
-    """A view of an (H, W, ...) array and the way back (for heatmaps)."""
-
-    name: str
-    description: str
-    forward: Callable[[np.ndarray], np.ndarray]
-    inverse: Callable[[np.ndarray], np.ndarray]
-    square_only: bool = False  # rotating by 90° swaps height and width
-
-
-TRANSFORMS: dict[str, Transform] = {
-    t.name: t
-    for t in (
-        Transform("identity", "The image as it is", lambda a: a, lambda a: a),
-        Transform("hflip", "Mirrored left-right", lambda a: a[:, ::-1], lambda a: a[:, ::-1]),
-        Transform("vflip", "Mirrored top-bottom", lambda a: a[::-1], lambda a: a[::-1]),
-        Transform("rot90", "Rotated 90°", lambda a: np.rot90(a, 1), lambda a: np.rot90(a, -1), True),
-        Transform("rot180", "Rotated 180°", lambda a: np.rot90(a, 2), lambda a: np.rot90(a, -2)),
-        Transform("rot270", "Rotated 270°", lambda a: np.rot90(a, 3), lambda a: np.rot90(a, -3), True),
-        # The two diagonal mirrors complete the 8 symmetries of a square; each is its own inverse.
-        Transform("transpose", "Mirrored across the main diagonal", lambda a: np.swapaxes(a, 0, 1),
-                  lambda a: np.swapaxes(a, 0, 1), True),
-        Transform("antitranspose", "Mirrored across the other diagonal", lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),
-                  lambda a: np.swapaxes(a[::-1, ::-1], 0, 1), True),
-    )
-}
-DEFAULT_TTA = ("identity", "hflip", "vflip", "rot180")
-# Stability views: DEFAULT_TTA's 4 (usable at any input size); all 8 symmetries of a square input (``ALL_VIEWS``)
-# cost about twice as much again. On a 2-vCPU CPU a forward pass of n images costs about n single analyses, so even
-# 4 views take the analysis to ~2.7x (benchmarks/explanations.py): stability is opt-in on the pages.
-STABILITY_VIEWS = DEFAULT_TTA
-ALL_VIEWS = tuple(TRANSFORMS)
-
-
-def available_transforms(input_size: tuple[int, int]) -> list[str]:
-    """Transform names usable for a model input of ``input_size`` (no 90° turns for non-square inputs)."""
-    square = input_size[0] == input_size[1]
-    return [name for name, t in TRANSFORMS.items() if square or not t.square_only]
-
-
-def _check(transforms: Sequence[str], input_size: tuple[int, int]) -> list[Transform]:
-    if not transforms:
-        raise ValueError("TTA needs at least one transform.")
-    usable = available_transforms(input_size)
-    bad = [t for t in transforms if t not in usable]
-    if bad:
-        raise ValueError(f"Transform(s) not usable for input size {input_size}: {', '.join(bad)}.")
-    return [TRANSFORMS[t] for t in transforms]
-
-
-def augment(x: np.ndarray, transforms: Sequence[str]) -> np.ndarray:
-    """All views of a prepared batch (N, H, W, 3) as (N * T, H, W, 3), image-major."""
-    chosen = _check(transforms, x.shape[1:3])
-    views = empty_aligned((len(x) * len(chosen), *x.shape[1:]), x.dtype)
-    for i, image in enumerate(x):
-        for j, t in enumerate(chosen):
-            views[i * len(chosen) + j] = t.forward(image)
-    return views
+from .views import MAX_VIEWS_PER_CALL, Transform, augment, available_transforms, check_views
 
 
 def _image_chunks(n: int, n_views: int) -> range:
     return range(0, n, max(1, MAX_VIEWS_PER_CALL // n_views))
 
 
-def tta_probabilities(model, x: np.ndarray, transforms: Sequence[str], *, calibrated: bool = True) -> np.ndarray:
-    """Mean probabilities (N, C) over ``transforms`` of a prepared batch; one compiled call per chunk."""
-    t = len(transforms)
-    out = np.empty((len(x), len(model.labels)), dtype=np.float64)
+def _gate_features(features: np.ndarray, n: int, views: Sequence[str]) -> np.ndarray:
+    # The OOD gate was fitted on single views of the image as it is: the identity view's features when the views
+    # include it, else their mean (an (n, 0) array stays empty: the model has no features to give).
+    if features.shape[1] == 0:
+        return np.zeros((n, 0), features.dtype)
+    per_image = features.reshape(n, len(views), -1)
+    if "identity" in views:
+        return per_image[:, list(views).index("identity")]
+    return per_image.mean(axis=1)
+
+
+def predict_views(model, x: np.ndarray, views: Sequence[str], *, calibrated: bool = True) -> tuple:
+    """``(probabilities (N, C) averaged over views, gate features (N, D))`` of a prepared batch; one compiled
+    call per chunk of images."""
+    check_views(views, x.shape[1:3])
+    t = len(views)
+    probs_out = np.empty((len(x), len(model.labels)), dtype=np.float64)
+    features_out = []
     step = _image_chunks(len(x), t).step
     for start in range(0, len(x), step):
         chunk = x[start : start + step]
-        probs = np.asarray(model.predict_prepared(augment(chunk, transforms), calibrated=calibrated), np.float64)
-        out[start : start + len(chunk)] = probs.reshape(len(chunk), t, -1).mean(axis=1)
-    return out
+        probs, features = model.predict_prepared(augment(chunk, views), calibrated=calibrated, with_features=True)
+        probs_out[start : start + len(chunk)] = np.asarray(probs, np.float64).reshape(len(chunk), t, -1).mean(axis=1)
+        features_out.append(_gate_features(np.asarray(features), len(chunk), views))
+    return probs_out, np.concatenate(features_out) if features_out else np.zeros((0, 0), np.float32)
 
 
-def _merge_heatmaps(cams: np.ndarray, chosen: np.ndarray, top: int, transforms: list[Transform]) -> tuple:
-    # Only views that explain the averaged top class can be averaged meaningfully.
-    agreeing = [j for j in range(len(transforms)) if int(chosen[j]) == top]
+def explain_views(model, x: np.ndarray, views: Sequence[str], class_index: Sequence[int] | None = None, *,
+                  calibrated: bool = True, cam_method: str | None = None) -> tuple:
+    """``(probabilities averaged over views, heatmaps, explained class index, gate features)`` of a prepared
+    batch, each heatmap in the original orientation; one compiled call of ``cam_method``'s pass per chunk.
+
+    ``class_index`` -1 (or None for all) explains the averaged top class.
+    """
+    chosen_t = check_views(views, x.shape[1:3])
+    t, n = len(chosen_t), len(x)
+    idx = np.full(n, -1, np.int32) if class_index is None else np.asarray(class_index, np.int32)
+    probs_out = np.empty((n, len(model.labels)), dtype=np.float64)
+    explained = np.empty(n, dtype=np.int32)
+    maps, features_out = [], []
+    step = _image_chunks(n, t).step
+    for start in range(0, n, step):
+        chunk, wanted = x[start : start + step], idx[start : start + step]
+        probs, cams, chosen, features = model.explain_prepared(
+            augment(chunk, views), np.repeat(wanted, t), calibrated=calibrated, with_features=True,
+            cam_method=cam_method)
+        mean = np.asarray(probs, np.float64).reshape(len(chunk), t, -1).mean(axis=1)
+        probs_out[start : start + len(chunk)] = mean
+        cams, chosen = np.asarray(cams), np.asarray(chosen)
+        for i in range(len(chunk)):
+            target = int(wanted[i]) if wanted[i] >= 0 else int(np.argmax(mean[i]))
+            own = slice(i * t, (i + 1) * t)
+            heatmap, explained[start + i] = _merge_heatmaps(cams[own], chosen[own], target, chosen_t)
+            maps.append(heatmap)
+        features_out.append(_gate_features(np.asarray(features), len(chunk), views))
+    return probs_out, np.stack(maps), explained, np.concatenate(features_out)
+
+
+def _merge_heatmaps(cams: np.ndarray, chosen: np.ndarray, target: int, transforms: list[Transform]) -> tuple:
+    # Only views that explain the target class can be averaged meaningfully.
+    agreeing = [j for j in range(len(transforms)) if int(chosen[j]) == target]
     if not agreeing:
         return np.ascontiguousarray(transforms[0].inverse(cams[0])), int(chosen[0])
     merged = np.mean([transforms[j].inverse(cams[j]) for j in agreeing], axis=0)
     peak = float(merged.max())
-    return (merged / peak if peak > 0 else merged).astype(np.float32), top
-
-
-def analyze_with_tta(model, images: Sequence[np.ndarray], transforms: Sequence[str], *,
-                     names: Sequence[str | None] | None = None, hashes: Sequence[str] | None = None,
-                     preprocessing: str | None = None, resize: str | None = None,
-                     cam_method: str | None = None) -> list[Analysis]:
-    """Analyses whose probabilities are averaged over ``transforms`` (RGB uint8 images in), heatmaps by
-    ``cam_method`` (None: the card's).
-
-    Probabilities and heatmaps of all views come from one ``explain_prepared`` call per
-    chunk of images. ``hashes`` should be the sha256 of the uploaded bytes (computed from
-    the pixels when omitted).
-    """
-    preprocessing = preprocessing or model.card.preprocessing
-    resize = resize or model.card.resize
-    chosen_t = _check(transforms, model.input_size)
-    t = len(chosen_t)
-    names = list(names) if names is not None else [None] * len(images)
-    hashes = list(hashes) if hashes is not None else [sha256_hex(np.ascontiguousarray(im).tobytes()) for im in images]
-    results: list[Analysis] = []
-    step = _image_chunks(len(images), t).step
-    for start in range(0, len(images), step):
-        chunk = images[start : start + step]
-        x = model.preprocess(chunk, preprocessing=preprocessing, resize=resize)
-        probs, cams, chosen = model.explain_prepared(augment(x, transforms), cam_method=cam_method)
-        probs = np.asarray(probs, np.float64).reshape(len(chunk), t, -1)
-        for i, image in enumerate(chunk):
-            mean = probs[i].mean(axis=0)
-            heatmap, explained = None, int(np.argmax(mean))
-            if model.target is not None:
-                views = slice(i * t, (i + 1) * t)
-                heatmap, explained = _merge_heatmaps(np.asarray(cams[views]), np.asarray(chosen[views]),
-                                                     explained, chosen_t)
-            results.append(model.make_analysis(
-                image, mean, heatmap, explained, sha256=hashes[start + i], name=names[start + i],
-                preprocessing=preprocessing, resize=resize, cam_method=cam_method,
-            ))
-    return results
+    return (merged / peak if peak > 0 else merged).astype(np.float32), target
 
 
 @dataclass(frozen=True)

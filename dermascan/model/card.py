@@ -21,6 +21,7 @@ from typing import Any
 from ..cam import DEFAULT_METHOD, METHOD_NAMES
 from ..errors import CardError
 from ..inference.preprocessing import RESIZE_POLICIES, SCALINGS
+from ..inference.views import TRANSFORMS
 
 SCHEMA_VERSION = 1
 
@@ -61,6 +62,9 @@ class ModelCard:
     output: str = "auto"  # "probabilities", "logits" or "auto" (inspect the model)
     cam_layer: str | None = None
     cam_method: str = DEFAULT_METHOD  # one of cam.METHOD_NAMES
+    # Test-time augmentation the engine averages over in every analysis (names of inference.views.TRANSFORMS,
+    # e.g. ["identity", "hflip"]); [] none. Part of the model's validated behaviour, like its preprocessing.
+    tta: list[str] = field(default_factory=list)
     name: str | None = None
     version: str = "unversioned"
     description: str = ""
@@ -133,6 +137,7 @@ class ModelCard:
             raise CardError(f"Unknown output kind '{self.output}'; choose one of: {', '.join(OUTPUT_KINDS)}.")
         if self.cam_method not in METHOD_NAMES:
             raise CardError(f"Unknown CAM method '{self.cam_method}'; choose one of: {', '.join(METHOD_NAMES)}.")
+        _check_tta(self.tta)
         t = self.temperature
         if not (isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and t > 0):
             raise CardError("The calibration temperature must be a positive number.")
@@ -156,6 +161,12 @@ class ModelCard:
         texts = [*(self.labels or []), *(self.malignant_labels or []), *self.display_names.values()]
         if not all(isinstance(text, str) for text in texts):
             raise CardError("Labels and display names in the model card must be text.")
+
+
+def _check_tta(views: list) -> None:
+    unknown = [v for v in views if not isinstance(v, str) or v not in TRANSFORMS]
+    if unknown or len(set(views)) != len(views):
+        raise CardError(f"The card's tta must be distinct view names, each one of: {', '.join(TRANSFORMS)}.")
 
 
 def _check_gate(gate: dict[str, Any]) -> None:

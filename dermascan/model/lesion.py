@@ -26,6 +26,8 @@ from ..gate.ood import OODStats, load_stats
 from ..inference.analysis import Analysis
 from ..inference.batch import DEFAULT_CHUNK
 from ..inference.preprocessing import SCALINGS, prepare_batch
+from ..inference.tta import explain_views, predict_views
+from ..inference.views import check_views
 from ..intake.images import read_image, sha256_hex
 from ..render.numbers import percent
 from . import introspect
@@ -50,6 +52,7 @@ class LesionModel:
         inp, out = single_io(keras_model)
         self.input_size = self._input_size(inp, card)
         self.card = self._complete_card(card.with_overrides(cam_method=cam_method), int(out.shape[-1]))
+        self._check_tta()
         self.rescaling_layers = introspect.rescaling_layers(keras_model)
         self._check_preprocessing()
         self.target = find_target(keras_model, self.card.cam_layer)
@@ -111,6 +114,13 @@ class LesionModel:
             if not malignant:
                 self.warnings.append("No label counts as malignant, so the malignancy score is always 0.")
         return card.with_overrides(labels=list(labels), malignant_labels=list(malignant))
+
+    def _check_tta(self) -> None:
+        if self.card.tta:
+            try:
+                check_views(self.card.tta, self.input_size)
+            except ValueError as exc:
+                raise CardError(f"The card's tta cannot be used: {exc}") from None
 
     def _check_preprocessing(self) -> None:
         card = self.card
@@ -212,6 +222,7 @@ class LesionModel:
             "preprocessing": self.card.preprocessing,
             "resize": self.card.resize,
             "temperature": self.card.temperature,
+            "tta": list(self.card.tta),
             "card_file": self.card_file.name if self.card_file else None,
             "degenerate": self.degenerate,
             "ood_detection": self.ood_stats is not None,
@@ -229,23 +240,38 @@ class LesionModel:
         return prepare_batch(images, self.input_size, preprocessing or self.card.preprocessing,
                              resize or self.card.resize)
 
+    def views_for(self, tta: Sequence[str] | None) -> tuple[str, ...]:
+        """The TTA views of a request: ``tta`` itself (``()``: none), or the card's when it is None."""
+        return tuple(self.card.tta) if tta is None else tuple(tta)
+
     def _temperature(self, calibrated: bool) -> float:
         return float(self.card.temperature) if calibrated else 1.0
 
     def predict(self, images: Sequence[np.ndarray], *, calibrated: bool = True, batch_size: int = DEFAULT_CHUNK,
-                preprocessing: str | None = None, resize: str | None = None) -> np.ndarray:
-        """Probabilities (N, C) for RGB uint8 images; temperature-scaled unless ``calibrated=False``."""
+                preprocessing: str | None = None, resize: str | None = None,
+                tta: Sequence[str] | None = None) -> np.ndarray:
+        """Probabilities (N, C) for RGB uint8 images; temperature-scaled unless ``calibrated=False``, averaged
+        over the ``tta`` views (None: the card's)."""
+        views = self.views_for(tta)
         out = np.empty((len(images), len(self.labels)), dtype=np.float32)
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             x = self.preprocess(chunk, preprocessing=preprocessing, resize=resize)
-            out[start : start + len(chunk)] = self._cam.predict(x, self._temperature(calibrated))
+            if views:
+                out[start : start + len(chunk)] = self.predict_prepared(x, calibrated=calibrated, views=views)
+            else:
+                out[start : start + len(chunk)] = self._cam.predict(x, self._temperature(calibrated))
         return out
 
-    def predict_prepared(self, x: np.ndarray, *, calibrated: bool = True, with_features: bool = False):
+    def predict_prepared(self, x: np.ndarray, *, calibrated: bool = True, with_features: bool = False,
+                         views: Sequence[str] = ()):
         """Probabilities for an already preprocessed float32 batch; ``with_features``: ``(probs, features)``,
-        the penultimate features (N, D) of the same compiled call."""
-        probs, features = self._cam.predict_with_features(x, self._temperature(calibrated))
+        the penultimate features (N, D) of the same compiled call. ``views`` (TTA) averages over them, all in
+        one call; the default is the batch as it is, whatever the card says (callers pass ``views_for``)."""
+        if views:
+            probs, features = predict_views(self, x, views, calibrated=calibrated)
+        else:
+            probs, features = self._cam.predict_with_features(x, self._temperature(calibrated))
         return (probs, features) if with_features else probs
 
     def cam(self, method: str | None = None):
@@ -260,12 +286,16 @@ class LesionModel:
         return self._cams[method]
 
     def explain_prepared(self, x: np.ndarray, class_index: Sequence[int] | None = None, *, calibrated: bool = True,
-                         with_features: bool = False, cam_method: str | None = None):
+                         with_features: bool = False, cam_method: str | None = None, views: Sequence[str] = ()):
         """``(probs, heatmaps, explained class index)`` for a preprocessed batch, in one compiled call of
         ``cam_method``'s pass (None: the card's); ``with_features`` adds the penultimate features (N, D) of the
-        same call as a fourth item."""
-        idx = np.full(len(x), -1, dtype=np.int32) if class_index is None else np.asarray(class_index, np.int32)
-        out = self.cam(cam_method).explain_with_features(x, idx, self._temperature(calibrated))
+        same call as a fourth item. ``views`` as in ``predict_prepared`` (heatmaps back in the batch's
+        orientation)."""
+        if views:
+            out = explain_views(self, x, views, class_index, calibrated=calibrated, cam_method=cam_method)
+        else:
+            idx = np.full(len(x), -1, dtype=np.int32) if class_index is None else np.asarray(class_index, np.int32)
+            out = self.cam(cam_method).explain_with_features(x, idx, self._temperature(calibrated))
         return out if with_features else out[:3]
 
     def ood_scores(self, features: np.ndarray) -> np.ndarray | None:
@@ -292,19 +322,21 @@ class LesionModel:
         return self.labels.index(label)
 
     def analyze(self, image: bytes | np.ndarray, *, class_label: str | None = None, name: str | None = None,
-                preprocessing: str | None = None, resize: str | None = None, cam_method: str | None = None) -> Analysis:
+                preprocessing: str | None = None, resize: str | None = None, cam_method: str | None = None,
+                tta: Sequence[str] | None = None) -> Analysis:
         """Full analysis of one image (bytes are decoded safely; arrays must be RGB uint8)."""
         return self.analyze_many([image], class_label=class_label, names=[name], preprocessing=preprocessing,
-                                 resize=resize, cam_method=cam_method)[0]
+                                 resize=resize, cam_method=cam_method, tta=tta)[0]
 
     def analyze_many(self, images: Sequence[bytes | np.ndarray], *, class_label: str | None = None,
                      names: Sequence[str | None] | None = None, preprocessing: str | None = None,
                      resize: str | None = None, hashes: Sequence[str] | None = None,
-                     cam_method: str | None = None) -> list[Analysis]:
+                     cam_method: str | None = None, tta: Sequence[str] | None = None) -> list[Analysis]:
         """Analyses of several images in one compiled call (decoding errors raise ``InvalidImage``).
 
         ``hashes`` gives the SHA-256 of the uploaded bytes when ``images`` are already decoded arrays;
-        without it an array is identified by the hash of its pixels.
+        without it an array is identified by the hash of its pixels. ``tta``: the views averaged over
+        (None: the card's, ``()``: none).
         """
         start = time.perf_counter()
         decoded, computed = [], []
@@ -322,25 +354,29 @@ class LesionModel:
         resize = resize or self.card.resize
         x = self.preprocess(decoded, preprocessing=preprocessing, resize=resize)
         idx = [self.class_index(class_label)] * len(decoded)
-        probs, cams, chosen, features = self.explain_prepared(x, idx, with_features=True, cam_method=cam_method)
+        views = self.views_for(tta)
+        probs, cams, chosen, features = self.explain_prepared(x, idx, with_features=True, cam_method=cam_method,
+                                                              views=views)
         elapsed_ms = (time.perf_counter() - start) * 1000.0 / max(len(decoded), 1)
         names = list(names) if names is not None else [None] * len(decoded)
         return [
             self.make_analysis(decoded[i], probs[i], cams[i] if self.target else None, int(chosen[i]),
                                sha256=hashes[i], name=names[i], preprocessing=preprocessing, resize=resize,
-                               processing_time_ms=elapsed_ms, features=features[i], cam_method=cam_method)
+                               processing_time_ms=elapsed_ms, features=features[i], cam_method=cam_method,
+                               tta=views)
             for i in range(len(decoded))
         ]
 
     def make_analysis(self, image: np.ndarray, probs: np.ndarray, heatmap: np.ndarray | None, explained: int, *,
                       sha256: str, name: str | None, preprocessing: str | None = None, resize: str | None = None,
                       processing_time_ms: float = 0.0, heatmap_requested: bool = True,
-                      features: np.ndarray | None = None, cam_method: str | None = None) -> Analysis:
+                      features: np.ndarray | None = None, cam_method: str | None = None,
+                      tta: Sequence[str] = ()) -> Analysis:
         """Wrap one image's raw outputs as an ``Analysis`` record with this model's context and gate verdict.
 
         ``features`` are the image's penultimate features from the same call; without them the gate
         computes them (one extra forward pass) when OOD detection is on. ``cam_method`` names the heatmap's
-        method (None: the card's).
+        method (None: the card's); ``tta`` the views the outputs were averaged over.
         """
         preprocessing = preprocessing or self.card.preprocessing
         resize = resize or self.card.resize
@@ -354,7 +390,7 @@ class LesionModel:
             sha256=sha256, name=name, preprocessing=preprocessing, resize=resize, cam_layer=self.cam_layer,
             warnings=warnings, processing_time_ms=processing_time_ms, heatmap_requested=heatmap_requested,
             gate=self.gate(image, probs, features, preprocessing=preprocessing, resize=resize),
-            cam_method=(cam_method or self.card.cam_method) if heatmap is not None else None,
+            cam_method=(cam_method or self.card.cam_method) if heatmap is not None else None, tta=tuple(tta),
         )
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..config import TRAINING_DATA
 from ..evaluation.metrics import balanced_accuracy, classification_report
-from ..inference.tta import ALL_VIEWS, DEFAULT_TTA, augment, available_transforms
+from ..inference.views import ALL_VIEWS, DEFAULT_TTA, augment, available_transforms
 from .data import load_image_files
 from .split import image_paths
 

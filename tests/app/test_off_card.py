@@ -7,7 +7,9 @@ import csv
 import io
 
 from app_helpers import HAM_LABELS, as_shown, assert_no_exception, new_app
+from tiny_models import save_tiny_lesion_model
 
+from dashboard.engine_details import ENGINE_DETAILS
 from dashboard.off_card import triage_statistics_cases
 from dermascan.inference.preprocessing import SCALINGS
 from dermascan.model.card import HAM10000_DISPLAY_NAMES
@@ -102,3 +104,20 @@ def test_changing_the_options_resets_the_heatmap_class_to_the_new_top_class(app_
     assert heatmap_class(at).value == top_b  # the new options' top class, not the class picked before
     assert any(as_shown(c).startswith(f"Grad-CAM: {HAM10000_DISPLAY_NAMES[top_b]} (")  # then its probability
                for img in at.image for c in img.captions)
+
+
+def test_a_card_that_declares_tta_is_on_card_and_its_views_are_named(monkeypatch, tmp_path, review_db, ham_images):
+    views = ["identity", "hflip", "vflip"]
+    monkeypatch.setenv("DERMASCAN_MODEL", str(save_tiny_lesion_model(tmp_path / "tta", card={"tta": views})))
+    monkeypatch.setenv("DERMASCAN_REVIEW_DB", str(review_db))
+    at = upload(new_app().run(), ham_images[0])
+    assert_no_exception(at)
+    assert not banner(at)  # the card's own views are the model's validated behaviour
+    [case] = ReviewStore().list_cases()
+    assert case.off_card is False
+    [details] = [e for e in at.expander if e.label == ENGINE_DETAILS]
+    assert "**Test-time augmentation:** 3 views averaged: The image as it is; Mirrored left-right" in as_shown(
+        details.markdown[0].value)
+    page = at.switch_page("pages/model_card.py").run()
+    assert_no_exception(page)
+    assert any("**Test-time augmentation:** 3 views averaged" in as_shown(m.value) for m in page.markdown)

@@ -48,7 +48,7 @@ def real():
 
 def test_options_are_the_product_of_the_choices_in_order():
     options = build_options(["unit", "tf"], ["squash", "pad"], [(), ("identity", "hflip")])
-    assert len(options) == 8 and options[0] == Option("unit", "squash")
+    assert len(options) == 8 and options[0] == Option("unit", "squash", ())
     assert options[1].label == "unit · squash · TTA×2"
 
 
@@ -129,11 +129,17 @@ def test_an_option_resolves_against_the_card_and_is_one_cache_key(model):
     card = model.card
     declared = Option.for_card(card)
     assert Option().resolve(card) == declared and Option(resize="pad").resolve(card) == Option(card.preprocessing,
-                                                                                              "pad")
+                                                                                              "pad", ())
     # Transforms given as a list are the same option (and the same dict key) as the tuple.
     listed, tupled = Option("unit", "pad", ["identity", "hflip"]), Option("unit", "pad", ("identity", "hflip"))
     assert listed == tupled and {listed: 1}[tupled] == 1 and listed.tta == ("identity", "hflip")
     assert tupled.label == "unit · pad · TTA×2" and declared.label == f"{card.preprocessing} · {card.resize}"
+    # None is "the card's views", () is "none": different options once the card declares views.
+    with_views = card.with_overrides(tta=["identity", "hflip"])
+    assert Option.for_card(with_views).tta == ("identity", "hflip") == Option().resolve(with_views).tta
+    assert Option(tta=()).resolve(with_views).tta == () and Option(tta=()).resolve(with_views) != Option.for_card(
+        with_views)
+    assert Option.for_card(card).tta == () and Option().resolve(card) == Option(tta=()).resolve(card)
 
 
 def test_identical_inputs_are_found_by_comparing_the_preprocessed_arrays(model):

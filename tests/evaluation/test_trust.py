@@ -10,7 +10,7 @@ import dermascan
 from dermascan.errors import CardError
 from dermascan.evaluation import trust
 from dermascan.evaluation.faithfulness import STRONG_DROP, WEAK_DROP, faithfulness
-from dermascan.inference.tta import ALL_VIEWS, STABILITY_VIEWS, TRANSFORMS
+from dermascan.inference.views import ALL_VIEWS, STABILITY_VIEWS, TRANSFORMS
 
 SIZE = 16
 
@@ -87,6 +87,22 @@ def test_stability_counts_the_views_that_change_the_top_class(left_right):
     record = analysis.to_dict(include_overlay=False)
     assert record["stability"] == 0.5 and len(record["stability_views"]) == 8
     assert record["stability_sentence"] == analysis.stability_sentence
+
+
+def test_an_analysis_averaged_over_views_is_checked_against_the_image_as_it_is(left_right):
+    # Red on the right: "right" as it is, "left" mirrored; the card's two views average to about one half.
+    averaging = dermascan.load_model(left_right.path, labels=["left", "right"], malignant_labels=["right"],
+                                     preprocessing="unit", tta=["identity", "hflip"])
+    image = red_square()
+    [single] = left_right.analyze_many([image])
+    [a] = averaging.analyze_many([image])
+    assert a.tta == ("identity", "hflip") and abs(a.malignant_score - single.malignant_score) > 0.2
+    trust.check(averaging, [a], views=STABILITY_VIEWS)
+    # The original view's answer is the image's own single pass, as for the views it is compared with.
+    assert a.stability_views[0].view == "identity" and a.stability_views[0].top_label == single.top_label == "right"
+    assert a.stability_views[0].malignant_score == pytest.approx(single.malignant_score, abs=1e-6)
+    trust.check(left_right, [single], views=STABILITY_VIEWS)
+    assert [v.top_label for v in a.stability_views] == [v.top_label for v in single.stability_views]
 
 
 def test_one_call_for_many_analyses_equals_one_call_each(evidence):

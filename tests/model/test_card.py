@@ -52,7 +52,9 @@ def test_overrides_replace_only_given_fields():
      ({"resize": "zoom"}, "Unknown resize policy"), ({"temperature": 0}, "positive"),
      ({"thresholds": {"medium": 0.8, "high": 0.2}}, "0 <= m <= h <= 1"),
      ({"thresholds": {"high": 0.5}}, "Triage thresholds"), ({"input_size": [224]}, "input_size"),
-     ({"output": "scores"}, "Unknown output kind")],
+     ({"output": "scores"}, "Unknown output kind"), ({"tta": ["identity", "zoom"]}, "tta must be distinct view names"),
+     ({"tta": ["hflip", "hflip"]}, "tta must be distinct"), ({"tta": [["hflip"]]}, "tta must be distinct"),
+     ({"tta": "hflip"}, "field 'tta' has the wrong type")],
 )
 def test_validation_messages_are_one_clear_line(fields, message):
     with pytest.raises(CardError, match=message) as info:

@@ -8,7 +8,7 @@ import pytest
 from tiny_models import save_tiny_lesion_model
 
 from dermascan.evaluation.metrics import balanced_accuracy
-from dermascan.inference.tta import ALL_VIEWS, tta_probabilities
+from dermascan.inference.views import ALL_VIEWS
 from dermascan.train import posthoc
 
 
@@ -69,7 +69,7 @@ def test_the_probe_averages_views_as_the_engine_tta_does(tmp_path):
     x = model.preprocess(list(images))
     for views in posthoc.VIEW_SETS.values():
         averaged = per_view[:, [ALL_VIEWS.index(v) for v in views]].mean(axis=1)
-        np.testing.assert_allclose(averaged, tta_probabilities(model, x, views), atol=1e-6)
+        np.testing.assert_allclose(averaged, model.predict_prepared(x, views=views), atol=1e-6)
     truth = ["mel", "nv", "bkl", "nv", "mel", "df"]
     rows = posthoc.probe(model, images, truth, pd.Series(["l1", "l1", "l2", "l3", "l4", "l5"]))
     assert [r["views"] for r in rows] == list(posthoc.VIEW_SETS)
