@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import INVALID_OUTPUT_MESSAGE, InvalidModelOutput
 from ..model.card import ModelCard
 from ..render.numbers import percent
-from ..render.overlay import DEFAULT_ALPHA, blend, colorize, fit_within
+from ..render.overlay import DEFAULT_ALPHA, DEFAULT_COLORMAP, blend, colorize, fit_within
 from ..render.png import png_data_uri
 from .scoring import INDETERMINATE, malignant_score, triage_band
 
@@ -178,7 +178,7 @@ class Analysis:
             self._displayed[max_width] = fit_within(self.image, max_width)
         return self._displayed[max_width]
 
-    def colored_heatmap(self, colormap: str = "jet", max_width: int | None = None) -> np.ndarray | None:
+    def colored_heatmap(self, colormap: str = DEFAULT_COLORMAP, max_width: int | None = None) -> np.ndarray | None:
         """The heatmap resized to ``display_image(max_width)`` and coloured; computed once per colormap and width."""
         if self.heatmap is None:
             return None
@@ -188,7 +188,7 @@ class Analysis:
             self._colored[key] = colorize(self.heatmap, image.shape[:2], colormap)
         return self._colored[key]
 
-    def overlay(self, alpha: float = DEFAULT_ALPHA, colormap: str = "jet", *,
+    def overlay(self, alpha: float = DEFAULT_ALPHA, colormap: str = DEFAULT_COLORMAP, *,
                 max_width: int | None = None) -> np.ndarray:
         """The heatmap blended over the image (the image itself without a heatmap), at most ``max_width`` wide."""
         image = self.display_image(max_width)

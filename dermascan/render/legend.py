@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .overlay import colorize
+from .overlay import DEFAULT_COLORMAP, colorize
 
 LEGEND_LEVELS = 256  # one column per colormap entry
 
 
-def legend_strip(height: int = 14, colormap: str = "jet") -> np.ndarray:
+def legend_strip(height: int = 14, colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
     """An RGB uint8 strip, ``height`` x 256 pixels, running from relevance 0 (left) to 1 (right)."""
     if height < 1:
         raise ValueError("A legend needs a height of at least one pixel.")

@@ -18,6 +18,7 @@ COLORMAPS = {
     "viridis": cv2.COLORMAP_VIRIDIS,
 }
 DEFAULT_ALPHA = 0.4
+DEFAULT_COLORMAP = "jet"  # the overlay, its legend and the downloads share one colour scale
 
 
 def _rgb_table(colormap: int) -> np.ndarray:
@@ -39,7 +40,7 @@ def _cubic_resampling(source: int, target: int) -> np.ndarray:
     return matrix
 
 
-def colorize(heatmap: np.ndarray, size: tuple[int, int], colormap: str = "jet") -> np.ndarray:
+def colorize(heatmap: np.ndarray, size: tuple[int, int], colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
     """Resize a [0, 1] heatmap to ``size`` (height, width) bicubically and map it to RGB uint8 colours."""
     h, w = size
     heatmap = np.asarray(heatmap, dtype=np.float32) * np.float32(255.0)
@@ -68,6 +69,7 @@ def blend(image: np.ndarray, colored: np.ndarray, alpha: float = DEFAULT_ALPHA) 
     return cv2.addWeighted(image, 1.0 - alpha, colored, alpha, 0.0)
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = DEFAULT_ALPHA, colormap: str = "jet") -> np.ndarray:
+def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = DEFAULT_ALPHA,
+            colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
     """The heatmap over ``image`` at the image's own resolution."""
     return blend(image, colorize(heatmap, image.shape[:2], colormap), alpha)

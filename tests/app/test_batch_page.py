@@ -9,11 +9,10 @@ import zipfile
 
 import pytest
 from app_helpers import HAM, assert_no_exception, downloaded, new_app
+from shared_data import HAM_LABELS
 
 from dermascan.reviews import ReviewStore
 from dermascan.reviews.csvio import NOT_ANALYSED, csv_header
-
-LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
 
 @pytest.fixture
@@ -53,7 +52,7 @@ def table_rows(at, media) -> list[dict]:
     text = download(at, media, "batch_table_csv").decode("utf-8")
     assert text.startswith("\ufeff")
     reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
-    assert reader.fieldnames == csv_header(LABELS)
+    assert reader.fieldnames == csv_header(HAM_LABELS)
     return list(reader)
 
 
@@ -73,7 +72,7 @@ def test_twenty_images_and_a_corrupt_file(app_env, twenty_images, media):
     good = [r for r in rows if r["image_sha256"]]
     assert {r["file_name"] for r in good} == {p.name for p in twenty_images}
     assert {r["source"] for r in rows} == {"batch"} and {r["model_version"] for r in rows} == {"test-1"}
-    assert all(abs(sum(float(r[f"p_{x}"]) for x in LABELS) - 1) < 1e-3 for r in good)
+    assert all(abs(sum(float(r[f"p_{x}"]) for x in HAM_LABELS) - 1) < 1e-3 for r in good)
     cases = ReviewStore().list_cases()
     assert len(cases) == 20 and {c.source for c in cases} == {"batch"}
 
@@ -136,7 +135,7 @@ def test_a_run_that_lost_the_job_cannot_change_it():
     from dashboard.batch_job import DONE, STOPPED, BatchJob, record
     from dermascan.inference.batch import BatchItem
 
-    job = BatchJob(("sig",), total=3, labels=LABELS, with_cam=False)
+    job = BatchJob(("sig",), total=3, labels=HAM_LABELS, with_cam=False)
     old = job.claim()
     assert record(job, BatchItem("a.jpg", error="bad"), old, "s")
     new = job.claim()  # a click: the new run claims the job first thing

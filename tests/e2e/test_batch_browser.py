@@ -11,6 +11,7 @@ import io
 import zipfile
 
 import pytest
+from shared_data import HAM_LABELS
 from test_browser import (  # noqa: F401 - page and server are fixtures, used by name
     CHROMIUM,
     HAM,
@@ -22,8 +23,6 @@ from test_browser import (  # noqa: F401 - page and server are fixtures, used by
 )
 
 from dermascan.reviews.csvio import csv_header
-
-LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
 pytestmark = [
     pytest.mark.e2e,
@@ -75,7 +74,7 @@ def test_upload_several_files_table_and_csv(server, page, tmp_path):  # noqa: F8
     with page.expect_download(timeout=60_000) as info:
         page.get_by_role("button", name="Download table (CSV)").click()
     rows = list(csv.DictReader(io.StringIO(info.value.path().read_text(encoding="utf-8-sig"), newline="")))
-    assert list(rows[0]) == csv_header(LABELS)  # the Review log export's columns
+    assert list(rows[0]) == csv_header(HAM_LABELS)  # the Review log export's columns
     assert len(rows) == 7 and {r["file_name"] for r in rows if r["image_sha256"]} == {p.name for p in images}
     assert not page.locator('[data-testid="stException"]').count()
 

@@ -28,7 +28,6 @@ HAM = REPO.parent / "shared" / "data" / "ham10000_224"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
-HAM_LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 START_TIMEOUT_S = 180  # TensorFlow import + model warm-up on a busy 2-core machine
 RESULT_TIMEOUT_MS = 180_000
 

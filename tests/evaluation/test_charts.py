@@ -6,21 +6,21 @@ import altair as alt
 import numpy as np
 import pandas as pd
 import pytest
+from shared_data import HAM_LABELS
 
 from dermascan.evaluation import charts
 from dermascan.evaluation.metrics import classification_report, reliability_bins
 
-LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 MALIGNANT = ["mel", "bcc", "akiec"]
 
 
 @pytest.fixture
 def evaluation():
     rng = np.random.default_rng(0)
-    y_true = [LABELS[i] for i in rng.integers(0, 7, size=60)]
-    logits = rng.normal(size=(60, 7)) + 2.0 * np.eye(7)[[LABELS.index(y) for y in y_true]]
+    y_true = [HAM_LABELS[i] for i in rng.integers(0, 7, size=60)]
+    logits = rng.normal(size=(60, 7)) + 2.0 * np.eye(7)[[HAM_LABELS.index(y) for y in y_true]]
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    report = classification_report(y_true, probs, LABELS, MALIGNANT, {"medium": 0.2, "high": 0.5})
+    report = classification_report(y_true, probs, HAM_LABELS, MALIGNANT, {"medium": 0.2, "high": 0.5})
     return y_true, probs, report
 
 
@@ -55,7 +55,7 @@ def test_confusion_heatmap_matches_the_report(evaluation):
     row = frame[(frame["true"] == "mel") & (frame["predicted"] == "nv")].iloc[0]
     assert row["count"] == matrix[4, 5]
     shares = frame.groupby("true")["share"].sum()
-    assert np.allclose(shares[matrix.sum(axis=1)[[LABELS.index(t) for t in shares.index]] > 0], 1.0)
+    assert np.allclose(shares[matrix.sum(axis=1)[[HAM_LABELS.index(t) for t in shares.index]] > 0], 1.0)
     layered = spec(charts.confusion_heatmap(frame))
     assert [layer["mark"]["type"] for layer in layered["layer"]] == ["rect", "text"]
 
@@ -71,18 +71,18 @@ def test_recall_bars_leave_out_absent_classes(evaluation):
 
 def test_roc_curve_area_equals_the_reported_malignant_auc(evaluation):
     y_true, probs, report = evaluation
-    frame = charts.roc_frame(y_true, probs, LABELS, MALIGNANT)
+    frame = charts.roc_frame(y_true, probs, HAM_LABELS, MALIGNANT)
     assert frame["fpr"].is_monotonic_increasing and frame["tpr"].is_monotonic_increasing
     area = float(np.sum(np.diff(frame["fpr"]) * (frame["tpr"].to_numpy()[1:] + frame["tpr"].to_numpy()[:-1]) / 2))
     assert area == pytest.approx(report["malignant"]["auc"], abs=1e-9)
     chart = charts.roc_chart(frame, report["malignant"]["auc"])
     assert f"AUC {report['malignant']['auc']:.3f}" in spec(chart)["title"]
-    assert charts.roc_frame(["nv", "bkl"], probs[:2], LABELS, MALIGNANT).empty  # no malignant case: no curve
+    assert charts.roc_frame(["nv", "bkl"], probs[:2], HAM_LABELS, MALIGNANT).empty  # no malignant case: no curve
 
 
 def test_reliability_diagram_uses_the_non_empty_bins(evaluation):
     y_true, probs, report = evaluation
-    bins = reliability_bins(np.array([LABELS.index(y) for y in y_true]), probs)
+    bins = reliability_bins(np.array([HAM_LABELS.index(y) for y in y_true]), probs)
     frame = charts.reliability_frame(bins)
     assert len(frame) == sum(1 for b in bins if b["count"]) and frame["count"].sum() == len(y_true)
     layered = spec(charts.reliability_chart(frame))
@@ -101,7 +101,7 @@ def test_option_metrics_chart_marks_the_best_option():
 
 def test_reliability_chart_writes_each_bin_count_and_draws_the_diagonal(evaluation):
     y_true, probs, _ = evaluation
-    frame = charts.reliability_frame(reliability_bins(np.array([LABELS.index(y) for y in y_true]), probs))
+    frame = charts.reliability_frame(reliability_bins(np.array([HAM_LABELS.index(y) for y in y_true]), probs))
     chart = charts.reliability_chart(frame)
     ideal, observed, counts = chart.layer
     assert list(ideal.data["confidence"]) == [0.0, 1.0] and list(ideal.data["accuracy"]) == [0.0, 1.0]

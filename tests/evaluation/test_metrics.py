@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from shared_data import HAM_LABELS
 
 from dermascan.evaluation.metrics import (
     apply_temperature,
@@ -17,7 +18,6 @@ from dermascan.evaluation.metrics import (
     thresholds_for_sensitivity,
 )
 
-LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 MALIGNANT = ["mel", "bcc", "akiec"]
 
 
@@ -84,13 +84,13 @@ def test_apply_temperature_rows_sum_to_one_and_survive_zeros():
 def test_malignant_score_sums_by_label_name_under_a_shuffled_order():
     rng = np.random.default_rng(2)
     probs = _softmax(rng.normal(size=(50, 7)))
-    expected = malignant_scores(probs, LABELS, MALIGNANT)
+    expected = malignant_scores(probs, HAM_LABELS, MALIGNANT)
     np.testing.assert_allclose(expected, probs[:, [0, 1, 4]].sum(axis=1))
     order = rng.permutation(7)
-    shuffled_labels = [LABELS[i] for i in order]
+    shuffled_labels = [HAM_LABELS[i] for i in order]
     np.testing.assert_allclose(malignant_scores(probs[:, order], shuffled_labels, MALIGNANT), expected)
     with pytest.raises(ValueError, match="melanoma"):
-        malignant_scores(probs, LABELS, ["melanoma"])
+        malignant_scores(probs, HAM_LABELS, ["melanoma"])
 
 
 def test_thresholds_for_sensitivity():
@@ -114,9 +114,9 @@ def _one_hot_probs(y_idx: list[int], n: int = 7, confidence: float = 0.9) -> np.
 
 def test_classification_report_with_absent_classes_is_json_ready():
     y_true = ["nv", "nv", "mel", "bkl", "nv", "mel"]  # akiec, bcc, df, vasc absent
-    probs = _one_hot_probs([LABELS.index(y) for y in y_true])
-    probs[0] = _one_hot_probs([LABELS.index("mel")])[0]  # one nevus called melanoma
-    report = classification_report(y_true, probs, LABELS, MALIGNANT, {"medium": 0.2, "high": 0.5})
+    probs = _one_hot_probs([HAM_LABELS.index(y) for y in y_true])
+    probs[0] = _one_hot_probs([HAM_LABELS.index("mel")])[0]  # one nevus called melanoma
+    report = classification_report(y_true, probs, HAM_LABELS, MALIGNANT, {"medium": 0.2, "high": 0.5})
     json.dumps(report, allow_nan=False)  # no NaN anywhere
     assert report["n"] == 6
     assert report["accuracy"] == pytest.approx(5 / 6)
@@ -124,8 +124,8 @@ def test_classification_report_with_absent_classes_is_json_ready():
     assert report["balanced_accuracy"] == pytest.approx((2 / 3 + 1 + 1) / 3)
     assert report["per_class"]["df"] == {"precision": 0.0, "recall": None, "f1": None, "support": 0}
     assert report["per_class"]["mel"]["precision"] == pytest.approx(2 / 3)
-    assert report["confusion_matrix"]["labels"] == LABELS
-    assert report["confusion_matrix"]["matrix"][LABELS.index("nv")][LABELS.index("mel")] == 1
+    assert report["confusion_matrix"]["labels"] == HAM_LABELS
+    assert report["confusion_matrix"]["matrix"][HAM_LABELS.index("nv")][HAM_LABELS.index("mel")] == 1
     assert report["melanoma_auc"] is not None and report["macro_auc"] is not None
     high = report["malignant"]["at_thresholds"]["high"]
     assert high["threshold"] == 0.5 and high["sensitivity"] == 1.0 and high["specificity"] == pytest.approx(3 / 4)
@@ -135,7 +135,8 @@ def test_classification_report_with_absent_classes_is_json_ready():
 
 def test_classification_report_single_class_has_no_aucs():
     y_true = ["nv", "nv", "nv"]
-    report = classification_report(y_true, _one_hot_probs([5, 5, 5]), LABELS, MALIGNANT, {"medium": 0.2, "high": 0.5})
+    report = classification_report(y_true, _one_hot_probs([5, 5, 5]), HAM_LABELS, MALIGNANT,
+                                   {"medium": 0.2, "high": 0.5})
     json.dumps(report, allow_nan=False)
     assert report["melanoma_auc"] is None
     assert report["macro_auc"] is None
@@ -147,6 +148,6 @@ def test_classification_report_single_class_has_no_aucs():
 
 def test_classification_report_rejects_unknown_labels():
     with pytest.raises(ValueError, match="melanoma"):
-        classification_report(["melanoma"], _one_hot_probs([4]), LABELS, MALIGNANT, {"medium": 0.2, "high": 0.5})
+        classification_report(["melanoma"], _one_hot_probs([4]), HAM_LABELS, MALIGNANT, {"medium": 0.2, "high": 0.5})
     with pytest.raises(ValueError, match="columns"):
-        classification_report(["nv"], np.ones((1, 3)) / 3, LABELS, MALIGNANT, {"medium": 0.2, "high": 0.5})
+        classification_report(["nv"], np.ones((1, 3)) / 3, HAM_LABELS, MALIGNANT, {"medium": 0.2, "high": 0.5})

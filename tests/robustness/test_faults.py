@@ -39,12 +39,12 @@ import numpy as np
 import pytest
 from PIL import Image
 from robust_helpers import HAM, app, page_text
+from shared_data import HAM_LABELS
 
 import dermascan
 from dermascan.inference.batch import bytes_sources, run_batch
 from dermascan.reviews import CaseRecord, Decision, ReviewStore
 
-HAM_LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 SECRET_DIR = "secret-share-Zq81-dr.house"  # a folder name that must never reach the page
 LOG = "pages/review_log.py"
 MODEL_PAGE = "pages/model_card.py"

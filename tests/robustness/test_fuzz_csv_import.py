@@ -33,6 +33,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from robust_helpers import fuzz_examples, fuzz_settings
+from shared_data import HAM_LABELS
 
 from dermascan.reviews import CaseRecord, Decision, ImportResult, ReviewStore
 from dermascan.reviews.csvio import MAX_CLOCK_SKEW, MAX_ERROR_LINES, format_cell, parse_cell, to_csv_bytes
@@ -47,7 +48,6 @@ LOOK_ALIKES = ("\uff1d", "\uff0b", "\uff0d", "\uff20", "\ufe66", "\ufe62", "\ufe
 HIDDEN_FORMULAS = st.builds(lambda prefix, sign, rest: prefix + sign + rest,
                             st.text(st.sampled_from(("'", *HIDDEN)), min_size=1, max_size=4),
                             st.sampled_from(("=", "+", "-", "@", *LOOK_ALIKES)), st.sampled_from(("1+1", "cmd|x", "")))
-LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 
 
 def sha(n: object) -> str:
@@ -184,7 +184,7 @@ def incoming_cases(draw) -> list[CaseRecord]:
             try:
                 decision = Decision(
                     reviewer_agrees=draw(st.sampled_from([None, True, False])),
-                    reviewer_diagnosis=draw(st.one_of(st.none(), st.sampled_from(LABELS), cell_text)) or None,
+                    reviewer_diagnosis=draw(st.one_of(st.none(), st.sampled_from(HAM_LABELS), cell_text)) or None,
                     management=draw(st.sampled_from([None, "monitor", "excise", "refer"])),
                     note=draw(cell_text), reviewer=draw(cell_text) or None,
                     decided_at=draw(st.sampled_from(["2025-01-01T00:00:00Z", "2025-03-02T11:30:00Z",
@@ -198,7 +198,7 @@ def incoming_cases(draw) -> list[CaseRecord]:
         try:
             records.append(CaseRecord(
                 image_sha256=base.image_sha256, created_at=base.created_at, model_version=base.model_version,
-                top_label=draw(st.one_of(st.sampled_from(LABELS), cell_text.filter(bool))),
+                top_label=draw(st.one_of(st.sampled_from(HAM_LABELS), cell_text.filter(bool))),
                 patient_id=draw(cell_text) or None, body_site=draw(cell_text) or None,
                 file_name=draw(cell_text) or None, sex=draw(cell_text) or None,
                 fitzpatrick=draw(st.one_of(st.none(), st.integers(1, 6))), age=draw(st.one_of(st.none(),

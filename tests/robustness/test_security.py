@@ -38,6 +38,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 from robust_helpers import HAM, REPO, app, fuzz_examples, fuzz_settings, page_text
+from shared_data import HAM_LABELS
 
 from dermascan.csvsafe import FORMULA_PREFIXES
 from dermascan.errors import InvalidImage
@@ -50,7 +51,6 @@ MARKERS = {  # distinctive values typed into every case field; none may reach a 
     "patient": "PATIENT-ZX81-marker", "lesion": "LESION-QW72-marker", "site": "SITE-LK33-marker",
     "note": "NOTE-PO55-marker", "reviewer": "REVIEWER-MN44-marker", "file": "FILENAME-JH66-marker",
 }
-HAM_LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 DANGEROUS = tuple(FORMULA_PREFIXES)
 assert set(DANGEROUS) == {"=", "+", "-", "@", "\t", "\r"}
 

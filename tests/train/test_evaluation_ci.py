@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from shared_data import HAM_LABELS
 from sklearn.metrics import roc_auc_score
 
 from dermascan.evaluation.metrics import age_band, bootstrap_intervals, classification_report, subgroup_report
 
-LABELS = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
 MALIGNANT = ["akiec", "bcc", "mel"]
 THRESHOLDS = {"medium": 0.1, "high": 0.35}
 
@@ -16,18 +16,18 @@ THRESHOLDS = {"medium": 0.1, "high": 0.35}
 def _predictions(n: int, seed: int) -> tuple[list[str], np.ndarray]:
     """A noisy classifier: the true class gets a logit bonus, so every metric is between chance and perfect."""
     rng = np.random.default_rng(seed)
-    y = rng.choice(len(LABELS), size=n, p=[0.05, 0.08, 0.12, 0.03, 0.12, 0.55, 0.05])
-    logits = rng.normal(size=(n, len(LABELS)))
+    y = rng.choice(len(HAM_LABELS), size=n, p=[0.05, 0.08, 0.12, 0.03, 0.12, 0.55, 0.05])
+    logits = rng.normal(size=(n, len(HAM_LABELS)))
     logits[np.arange(n), y] += 1.5
     # Rounded probabilities make ties, which the weighted AUC must count one half like sklearn.
     probs = np.round(np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), 2) + 1e-3
-    return [LABELS[i] for i in y], probs / probs.sum(axis=1, keepdims=True)
+    return [HAM_LABELS[i] for i in y], probs / probs.sum(axis=1, keepdims=True)
 
 
 def test_point_estimates_equal_the_classification_report():
     y, probs = _predictions(400, 0)
-    ci = bootstrap_intervals(y, probs, LABELS, MALIGNANT, THRESHOLDS, n_resamples=50, seed=1)["metrics"]
-    report = classification_report(y, probs, LABELS, MALIGNANT, THRESHOLDS)
+    ci = bootstrap_intervals(y, probs, HAM_LABELS, MALIGNANT, THRESHOLDS, n_resamples=50, seed=1)["metrics"]
+    report = classification_report(y, probs, HAM_LABELS, MALIGNANT, THRESHOLDS)
     assert ci["balanced_accuracy"]["estimate"] == pytest.approx(report["balanced_accuracy"], abs=1e-12)
     assert ci["macro_auc"]["estimate"] == pytest.approx(report["macro_auc"], abs=1e-12)
     assert ci["melanoma_auc"]["estimate"] == pytest.approx(report["melanoma_auc"], abs=1e-12)
@@ -43,13 +43,13 @@ def test_intervals_contain_the_estimate_shrink_with_n_and_are_seeded():
     widths = {}
     for n in (200, 3200):
         y, probs = _predictions(n, 2)
-        result = bootstrap_intervals(y, probs, LABELS, MALIGNANT, THRESHOLDS, n_resamples=400, seed=7)
+        result = bootstrap_intervals(y, probs, HAM_LABELS, MALIGNANT, THRESHOLDS, n_resamples=400, seed=7)
         assert result["level"] == 0.95 and result["n_resamples"] == 400
         for name, m in result["metrics"].items():
             assert m["low"] <= m["estimate"] <= m["high"], name
             assert m["low"] < m["high"] or m["estimate"] in (0.0, 1.0), name  # a perfect score has no spread
         widths[n] = {k: m["high"] - m["low"] for k, m in result["metrics"].items()}
-        again = bootstrap_intervals(y, probs, LABELS, MALIGNANT, THRESHOLDS, n_resamples=400, seed=7)
+        again = bootstrap_intervals(y, probs, HAM_LABELS, MALIGNANT, THRESHOLDS, n_resamples=400, seed=7)
         assert again == result
     for name in ("balanced_accuracy", "melanoma_auc", "macro_auc", "malignant_sensitivity_high"):
         # 16x the images: about 4x narrower; at least 2x makes the test robust to the draw.
@@ -59,7 +59,7 @@ def test_intervals_contain_the_estimate_shrink_with_n_and_are_seeded():
 def test_undefined_metric_has_no_interval():
     y = ["nv"] * 30 + ["bkl"] * 10
     probs = np.full((40, 7), 1 / 7)
-    result = bootstrap_intervals(y, probs, LABELS, MALIGNANT, THRESHOLDS, n_resamples=20)["metrics"]
+    result = bootstrap_intervals(y, probs, HAM_LABELS, MALIGNANT, THRESHOLDS, n_resamples=20)["metrics"]
     assert "melanoma_auc" not in result
     assert result["malignant_sensitivity_high"] == {"estimate": None, "low": None, "high": None}
 
@@ -75,9 +75,9 @@ def test_subgroup_rows_count_and_score_each_group():
     y = ["mel", "nv", "nv", "mel", "bcc", "nv", "nv"]
     probs = np.zeros((7, 7))
     predicted = ["mel", "nv", "mel", "nv", "bcc", "nv", "nv"]
-    probs[np.arange(7), [LABELS.index(p) for p in predicted]] = 1.0
+    probs[np.arange(7), [HAM_LABELS.index(p) for p in predicted]] = 1.0
     groups = ["female", "female", "female", "male", "male", "unknown", "unknown"]
-    rows = {r["group"]: r for r in subgroup_report(y, probs, groups, LABELS, MALIGNANT, THRESHOLDS)}
+    rows = {r["group"]: r for r in subgroup_report(y, probs, groups, HAM_LABELS, MALIGNANT, THRESHOLDS)}
     assert list(rows) == ["female", "male", "unknown"]  # unknown last
     assert rows["female"]["n"] == 3 and rows["female"]["classes"] == 2
     assert rows["female"]["balanced_accuracy"] == pytest.approx((1.0 + 0.5) / 2)
@@ -86,19 +86,19 @@ def test_subgroup_rows_count_and_score_each_group():
     assert rows["unknown"]["balanced_accuracy"] is None  # one class only: n/a
     assert rows["unknown"]["malignant_sensitivity_high"] is None
     with pytest.raises(ValueError):
-        subgroup_report(y, probs, groups[:-1], LABELS, MALIGNANT, THRESHOLDS)
+        subgroup_report(y, probs, groups[:-1], HAM_LABELS, MALIGNANT, THRESHOLDS)
 
 
 def test_report_sections_render_intervals_and_subgroups():
     from dermascan.train.report_render import intervals_markdown, subgroups_markdown
 
     y, probs = _predictions(300, 4)
-    intervals = bootstrap_intervals(y, probs, LABELS, MALIGNANT, THRESHOLDS, n_resamples=100, seed=0)
+    intervals = bootstrap_intervals(y, probs, HAM_LABELS, MALIGNANT, THRESHOLDS, n_resamples=100, seed=0)
     text = "\n".join(intervals_markdown(intervals))
     assert "## 95% confidence intervals" in text and "100 resamples" in text
     assert "| Malignant sensitivity, high band |" in text
     groups = ["female" if i % 2 else "male" for i in range(300)]
-    rows = subgroup_report(y, probs, groups, LABELS, MALIGNANT, THRESHOLDS)
+    rows = subgroup_report(y, probs, groups, HAM_LABELS, MALIGNANT, THRESHOLDS)
     text = "\n".join(subgroups_markdown({"sex": rows, "age_band": [{**rows[0], "balanced_accuracy": None}]}))
     assert "### Sex" in text and "| female | 150 |" in text
     assert "### Age band (years)" in text and "| n/a |" in text
@@ -124,7 +124,7 @@ def test_targets_table_reads_nested_keys_and_names_a_met_floor():
     from dermascan.train.report_render import TARGETS, _target_rows
 
     y, probs = _predictions(400, 5)
-    report = classification_report(y, probs, LABELS, MALIGNANT, THRESHOLDS)
+    report = classification_report(y, probs, HAM_LABELS, MALIGNANT, THRESHOLDS)
     rows = {row[0]: row for row in _target_rows(report, {"provenance": {"total_minutes_incl_evaluation": 130}})}
     assert len(rows) == len(TARGETS) + 1
     sensitivity = rows["Malignant sensitivity at the high triage threshold"]
@@ -139,9 +139,9 @@ def test_comparison_with_the_previous_model_shows_both_and_the_change():
     from dermascan.train.report_render import comparison_markdown
 
     y, probs = _predictions(400, 6)
-    new = classification_report(y, probs, LABELS, MALIGNANT, THRESHOLDS)
+    new = classification_report(y, probs, HAM_LABELS, MALIGNANT, THRESHOLDS)
     y_old, probs_old = _predictions(400, 7)
-    old = classification_report(y_old, probs_old, LABELS, MALIGNANT, THRESHOLDS)
+    old = classification_report(y_old, probs_old, HAM_LABELS, MALIGNANT, THRESHOLDS)
     text = "\n".join(comparison_markdown({"name": "old 1.0.0", "report": old, "note": "Same lesions."}, new))
     assert "## Compared with the previous default model (old 1.0.0)" in text and "Same lesions." in text
     change = new["balanced_accuracy"] - old["balanced_accuracy"]
