@@ -79,16 +79,18 @@ def randomised_copy(keras_model, loader: str, *, seed: int = RANDOM_SEED):
     return clone
 
 
-def with_method(model, keras_model, method: str):
-    """A ``LesionModel`` over ``keras_model`` with ``model``'s card and context, explaining with ``method``."""
+def randomised_model(model, *, seed: int = RANDOM_SEED):
+    """A ``LesionModel`` over a ``randomised_copy`` of ``model``'s network, with ``model``'s card and context."""
     from ..model.lesion import LesionModel
 
-    return LesionModel(keras_model, model.card, loader=model.loader, path=model.path, card_file=model.card_file,
-                       cam_method=method)
+    return LesionModel(randomised_copy(model.keras_model, model.loader, seed=seed), model.card, loader=model.loader,
+                       path=model.path, card_file=model.card_file)
 
 
-def randomisation_check(model, randomised, images: Sequence[np.ndarray]) -> RandomisationCheck:
-    """Compare ``model``'s maps with ``randomised``'s on ``images`` (each explaining ``model``'s top class).
+def randomisation_check(model, randomised, images: Sequence[np.ndarray], method: str | None = None
+                        ) -> RandomisationCheck:
+    """Compare ``model``'s maps by ``method`` (None: the card's) with ``randomised``'s on ``images`` (each
+    explaining ``model``'s top class).
 
     An image whose randomised map is constant (often all zero: random weights give no evidence) says
     nothing about the method and is left out; when every image is, the check does not pass.
@@ -98,8 +100,8 @@ def randomisation_check(model, randomised, images: Sequence[np.ndarray]) -> Rand
     correlations = []
     for start in range(0, len(images), _CHUNK):
         x = model.preprocess(images[start : start + _CHUNK])
-        _, maps, chosen = model.explain_prepared(x)
-        _, other, _ = randomised.explain_prepared(x, chosen)
+        _, maps, chosen = model.explain_prepared(x, cam_method=method)
+        _, other, _ = randomised.explain_prepared(x, chosen, cam_method=method)
         if not (np.isfinite(maps).all() and np.isfinite(other).all()):
             raise DermascanError("The model produced invalid heatmaps (NaN or infinity) in the randomisation check.")
         correlations.extend(abs(rank_correlation(a, b)) for a, b in zip(maps, other) if np.ptp(b) > 0)
@@ -122,17 +124,16 @@ def explain_check(model, images: Sequence[np.ndarray], methods: Sequence[str], *
         raise DermascanError("No readable images to check.")
     if model.target is None:
         raise DermascanError("The model has no layer to explain, so it has no heatmaps to check.")
-    shuffled = randomised_copy(model.keras_model, model.loader, seed=seed)
+    # One randomised model for every method: each method's pass is built on it (as on the model) once, on first use.
+    shuffled = randomised_model(model, seed=seed)
     rows, random_results = [], None
     for done, method in enumerate(methods, start=1):
-        real = model if method == model.card.cam_method else with_method(model, model.keras_model, method)
-        fake = with_method(model, shuffled, method)
-        sanity = randomisation_check(real, fake, images)
+        sanity = randomisation_check(model, shuffled, images, method)
         analyses = [a for start in range(0, len(images), _CHUNK)
-                    for a in real.analyze_many(images[start : start + _CHUNK])]
+                    for a in model.analyze_many(images[start : start + _CHUNK], cam_method=method, tta=())]
         if random_results is None:  # a random map does not depend on the method: measured once
-            random_results = [random_baseline(real, a, seed=seed + i) for i, a in enumerate(analyses)]
-        results = [faithfulness(real, a) for a in analyses]
+            random_results = [random_baseline(model, a, seed=seed + i) for i, a in enumerate(analyses)]
+        results = [faithfulness(model, a) for a in analyses]
         measured, baseline = _means(results), _means(random_results)
         rows.append({"method": method, "randomisation_correlation": sanity.correlation,
                      "randomisation_passed": sanity.passed, "randomisation_empty_maps": sanity.empty_maps, **measured,

@@ -24,8 +24,8 @@ from dermascan.evaluation.explain_check import (
     SANITY_MAX_CORRELATION,
     randomisation_check,
     randomised_copy,
+    randomised_model,
     rank_correlation,
-    with_method,
 )
 from dermascan.evaluation.faithfulness import (
     STEPS,
@@ -146,8 +146,8 @@ def test_randomisation_check_passes_for_a_randomised_copy_and_fails_for_the_mode
     from dermascan.intake.images import read_image_file
 
     images = [read_image_file(p) for p in ham_paths[:6]]
-    copy = with_method(tiny, randomised_copy(tiny.keras_model, tiny.loader), "gradcam")
-    passed = randomisation_check(tiny, copy, images)
+    copy = randomised_model(tiny)
+    passed = randomisation_check(tiny, copy, images, "gradcam")
     assert passed.passed and passed.correlation < SANITY_MAX_CORRELATION and passed.n_images == 6
     same = randomisation_check(tiny, tiny, images)  # a "randomised" copy that is the model: identical maps
     assert not same.passed and same.correlation == pytest.approx(1.0)
