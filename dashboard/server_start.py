@@ -8,6 +8,7 @@ lock for what is left of the load), instead of starting the load itself.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +20,15 @@ from streamlit.logger import get_logger
 log = get_logger(__name__)
 
 WARM_UP_THREAD = "dermascan-warm-up"
+# Where Streamlit warns that a thread has no script run context: the warm-up thread has none by design.
+SCRIPT_CONTEXT_LOGGER = "streamlit.runtime.scriptrunner_utils.script_run_context"
+
+
+class _NotFromWarmUp(logging.Filter):
+    """Drops the "missing ScriptRunContext" warning of the warm-up thread only (every other thread's stays)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.threadName != WARM_UP_THREAD
 
 
 def warm_up() -> None:
@@ -42,8 +52,16 @@ def warm_up() -> None:
              time.perf_counter() - loaded)
 
 
+def quiet_warm_up_context_warning() -> None:
+    """Drop Streamlit's "missing ScriptRunContext" warning for the warm-up thread (once per process)."""
+    context_log = logging.getLogger(SCRIPT_CONTEXT_LOGGER)
+    if not any(isinstance(f, _NotFromWarmUp) for f in context_log.filters):
+        context_log.addFilter(_NotFromWarmUp())
+
+
 def start_warm_up() -> threading.Thread:
     """``warm_up`` in a daemon thread (a failure there is logged, never raised into the server)."""
+    quiet_warm_up_context_warning()
     thread = threading.Thread(target=_warm_up_logged, name=WARM_UP_THREAD, daemon=True)
     thread.start()
     return thread
