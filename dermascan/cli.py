@@ -17,6 +17,7 @@ from .cam import DEFAULT_METHOD, METHOD_NAMES
 from .errors import DermascanError, InvalidImage
 from .evaluation.explain_check import DEFAULT_LIMIT
 from .inference.preprocessing import RESIZE_POLICIES, SCALINGS
+from .inference.views import TRANSFORMS
 from .render.numbers import percent
 from .reviews import admin as reviews_admin
 
@@ -40,6 +41,11 @@ def _thresholds(text: str) -> dict[str, float]:
     return {"medium": medium, "high": high}
 
 
+def _tta_views(text: str) -> list[str]:
+    # "none" is the explicit empty list: it overrides a card's views, where no flag keeps them.
+    return [] if text.strip().lower() == "none" else _csv_list(text)
+
+
 def _add_model_flags(p: argparse.ArgumentParser, *, several_cams: bool = False) -> None:
     g = p.add_argument_group("model (each flag overrides the model card)")
     cam_help = (f"a heatmap method to check, repeatable: {', '.join(METHOD_NAMES)} (default: all)" if several_cams
@@ -54,6 +60,9 @@ def _add_model_flags(p: argparse.ArgumentParser, *, several_cams: bool = False) 
     g.add_argument("--cam", dest="cam_method", metavar="METHOD", choices=METHOD_NAMES,
                    action="append" if several_cams else "store", help=cam_help)
     g.add_argument("--temperature", type=float, help="softmax calibration temperature")
+    g.add_argument("--tta", type=_tta_views, metavar="VIEWS",
+                   help="test-time augmentation views averaged in every analysis, comma-separated "
+                   f"({', '.join(TRANSFORMS)}); 'none' turns the card's off")
     g.add_argument("--thresholds", type=_thresholds, help="triage thresholds MEDIUM,HIGH")
     g.add_argument("--trust-model-code", action="store_true",
                    help="load a model whose layers carry Python code (Lambda, custom classes); "
@@ -117,7 +126,7 @@ def _load(args, **extra):
 
     overrides = dict(labels=args.labels, malignant_labels=args.malignant, preprocessing=args.preprocessing,
                      resize=args.resize, cam_layer=args.layer, cam_method=args.cam_method, temperature=args.temperature,
-                     thresholds=args.thresholds, **extra)
+                     thresholds=args.thresholds, tta=args.tta, **extra)
     if args.labels is not None and args.malignant is None:
         overrides["malignant_labels"] = default_malignant(args.labels)
     return load_model(args.model, card=args.card, trust_code=args.trust_model_code, **overrides)

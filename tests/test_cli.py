@@ -119,6 +119,17 @@ def test_info_describes_the_model(tiny_model, capsys):
     assert info["cam_layer"] == "conv_b" and info["loader"] == "keras" and info["input_size"] == [48, 48]
 
 
+def test_tta_views_are_a_flag_and_a_bad_view_is_one_line(tiny_model, ham_paths, capsys):
+    assert main(["analyze", str(ham_paths[0]), "--model", str(tiny_model), "--tta", "identity,hflip", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["tta"] == ["identity", "hflip"]
+    assert main(["info", "--model", str(tiny_model), "--tta", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"] == []
+    assert main(["info", "--model", str(tiny_model), "--tta", "identity,zoom"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "tta must be distinct view names" in err and "\n" not in err and "Traceback" not in err
+
+
 @pytest.mark.skipif(not USER_MODELS.is_dir(), reason="../shared/data/user-models is not present")
 def test_done_when_command_runs_as_a_subprocess(ham_paths):
     """The issue's acceptance command, exactly as a user types it (tf_keras fallback, EfficientNet)."""
