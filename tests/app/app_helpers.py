@@ -29,6 +29,29 @@ def new_app():
     return AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT)
 
 
+def batch_page():
+    """A fresh app session switched to the Batch page."""
+    at = new_app().run()
+    at.switch_page("pages/batch.py").run()
+    assert_no_exception(at)
+    return at
+
+
+def upload_and_run(at, files, labels_csv: bytes | None = None, **toggles):
+    """On the Batch page: set the ``toggles`` (widget key: value), upload ``files`` [(name, bytes)] (and a labels
+    CSV), press Analyse and wait for the results."""
+    for key, value in toggles.items():
+        at.toggle(key=key).set_value(value)
+    at.file_uploader(key="batch_upload").set_value([(n, data, "application/octet-stream") for n, data in files])
+    if labels_csv is not None:
+        at.file_uploader(key="batch_labels").set_value(("labels.csv", labels_csv, "text/csv"))
+    at.run()
+    assert_no_exception(at)
+    at.button(key="batch_start").click().run()
+    assert_no_exception(at)
+    return at
+
+
 def assert_no_exception(at) -> None:
     """The script ran to the end without an uncaught exception."""
     assert not at.exception, [e.value for e in at.exception]

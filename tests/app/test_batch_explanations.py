@@ -7,14 +7,12 @@ import io
 
 import numpy as np
 import pytest
-from app_helpers import HAM, HAM_LABELS, assert_no_exception, downloaded, new_app
+from app_helpers import HAM, HAM_LABELS, batch_page, downloaded, upload_and_run
 
 import dermascan
 from dermascan.evaluation import trust
 from dermascan.reviews import ReviewStore
 from dermascan.reviews.csvio import csv_header
-
-LABELS = HAM_LABELS
 
 
 @pytest.fixture
@@ -25,22 +23,15 @@ def images():
 
 
 def run_batch_page(files, **toggles):
-    at = new_app().run()
-    at.switch_page("pages/batch.py").run()
-    for key, value in toggles.items():
-        at.toggle(key=key).set_value(value)
-    at.file_uploader(key="batch_upload").set_value([(p.name, p.read_bytes(), "image/jpeg") for p in files])
-    at.run()
-    at.button(key="batch_start").click().run()
-    assert_no_exception(at)
-    return at
+    """The Batch page run on real image files with ``toggles`` set first."""
+    return upload_and_run(batch_page(), [(p.name, p.read_bytes()) for p in files], **toggles)
 
 
 def csv_rows(at, media) -> list[dict]:
     """The table download's rows (the Review log export's columns, faithfulness and stability among them)."""
     button = next(b for b in at.get("download_button") if b.proto.id.endswith("batch_table_csv"))
     reader = csv.DictReader(io.StringIO(downloaded(media, button).decode("utf-8").removeprefix("\ufeff"), newline=""))
-    assert reader.fieldnames == csv_header(LABELS) and {"faithfulness", "stability"} <= set(reader.fieldnames)
+    assert reader.fieldnames == csv_header(HAM_LABELS) and {"faithfulness", "stability"} <= set(reader.fieldnames)
     return list(reader)
 
 

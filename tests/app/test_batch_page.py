@@ -8,7 +8,7 @@ import shutil
 import zipfile
 
 import pytest
-from app_helpers import HAM, assert_no_exception, downloaded, new_app
+from app_helpers import HAM, assert_no_exception, batch_page, downloaded, upload_and_run
 from shared_data import HAM_LABELS
 
 from dermascan.reviews import ReviewStore
@@ -21,25 +21,6 @@ def twenty_images():
     if not HAM.is_dir():
         pytest.skip("../shared/data/ham10000_224 is not present")
     return sorted((HAM / "images").glob("ISIC_*.jpg"))[:20]
-
-
-def batch_page():
-    at = new_app().run()
-    at.switch_page("pages/batch.py").run()
-    assert_no_exception(at)
-    return at
-
-
-def upload_and_run(at, files, labels_csv: bytes | None = None):
-    """Upload ``files`` [(name, bytes)] (and a labels CSV), press Analyse and wait for the results."""
-    at.file_uploader(key="batch_upload").set_value([(n, data, "application/octet-stream") for n, data in files])
-    if labels_csv is not None:
-        at.file_uploader(key="batch_labels").set_value(("labels.csv", labels_csv, "text/csv"))
-    at.run()
-    assert_no_exception(at)
-    at.button(key="batch_start").click().run()
-    assert_no_exception(at)
-    return at
 
 
 def download(at, media, key) -> bytes:
