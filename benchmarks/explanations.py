@@ -10,7 +10,9 @@ medians over ``--runs`` rounds on real HAM10000 images (bytes in, overlay out, a
 - ``default_8_views``: stability under all 8 symmetries of a square input;
 - ``default_faithfulness``: the default + the faithfulness drop (one more image in the same call);
 - ``curves``: the analysis + the full deletion / insertion curves (``faithfulness.faithfulness``, 23 images);
-- ``method_<name>``: the analysis with each other CAM method.
+- ``method_<name>``: the analysis with each other CAM method;
+- ``tta_2`` / ``tta_4``: the analysis averaged over 2 views (the image and its mirror) or ``views.DEFAULT_TTA``'s
+  4, as a card's ``tta`` makes every analysis (all views in the one compiled call).
 
 Prints the medians and each variant's ratio to ``analysis`` and writes them as JSON (``--json``).
 """
@@ -33,7 +35,7 @@ import dermascan  # noqa: E402
 from dermascan.cam import METHOD_NAMES  # noqa: E402
 from dermascan.evaluation import trust  # noqa: E402
 from dermascan.evaluation.faithfulness import faithfulness  # noqa: E402
-from dermascan.inference.views import ALL_VIEWS, STABILITY_VIEWS  # noqa: E402
+from dermascan.inference.views import ALL_VIEWS, DEFAULT_TTA, STABILITY_VIEWS  # noqa: E402
 
 IMAGES = REPO.parent / "shared" / "data" / "ham10000_224" / "images"
 GOAL = 2.0  # the default analysis (with stability) at most twice the analysis alone
@@ -52,6 +54,8 @@ def variants(model) -> dict:
         "default_8_views": lambda d: trust.check(model, [analysis(d)], faithfulness=False, views=ALL_VIEWS),
         "default_faithfulness": lambda d: trust.check(model, [analysis(d)], faithfulness=True, views=STABILITY_VIEWS),
         "curves": lambda d: faithfulness(model, analysis(d)),
+        "tta_2": lambda d: analysis(d, tta=("identity", "hflip")),
+        "tta_4": lambda d: analysis(d, tta=DEFAULT_TTA),
     }
     for method in METHOD_NAMES:
         if method != model.card.cam_method:
