@@ -129,6 +129,7 @@ def explain_check(model, images: Sequence[np.ndarray], methods: Sequence[str], *
     rows, random_results = [], None
     for done, method in enumerate(methods, start=1):
         sanity = randomisation_check(model, shuffled, images, method)
+        # Single views (tta=()), whatever the card says: both checks perturb single views of the image.
         analyses = [a for start in range(0, len(images), _CHUNK)
                     for a in model.analyze_many(images[start : start + _CHUNK], cam_method=method, tta=())]
         if random_results is None:  # a random map does not depend on the method: measured once
