@@ -175,12 +175,9 @@ class DynamicBatcher:
         start = time.perf_counter()
         x = np.stack([item.x for item in chunk], out=empty_aligned((len(chunk), *chunk[0].x.shape)))
         views = model.views_for(None)  # the card's test-time augmentation (usually none)
-        if model.target is not None:
-            probs, cams, chosen, features = model.explain_prepared(x, [item.class_index for item in chunk],
-                                                                with_features=True, cam_method=method, views=views)
-        else:  # a model with no spatial layer still predicts (and says why there is no map)
-            (probs, features), cams = model.predict_prepared(x, with_features=True, views=views), None
-            chosen = np.argmax(probs, axis=1)
+        # A model with no spatial layer still predicts (and says why there is no map).
+        probs, cams, chosen, features = model.infer_prepared(x, [item.class_index for item in chunk],
+                                                             cam_method=method, views=views)
         per_image_ms = (time.perf_counter() - start) * 1000.0 / len(chunk)
         self._count(len(chunk))
         out: list[Analysis | BaseException] = []

@@ -195,11 +195,7 @@ def _analyse(model, decoded: list[_Decoded], with_cam: bool, preprocessing: str,
     x = np.stack([d.x for d in decoded], out=empty_aligned((len(decoded), *decoded[0].x.shape)))
     # The penultimate features come out of the same compiled call: the input gate's OOD score costs no pass.
     views = model.views_for(None)  # the card's test-time augmentation (usually none)
-    if with_cam and model.target is not None:
-        probs, cams, chosen, features = model.explain_prepared(x, with_features=True, views=views)
-    else:
-        (probs, features), cams = model.predict_prepared(x, with_features=True, views=views), None
-        chosen = np.argmax(probs, axis=1)
+    probs, cams, chosen, features = model.infer_prepared(x, with_cam=with_cam, views=views)
     per_image_ms = (time.perf_counter() - start) * 1000.0 / len(decoded)
     analyses = [
         model.make_analysis(d.image, probs[i], None if cams is None else cams[i], int(chosen[i]), sha256=d.sha256,

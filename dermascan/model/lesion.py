@@ -298,6 +298,16 @@ class LesionModel:
             out = self.cam(cam_method).explain_with_features(x, idx, self._temperature(calibrated))
         return out if with_features else out[:3]
 
+    def infer_prepared(self, x: np.ndarray, class_index: Sequence[int] | None = None, *, with_cam: bool = True,
+                       cam_method: str | None = None, views: Sequence[str] = ()):
+        """``(probs, heatmaps or None, explained class index, features)`` for a preprocessed batch: the CAM pass
+        when ``with_cam`` and the model has a layer to explain, else the prediction-only pass (the explained index
+        is then the top class); ``views`` as in ``predict_prepared``."""
+        if with_cam and self.target is not None:
+            return self.explain_prepared(x, class_index, with_features=True, cam_method=cam_method, views=views)
+        probs, features = self.predict_prepared(x, with_features=True, views=views)
+        return probs, None, np.argmax(probs, axis=1), features
+
     def ood_scores(self, features: np.ndarray) -> np.ndarray | None:
         """OOD scores (N,) of penultimate features, or None when OOD detection is off for this model."""
         return None if self.ood_stats is None else self.ood_stats.scores(features)

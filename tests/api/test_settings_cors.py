@@ -82,10 +82,10 @@ class _HeldModel:
     def __getattr__(self, name):
         return getattr(self._model, name)
 
-    def explain_prepared(self, *args, **kwargs):
+    def infer_prepared(self, *args, **kwargs):
         self.entered.set()
         self.release.wait(30)
-        return self._model.explain_prepared(*args, **kwargs)
+        return self._model.infer_prepared(*args, **kwargs)
 
 
 def test_a_full_queue_refuses_at_once(tiny_model):
