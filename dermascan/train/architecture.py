@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import keras
@@ -18,10 +19,9 @@ def build_backbone(name: str, weights: Path | None, input_size: tuple[int, int] 
     """The feature extractor ``name`` (a key of ``BACKBONES``) with ImageNet ``weights`` (None: random)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
-    if name == "mnv2-1.0-torch":
-        from .backbones.mobilenet_v2_torch import pretrained_backbone
-
-        return pretrained_backbone(weights, input_size)
+    module = BACKBONES[name].module
+    if module is not None:  # a PyTorch port; imported only when chosen (each reads its .pth through torch)
+        return importlib.import_module(f"{__package__}.backbones.{module}").pretrained_backbone(weights, input_size)
     backbone = keras.applications.MobileNetV2(
         input_shape=(*input_size, 3), alpha=0.35, include_top=False, weights=None
     )

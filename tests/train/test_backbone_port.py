@@ -95,7 +95,8 @@ def test_port_matches_torchvision_on_random_weights(keras_backbone):
 
 
 def test_port_matches_torchvision_on_imagenet_weights(keras_backbone, tmp_path):
-    from dermascan.train.backbones.mobilenet_v2_torch import load_state_dict, port_state_dict
+    from dermascan.train.backbones.mobilenet_v2_torch import port_state_dict
+    from dermascan.train.backbones.torch_weights import load_state_dict
 
     pth = _real_pth(tmp_path)
     if pth is None:

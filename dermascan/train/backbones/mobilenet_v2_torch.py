@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from ...inference.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from . import CAM_LAYER
+from .torch_weights import copy_into, load_state_dict
 
 BN_EPSILON = 1e-5
 # (expansion t, output channels c, repeats n, first stride s): torchvision's inverted_residual_setting.
@@ -83,49 +83,10 @@ def _torch_prefix(layer_name: str) -> str:
 def port_state_dict(model: keras.Model, state_dict: Mapping[str, object]) -> int:
     """Copy torchvision ``features.*`` tensors into the Keras layers of ``build_backbone``; returns tensors copied.
 
-    Conv OIHW -> HWIO, depthwise (C,1,H,W) -> (H,W,C,1), BatchNorm weight/bias/running_mean/running_var
-    -> gamma/beta/moving_mean/moving_variance. Every conv and BatchNorm layer must find its tensors and
-    every ``features.*`` tensor must be used (``num_batches_tracked`` aside), else ``ValueError``: a silent
-    partial port would look like a working backbone.
+    ``ValueError`` when a conv or BatchNorm layer finds no tensor or a ``features.*`` tensor is left over
+    (``torch_weights.copy_into``); the classifier's tensors are not part of the backbone.
     """
-    tensors = {k: _numpy(v) for k, v in state_dict.items() if k.startswith("features.")}
-    used: set[str] = set()
-
-    def take(key: str) -> np.ndarray:
-        if key not in tensors:
-            raise ValueError(f"state dict has no tensor {key}")
-        used.add(key)
-        return tensors[key]
-
-    for layer in model.layers:
-        prefix = _torch_prefix(layer.name)
-        if isinstance(layer, keras.layers.DepthwiseConv2D):
-            layer.set_weights([take(f"{prefix}.weight").transpose(2, 3, 0, 1)])
-        elif isinstance(layer, keras.layers.Conv2D):
-            layer.set_weights([take(f"{prefix}.weight").transpose(2, 3, 1, 0)])
-        elif isinstance(layer, keras.layers.BatchNormalization):
-            layer.set_weights([take(f"{prefix}.{k}") for k in ("weight", "bias", "running_mean", "running_var")])
-    unused = {k for k in tensors if k not in used and not k.endswith("num_batches_tracked")}
-    if unused:
-        raise ValueError(f"{len(unused)} state-dict tensors have no Keras layer, e.g. {sorted(unused)[0]}")
-    return len(used)
-
-
-def _numpy(tensor) -> np.ndarray:
-    array = tensor.detach().cpu().numpy() if hasattr(tensor, "detach") else np.asarray(tensor)
-    if not np.all(np.isfinite(array)):
-        raise ValueError("state dict holds non-finite values")
-    return array.astype(np.float32)
-
-
-def load_state_dict(path: Path) -> dict:
-    """Read a ``.pth`` file as tensors only (``weights_only=True``: a pickle that carries code is refused)."""
-    import torch  # training extra (requirements-train.txt); the engine never needs it
-
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{Path(path).name} is not a state dict")
-    return dict(state)
+    return copy_into(model, state_dict, _torch_prefix, lambda key: key.startswith("features."))
 
 
 def pretrained_backbone(weights: Path | None, input_size: tuple[int, int] = (224, 224)) -> keras.Model:

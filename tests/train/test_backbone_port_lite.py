@@ -1,0 +1,134 @@
+"""The Keras port of EfficientNet-Lite0 computes what the PyTorch original computes (real torch, real Keras)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+lite = pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet_lite_pytorch (requirements-train.txt)")
+
+REPO = Path(__file__).resolve().parents[2]
+PTH = REPO / ".cache" / "backbones" / "efficientnet-lite0-57934424.pth"
+TOLERANCE = 1e-4
+IMAGENET_DAISY = 985
+TF_SCALING = ([127.0 / 255.0] * 3, [128.0 / 255.0] * 3)  # (x - 127) / 128 as a mean and std of x / 255
+
+
+def _torch_net(state: dict | None = None):
+    net = lite.EfficientNet.from_name("efficientnet-lite0").eval()
+    if state is not None:
+        net.load_state_dict(state)
+    return net
+
+
+def _torch_features(net, images: np.ndarray, mean, std) -> np.ndarray:
+    """The original's pooled features for uint8 NHWC images, scaled as (x / 255 - mean) / std."""
+    x = (images.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    with torch.no_grad():
+        return net.extract_features(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).mean(dim=(2, 3)).numpy()
+
+
+def _keras_features(model, images: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(images.astype(np.float32), verbose=0)).mean(axis=(1, 2))
+
+
+def _images(seed: int, n: int = 2, size: int = 224) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def keras_backbone():
+    from dermascan.train.backbones.efficientnet_lite_torch import build_backbone
+
+    return build_backbone((224, 224))
+
+
+@pytest.fixture(scope="module")
+def imagenet_state():
+    from dermascan.train.backbones.torch_weights import load_state_dict
+
+    if not PTH.is_file():
+        pytest.skip(f"{PTH.name} not present (run `make backbone-weights`)")
+    return load_state_dict(PTH)
+
+
+def test_port_matches_the_original_on_random_weights(keras_backbone):
+    from dermascan.train.backbones.efficientnet_lite_torch import port_state_dict
+
+    torch.manual_seed(0)
+    net = _torch_net()
+    # Random BatchNorm statistics too, so a swapped mean/variance or gamma/beta cannot pass.
+    generator = torch.Generator().manual_seed(1)
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            c = module.num_features
+            module.weight.data = torch.rand(c, generator=generator) + 0.5
+            module.bias.data = torch.randn(c, generator=generator) * 0.1
+            module.running_mean.data = torch.randn(c, generator=generator) * 0.1
+            module.running_var.data = torch.rand(c, generator=generator) + 0.5
+    copied = port_state_dict(keras_backbone, net.state_dict())
+    assert copied == 49 + 49 * 4  # 49 convolutions (stem, 16 blocks, head), 49 BatchNorms with 4 tensors each
+    images = _images(2)
+    expected, got = _torch_features(net, images, *TF_SCALING), _keras_features(keras_backbone, images)
+    assert expected.shape == got.shape == (2, 1280)
+    assert np.abs(expected).max() > 0.01  # features that are all ~0 would make any port pass
+    assert np.abs(expected - got).max() < TOLERANCE
+
+
+def test_port_matches_the_original_on_imagenet_weights(keras_backbone, imagenet_state):
+    from dermascan.train.backbones.efficientnet_lite_torch import port_state_dict
+
+    net = _torch_net(imagenet_state)
+    port_state_dict(keras_backbone, imagenet_state)
+    images = _images(3)
+    expected, got = _torch_features(net, images, *TF_SCALING), _keras_features(keras_backbone, images)
+    assert np.abs(expected - got).max() < TOLERANCE
+    with torch.no_grad():  # the ImageNet classifier on the ported features gives the original's logits
+        logits = net._fc(torch.from_numpy(expected)).numpy()
+        from_port = net._fc(torch.from_numpy(got)).numpy()
+    assert np.abs(logits - from_port).max() < 1e-3
+
+
+def test_the_ported_input_scaling_is_the_one_the_weights_were_trained_with(keras_backbone, imagenet_state):
+    """scikit-learn's sample flower.jpg (a daisy) is a daisy through the port's own scaling, not through mean/std."""
+    import cv2
+    from sklearn.datasets import load_sample_images
+
+    from dermascan.train.backbones.efficientnet_lite_torch import port_state_dict
+
+    port_state_dict(keras_backbone, imagenet_state)
+    net = _torch_net(imagenet_state)
+    flower = load_sample_images().images[1]
+    image = cv2.resize(flower, (224, 224), interpolation=cv2.INTER_AREA)[None]
+    with torch.no_grad():
+        ported = net._fc(torch.from_numpy(_keras_features(keras_backbone, image))).numpy()
+        with_mean_std = net._fc(torch.from_numpy(
+            _torch_features(net, image, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))).numpy()
+    assert ported.argmax() == IMAGENET_DAISY
+    assert with_mean_std.argmax() != IMAGENET_DAISY
+
+
+def test_port_refuses_a_partial_state_dict(keras_backbone):
+    from dermascan.train.backbones.efficientnet_lite_torch import port_state_dict
+
+    state = _torch_net().state_dict()
+    state.pop("_blocks.7._depthwise_conv.weight")
+    with pytest.raises(ValueError, match="_blocks.7._depthwise_conv.weight"):
+        port_state_dict(keras_backbone, state)
+    extra = _torch_net().state_dict()
+    extra["_blocks.16._expand_conv.weight"] = torch.zeros(1)
+    with pytest.raises(ValueError, match="no Keras layer"):
+        port_state_dict(keras_backbone, extra)
+
+
+def test_ported_backbone_exposes_the_cam_layer_at_any_input_size(keras_backbone):
+    from dermascan.cam.target import find_target
+    from dermascan.train.backbones.efficientnet_lite_torch import build_backbone
+
+    target = find_target(keras_backbone)
+    assert target is not None and target.layer.name == "out_relu"
+    assert tuple(target.layer.output.shape[1:]) == (7, 7, 1280)
+    assert tuple(build_backbone((160, 160)).output.shape[1:]) == (5, 5, 1280)
