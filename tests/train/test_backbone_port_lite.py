@@ -132,3 +132,28 @@ def test_ported_backbone_exposes_the_cam_layer_at_any_input_size(keras_backbone)
     assert target is not None and target.layer.name == "out_relu"
     assert tuple(target.layer.output.shape[1:]) == (7, 7, 1280)
     assert tuple(build_backbone((160, 160)).output.shape[1:]) == (5, 5, 1280)
+
+
+def test_a_lite0_model_as_the_recipe_exports_it_loads_predicts_and_explains(tmp_path):
+    """The export path (inference copy, card naming the backbone's weights and license) and the engine on top."""
+    import dermascan
+    from dermascan.model.card import HAM10000_LABELS
+    from dermascan.train.architecture import build_model
+    from dermascan.train.export import build_card, save_model_and_card, strip_for_inference
+
+    labels, size = list(HAM10000_LABELS), (160, 160)
+    trained = build_model(len(labels), None, 0.3, "effnet-lite0-torch", size)
+    clean = strip_for_inference(trained, len(labels), 0.3, "effnet-lite0-torch", size)
+    card = build_card(labels, 1.0, {"medium": 0.2, "high": 0.4}, {}, {"split_file": "model/split_v2.csv"},
+                      PTH.name, "effnet-lite0-torch", size, version="test")
+    assert card.preprocessing == "raw" and card.cam_layer == "out_relu"
+    assert "EfficientNet-Lite0" in card.backbone["name"] and card.backbone["license"] == "Apache-2.0"
+    model_path, _ = save_model_and_card(clean, card, tmp_path)
+
+    model = dermascan.load_model(model_path)
+    image = np.random.default_rng(4).integers(0, 256, (200, 150, 3), dtype=np.uint8)
+    analysis = model.analyze(image)
+    assert analysis.cam_layer == "out_relu" and analysis.heatmap is not None
+    assert analysis.heatmap.ndim == 2 and np.all(np.isfinite(analysis.heatmap)) and analysis.heatmap.max() > 0
+    expected = clean.predict(model.preprocess([image]), verbose=0)
+    np.testing.assert_allclose(model.predict([image], calibrated=False), expected, atol=1e-5)
