@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -28,6 +29,13 @@ def _bounded(low: float, high: float, *, low_open: bool = False):
             raise argparse.ArgumentTypeError(f"{text} is outside {'(' if low_open else '['}{low}, {high}]")
         return value
     return parse
+
+
+def _version(text: str) -> str:
+    """An argparse type: a dotted release number such as 2.1.0."""
+    if not re.fullmatch(r"\d{1,4}(\.\d{1,4}){1,3}", text):
+        raise argparse.ArgumentTypeError(f"not a version like 2.1.0: {text!r}")
+    return text
 
 
 def default_weights(backbone: str, data: Path) -> Path:
@@ -70,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sampling-power", type=float, default=0.0, help="0 natural, 1 class-balanced sampling")
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--probe", action="store_true", help="recipe probe: validation only, no test, no export")
+    p.add_argument("--model-version", default=None, type=_version,
+                   help="the card's version (default: 1.0.0 for the v1 recipe, else 2.0.0); a shipped recipe "
+                        "change needs a new one, since the review log keys earlier reviews by model version")
     return p.parse_args(argv)
 
 
@@ -115,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         dropout=args.dropout,
         probe=args.probe,
         data_v2=args.data_v2,
+        model_version=args.model_version,
         command="python -m dermascan.train " + shlex.join(argv if argv is not None else sys.argv[1:]),
     )
     run_training(options, config)

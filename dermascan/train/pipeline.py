@@ -60,6 +60,7 @@ class RunOptions:
     command: str = ""
     data_v2: bool = False  # the lesion-grouped split_v2.csv over ham10000_224/ and ham10000_full_200x150/
     split_v2: Path = SPLIT_V2
+    model_version: str | None = None  # the card's version; None: MODEL_VERSION (v1 recipe) or MODEL_VERSION_V2
 
 
 def _scaling(config: FitConfig) -> str:
@@ -324,7 +325,7 @@ def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str
     card = build_card(labels_list, cal.temperature, cal.thresholds, metrics, provenance,
                       options.weights.name if options.weights else "none", config.backbone, _size(config),
                       *([V2_DATA_NAME] if options.data_v2 else []),
-                      version=MODEL_VERSION if v1_recipe else MODEL_VERSION_V2,
+                      version=options.model_version or (MODEL_VERSION if v1_recipe else MODEL_VERSION_V2),
                       thresholds_note=thresholds_in_words(cal.thresholds, cal.val_after, cal.malignant))
     clean = strip_for_inference(model, len(labels_list), options.dropout, config.backbone, _size(config))
     model_path, card_path = save_model_and_card(clean, card, options.out)

@@ -96,7 +96,8 @@ def test_v2_run_on_the_ported_backbone_end_to_end(tmp_path):
 
 
 @pytest.mark.parametrize("flag,value", [("--ema", "0"), ("--ema", "nan"), ("--logit-adjust", "inf"),
-                                        ("--rrc-min-area", "2")])
+                                        ("--rrc-min-area", "2"), ("--model-version", "2.1.0; rm"),
+                                        ("--model-version", "latest")])
 def test_bad_recipe_values_are_refused_with_one_line(flag, value, capsys):
     from dermascan.train.__main__ import parse_args
 
@@ -104,3 +105,10 @@ def test_bad_recipe_values_are_refused_with_one_line(flag, value, capsys):
         parse_args([flag, value])
     assert exc.value.code == 2
     assert flag in capsys.readouterr().err
+
+
+def test_a_release_version_is_taken_as_given():
+    from dermascan.train.__main__ import parse_args
+
+    assert parse_args(["--model-version", "2.1.0"]).model_version == "2.1.0"
+    assert parse_args([]).model_version is None  # the recipe's default (1.0.0 / 2.0.0)
