@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from port_parity import TOLERANCE, keras_features, random_images, randomise_batchnorm
 
 torch = pytest.importorskip("torch")
 
@@ -37,7 +38,6 @@ torchvision = _import_torchvision()
 
 REPO = Path(__file__).resolve().parents[2]
 PTH_NAME = "mobilenet_v2-b0353104.pth"
-TOLERANCE = 1e-4
 
 
 def _real_pth(tmp_path: Path) -> Path | None:
@@ -56,14 +56,6 @@ def _torch_features(net, images: np.ndarray) -> np.ndarray:
         return maps.mean(dim=(2, 3)).numpy()
 
 
-def _keras_features(model, images: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(images.astype(np.float32), verbose=0)).mean(axis=(1, 2))
-
-
-def _images(seed: int, n: int = 2, size: int = 224) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
-
-
 @pytest.fixture(scope="module")
 def keras_backbone():
     from dermascan.train.backbones.mobilenet_v2_torch import build_backbone
@@ -76,19 +68,11 @@ def test_port_matches_torchvision_on_random_weights(keras_backbone):
 
     torch.manual_seed(0)
     net = torchvision.models.mobilenet_v2(weights=None).eval()
-    # Random BatchNorm statistics too, so a swapped mean/variance or gamma/beta cannot pass.
-    generator = torch.Generator().manual_seed(1)
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            c = module.num_features
-            module.weight.data = torch.rand(c, generator=generator) + 0.5
-            module.bias.data = torch.randn(c, generator=generator) * 0.1
-            module.running_mean.data = torch.randn(c, generator=generator) * 0.1
-            module.running_var.data = torch.rand(c, generator=generator) + 0.5
+    randomise_batchnorm(net)
     copied = port_state_dict(keras_backbone, net.state_dict())
     assert copied == 52 + 52 * 4  # 52 convolutions, 52 BatchNorms with 4 tensors each
-    images = _images(2)
-    expected, got = _torch_features(net, images), _keras_features(keras_backbone, images)
+    images = random_images(2)
+    expected, got = _torch_features(net, images), keras_features(keras_backbone, images)
     assert expected.shape == got.shape == (2, 1280)
     assert np.abs(expected).max() > 0.01  # features that are all ~0 would make any port pass
     assert np.abs(expected - got).max() < TOLERANCE
@@ -105,8 +89,8 @@ def test_port_matches_torchvision_on_imagenet_weights(keras_backbone, tmp_path):
     net = torchvision.models.mobilenet_v2(weights=None).eval()
     net.load_state_dict(state)
     port_state_dict(keras_backbone, state)
-    images = _images(3)
-    expected, got = _torch_features(net, images), _keras_features(keras_backbone, images)
+    images = random_images(3)
+    expected, got = _torch_features(net, images), keras_features(keras_backbone, images)
     assert np.abs(expected - got).max() < TOLERANCE
     # The classifier on the ported features gives torchvision's ImageNet logits (the whole net agrees).
     with torch.no_grad():

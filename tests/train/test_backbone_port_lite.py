@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from port_parity import TOLERANCE, keras_features, random_images, randomise_batchnorm
 
 torch = pytest.importorskip("torch")
 lite = pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet_lite_pytorch (requirements-train.txt)")
 
 REPO = Path(__file__).resolve().parents[2]
 PTH = REPO / ".cache" / "backbones" / "efficientnet-lite0-57934424.pth"
-TOLERANCE = 1e-4
 IMAGENET_DAISY = 985
 TF_SCALING = ([127.0 / 255.0] * 3, [128.0 / 255.0] * 3)  # (x - 127) / 128 as a mean and std of x / 255
 
@@ -29,14 +29,6 @@ def _torch_features(net, images: np.ndarray, mean, std) -> np.ndarray:
     x = (images.astype(np.float32) / 255.0 - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     with torch.no_grad():
         return net.extract_features(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).mean(dim=(2, 3)).numpy()
-
-
-def _keras_features(model, images: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(images.astype(np.float32), verbose=0)).mean(axis=(1, 2))
-
-
-def _images(seed: int, n: int = 2, size: int = 224) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -60,19 +52,11 @@ def test_port_matches_the_original_on_random_weights(keras_backbone):
 
     torch.manual_seed(0)
     net = _torch_net()
-    # Random BatchNorm statistics too, so a swapped mean/variance or gamma/beta cannot pass.
-    generator = torch.Generator().manual_seed(1)
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            c = module.num_features
-            module.weight.data = torch.rand(c, generator=generator) + 0.5
-            module.bias.data = torch.randn(c, generator=generator) * 0.1
-            module.running_mean.data = torch.randn(c, generator=generator) * 0.1
-            module.running_var.data = torch.rand(c, generator=generator) + 0.5
+    randomise_batchnorm(net)
     copied = port_state_dict(keras_backbone, net.state_dict())
     assert copied == 49 + 49 * 4  # 49 convolutions (stem, 16 blocks, head), 49 BatchNorms with 4 tensors each
-    images = _images(2)
-    expected, got = _torch_features(net, images, *TF_SCALING), _keras_features(keras_backbone, images)
+    images = random_images(2)
+    expected, got = _torch_features(net, images, *TF_SCALING), keras_features(keras_backbone, images)
     assert expected.shape == got.shape == (2, 1280)
     assert np.abs(expected).max() > 0.01  # features that are all ~0 would make any port pass
     assert np.abs(expected - got).max() < TOLERANCE
@@ -83,8 +67,8 @@ def test_port_matches_the_original_on_imagenet_weights(keras_backbone, imagenet_
 
     net = _torch_net(imagenet_state)
     port_state_dict(keras_backbone, imagenet_state)
-    images = _images(3)
-    expected, got = _torch_features(net, images, *TF_SCALING), _keras_features(keras_backbone, images)
+    images = random_images(3)
+    expected, got = _torch_features(net, images, *TF_SCALING), keras_features(keras_backbone, images)
     assert np.abs(expected - got).max() < TOLERANCE
     with torch.no_grad():  # the ImageNet classifier on the ported features gives the original's logits
         logits = net._fc(torch.from_numpy(expected)).numpy()
@@ -104,7 +88,7 @@ def test_the_ported_input_scaling_is_the_one_the_weights_were_trained_with(keras
     flower = load_sample_images().images[1]
     image = cv2.resize(flower, (224, 224), interpolation=cv2.INTER_AREA)[None]
     with torch.no_grad():
-        ported = net._fc(torch.from_numpy(_keras_features(keras_backbone, image))).numpy()
+        ported = net._fc(torch.from_numpy(keras_features(keras_backbone, image))).numpy()
         with_mean_std = net._fc(torch.from_numpy(
             _torch_features(net, image, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]))).numpy()
     assert ported.argmax() == IMAGENET_DAISY
