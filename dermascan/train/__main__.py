@@ -13,6 +13,7 @@ from ..config import DEFAULT_MODELS_DIR, REPO_ROOT, TRAINING_DATA
 from .backbones import BACKBONES
 from .fitting import FitConfig
 from .pipeline import SPLIT_V2, RunOptions, run_training
+from .split import SOURCE_224, SOURCE_FULL
 
 WEIGHTS_NAME = BACKBONES["mnv2-0.35"].weights_file
 BACKBONE_CACHE = REPO_ROOT / ".cache" / "backbones"  # where `make backbone-weights` puts the .pth files
@@ -78,6 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sampling-power", type=float, default=0.0, help="0 natural, 1 class-balanced sampling")
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--probe", action="store_true", help="recipe probe: validation only, no test, no export")
+    p.add_argument("--train-sources", nargs="+", choices=[SOURCE_224, SOURCE_FULL], default=None,
+                   help="with --data-v2: train only on the images of these folders (validation and test keep all)")
     p.add_argument("--model-version", default=None, type=_version,
                    help="the card's version (default: 1.0.0 for the v1 recipe, else 2.0.0); a shipped recipe "
                         "change needs a new one, since the review log keys earlier reviews by model version")
@@ -87,6 +90,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run one training from the command line."""
     args = parse_args(argv)
+    if args.train_sources and not args.data_v2:
+        print("--train-sources needs --data-v2 (the v1 set has one folder)", file=sys.stderr)
+        return 2
     weights = args.weights or default_weights(args.backbone, args.data)
     if str(weights).lower() == "none":
         weights = None
@@ -127,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         probe=args.probe,
         data_v2=args.data_v2,
         model_version=args.model_version,
+        train_sources=tuple(args.train_sources) if args.train_sources else None,
         command="python -m dermascan.train " + shlex.join(argv if argv is not None else sys.argv[1:]),
     )
     run_training(options, config)

@@ -61,6 +61,7 @@ class RunOptions:
     data_v2: bool = False  # the lesion-grouped split_v2.csv over ham10000_224/ and ham10000_full_200x150/
     split_v2: Path = SPLIT_V2
     model_version: str | None = None  # the card's version; None: MODEL_VERSION (v1 recipe) or MODEL_VERSION_V2
+    train_sources: tuple[str, ...] | None = None  # v2: train only on images of these folders (None: all)
 
 
 def _scaling(config: FitConfig) -> str:
@@ -219,6 +220,11 @@ def _load_data_v2(options: RunOptions, config: FitConfig, labels_list: list[str]
         picked = [part.sample(n=max(2, round(len(part) * frac)), random_state=options.seed)
                   for _, part in split.groupby("split")]
         split = pd.concat(picked).sort_values("image_id").reset_index(drop=True)
+    if options.train_sources:
+        # A data probe: validation and test keep every image, so the run is judged on the same images as any other.
+        dropped = (split["split"] == "train") & ~split["source"].isin(options.train_sources)
+        log(f"train sources {', '.join(options.train_sources)} only: {int(dropped.sum())} train images left out")
+        split = split[~dropped].reset_index(drop=True)
     split_path = options.out / "split_v2.csv"
     if split_path.resolve() == Path(options.split_v2).resolve() and options.limit is not None:
         split_path = options.out / "split_v2_subset.csv"  # never overwrite the committed split with a subset

@@ -112,3 +112,36 @@ def test_a_release_version_is_taken_as_given():
 
     assert parse_args(["--model-version", "2.1.0"]).model_version == "2.1.0"
     assert parse_args([]).model_version is None  # the recipe's default (1.0.0 / 2.0.0)
+
+
+@pytest.mark.skipif(not (SHARED / "ham10000_full_200x150" / "labels.csv").is_file(),
+                    reason="needs ../shared/data (both HAM10000 folders)")
+def test_train_sources_leave_out_train_images_only(tmp_path):
+    """The data probe trains on one folder's images; validation and test keep both, so runs stay comparable."""
+    from dermascan.model.card import HAM10000_LABELS
+    from dermascan.train.fitting import FitConfig
+    from dermascan.train.pipeline import RunOptions, _load_data_v2
+    from dermascan.train.runlog import RunLog
+    from dermascan.train.split import SOURCE_224
+
+    def load(sources):
+        options = RunOptions(data=SHARED / "ham10000_224", out=tmp_path / str(sources), weights=None, limit=300,
+                             data_v2=True, train_sources=sources)
+        log = RunLog(tmp_path / f"{sources}.txt")
+        return _load_data_v2(options, FitConfig(input_size=64), list(HAM10000_LABELS), log), log
+
+    every, _ = load(None)
+    only_224, log = load((SOURCE_224,))
+    assert set(every.parts["train"]["source"]) == {SOURCE_224, "ham10000_full_200x150"}
+    assert set(only_224.parts["train"]["source"]) == {SOURCE_224}
+    assert len(only_224.images["train"]) == (every.parts["train"]["source"] == SOURCE_224).sum()
+    for part in ("val", "test"):
+        assert list(only_224.parts[part]["image_id"]) == list(every.parts[part]["image_id"])
+    assert "train images left out" in log.path.read_text()
+
+
+def test_train_sources_need_the_v2_data(capsys):
+    from dermascan.train.__main__ import main
+
+    assert main(["--train-sources", "ham10000_224"]) == 2
+    assert "--data-v2" in capsys.readouterr().err
