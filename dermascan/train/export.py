@@ -25,9 +25,15 @@ LIMITATIONS = [
     "The test split is small for the rare classes (df, vasc, akiec): their per-class numbers are uncertain.",
     "Triage thresholds were set on the validation split; sensitivity on new populations may be lower.",
     "No patient metadata (age, sex, site) is used as input; subgroup results are in the evaluation report.",
-    "Trained with inverse-frequency class weights, so raw probabilities favour rare classes over HAM10000 "
-    "prevalence; calibration is a single temperature fitted on validation, not a prior correction.",
 ]
+# How the recipe handled class imbalance, said in words (the last limitation; see imbalance_limitation).
+CLASS_WEIGHTS_LIMITATION = (
+    "Trained with inverse-frequency class weights, so raw probabilities favour rare classes over HAM10000 "
+    "prevalence; calibration is a single temperature fitted on validation, not a prior correction.")
+LOGIT_ADJUSTED_LIMITATION = (
+    "Trained with a logit-adjusted loss (the training prior added to the logits during training only), so the "
+    "shipped probabilities estimate a class-balanced posterior and favour rare classes over HAM10000 prevalence; "
+    "calibration is a single temperature fitted on validation, not a prior correction.")
 # The v2 data: what the lesion-grouped 10,015-image set adds to the list.
 LIMITATIONS_V2 = [
     "4,031 of the 10,015 training and test images exist only at 200x150 and were upscaled to the input size; "
@@ -37,9 +43,13 @@ LIMITATIONS_V2 = [
 ]
 
 
-def limitations_for(split_file: str) -> list[str]:
-    """The card's limitations for a model trained on ``split_file`` (v1 ``split.csv`` or v2 ``split_v2.csv``)."""
-    return [*LIMITATIONS, *(LIMITATIONS_V2 if "split_v2" in str(split_file) else [])]
+def limitations_for(provenance: dict) -> list[str]:
+    """The card's limitations for a model of this ``provenance``: its split file (v1 ``split.csv`` or v2
+    ``split_v2.csv``) and its recipe's way with class imbalance."""
+    recipe = provenance.get("recipe") or {}
+    imbalance = LOGIT_ADJUSTED_LIMITATION if recipe.get("logit_adjust") else CLASS_WEIGHTS_LIMITATION
+    v2 = LIMITATIONS_V2 if "split_v2" in str(provenance.get("split_file", "")) else []
+    return [*LIMITATIONS, imbalance, *v2]
 
 
 def strip_for_inference(model: keras.Model, n_classes: int, dropout: float, backbone: str = DEFAULT_BACKBONE,
@@ -115,7 +125,7 @@ def build_card(
             "Decision support for research and education on dermoscopic images. Not a medical device; "
             "not for diagnosis or for deciding on treatment."
         ),
-        limitations=limitations_for(provenance.get("split_file", "")),
+        limitations=limitations_for(provenance),
         metrics=metrics,
         provenance=provenance,
     )

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         **card_metrics_extras(evaluation),
     }
     # Documentation fields follow the code, like the metrics.
-    stored.limitations = limitations_for((stored.provenance or {}).get("split_file", ""))
+    stored.limitations = limitations_for(stored.provenance or {})
     write_card(stored, card_path)
     (out_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
     write_report(out_dir, evaluation, stored.to_dict())

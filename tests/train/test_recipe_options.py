@@ -145,3 +145,14 @@ def test_train_sources_need_the_v2_data(capsys):
 
     assert main(["--train-sources", "ham10000_224"]) == 2
     assert "--data-v2" in capsys.readouterr().err
+
+
+def test_the_cards_limitations_say_how_the_recipe_handled_class_imbalance():
+    from dermascan.train.export import CLASS_WEIGHTS_LIMITATION, LOGIT_ADJUSTED_LIMITATION, limitations_for
+
+    weighted = limitations_for({"split_file": "model/split_v2.csv", "recipe": {"logit_adjust": 0.0}})
+    adjusted = limitations_for({"split_file": "model/split_v2.csv", "recipe": {"logit_adjust": 1.0}})
+    assert CLASS_WEIGHTS_LIMITATION in weighted and LOGIT_ADJUSTED_LIMITATION not in weighted
+    assert LOGIT_ADJUSTED_LIMITATION in adjusted and CLASS_WEIGHTS_LIMITATION not in adjusted
+    assert any("200x150" in line for line in adjusted)  # the v2 data's own limitations stay
+    assert not any("200x150" in line for line in limitations_for({"split_file": "model/split.csv"}))
