@@ -26,7 +26,7 @@ LIMITATIONS = [
     "Triage thresholds were set on the validation split; sensitivity on new populations may be lower.",
     "No patient metadata (age, sex, site) is used as input; subgroup results are in the evaluation report.",
 ]
-# How the recipe handled class imbalance, said in words (the last limitation; see imbalance_limitation).
+# How the recipe handled class imbalance, in words: one of these two joins the limitations (limitations_for).
 CLASS_WEIGHTS_LIMITATION = (
     "Trained with inverse-frequency class weights, so raw probabilities favour rare classes over HAM10000 "
     "prevalence; calibration is a single temperature fitted on validation, not a prior correction.")
