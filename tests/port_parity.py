@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 TOLERANCE = 1e-4  # the largest pooled-feature difference a port may have from its PyTorch original
@@ -30,3 +32,19 @@ def randomise_batchnorm(net, seed: int = 1) -> None:
             module.bias.data = torch.randn(c, generator=generator) * 0.1
             module.running_mean.data = torch.randn(c, generator=generator) * 0.1
             module.running_var.data = torch.rand(c, generator=generator) + 0.5
+
+
+def assert_refuses_partial_ports(port, fresh_state, missing: str, extra: str) -> None:
+    """``port(state)`` must name a tensor the port needs and the state lacks (``missing`` removed), and refuse
+    a tensor no Keras layer uses (``extra`` added): a half-ported backbone would still run."""
+    import pytest
+    import torch
+
+    state = fresh_state()
+    state.pop(missing)
+    with pytest.raises(ValueError, match=re.escape(missing)):
+        port(state)
+    state = fresh_state()
+    state[extra] = torch.zeros(1)
+    with pytest.raises(ValueError, match="no Keras layer"):
+        port(state)

@@ -328,8 +328,8 @@ def _resamples(n: int, n_resamples: int, seed: int, groups: np.ndarray | None = 
     if groups is None:
         codes, n_units = np.arange(n), n
     else:
-        _, codes = np.unique(np.asarray(groups), return_inverse=True)
-        n_units = int(codes.max()) + 1 if n else 0
+        units_seen, codes = np.unique(np.asarray(groups), return_inverse=True)
+        n_units = len(units_seen)
     for start in range(0, n_resamples, _BOOTSTRAP_CHUNK):
         size = min(_BOOTSTRAP_CHUNK, n_resamples - start)
         units = rng.multinomial(n_units, np.full(n_units, 1.0 / n_units), size=size).astype(np.float64)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from port_parity import TOLERANCE, keras_features, random_images, randomise_batchnorm
+from port_parity import TOLERANCE, assert_refuses_partial_ports, keras_features, random_images, randomise_batchnorm
 
 torch = pytest.importorskip("torch")
 
@@ -103,14 +103,9 @@ def test_port_matches_torchvision_on_imagenet_weights(keras_backbone, tmp_path):
 def test_port_refuses_a_partial_state_dict(keras_backbone):
     from dermascan.train.backbones.mobilenet_v2_torch import port_state_dict
 
-    state = torchvision.models.mobilenet_v2(weights=None).state_dict()
-    state.pop("features.5.conv.1.0.weight")
-    with pytest.raises(ValueError, match="features.5.conv.1.0.weight"):
-        port_state_dict(keras_backbone, state)
-    extra = torchvision.models.mobilenet_v2(weights=None).state_dict()
-    extra["features.19.0.weight"] = torch.zeros(1)
-    with pytest.raises(ValueError, match="no Keras layer"):
-        port_state_dict(keras_backbone, extra)
+    assert_refuses_partial_ports(lambda state: port_state_dict(keras_backbone, state),
+                                 lambda: torchvision.models.mobilenet_v2(weights=None).state_dict(),
+                                 missing="features.5.conv.1.0.weight", extra="features.19.0.weight")
 
 
 def test_ported_backbone_exposes_the_cam_layer(keras_backbone):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from port_parity import TOLERANCE, keras_features, random_images, randomise_batchnorm
+from port_parity import TOLERANCE, assert_refuses_partial_ports, keras_features, random_images, randomise_batchnorm
 
 torch = pytest.importorskip("torch")
 lite = pytest.importorskip("efficientnet_lite_pytorch", reason="efficientnet_lite_pytorch (requirements-train.txt)")
@@ -98,14 +98,9 @@ def test_the_ported_input_scaling_is_the_one_the_weights_were_trained_with(keras
 def test_port_refuses_a_partial_state_dict(keras_backbone):
     from dermascan.train.backbones.efficientnet_lite_torch import port_state_dict
 
-    state = _torch_net().state_dict()
-    state.pop("_blocks.7._depthwise_conv.weight")
-    with pytest.raises(ValueError, match="_blocks.7._depthwise_conv.weight"):
-        port_state_dict(keras_backbone, state)
-    extra = _torch_net().state_dict()
-    extra["_blocks.16._expand_conv.weight"] = torch.zeros(1)
-    with pytest.raises(ValueError, match="no Keras layer"):
-        port_state_dict(keras_backbone, extra)
+    assert_refuses_partial_ports(lambda state: port_state_dict(keras_backbone, state),
+                                 lambda: _torch_net().state_dict(),
+                                 missing="_blocks.7._depthwise_conv.weight", extra="_blocks.16._expand_conv.weight")
 
 
 def test_ported_backbone_exposes_the_cam_layer_at_any_input_size(keras_backbone):
