@@ -109,69 +109,84 @@ def _as_single(tensors):
     return tensors
 
 
-def build_explain_model(model, target: Target | None, output_tensor, head=None):
-    """A callable ``f(x, training=False) -> (feature_map | None, output)`` over the model.
+def build_explain_model(model, target: Target | None, output_tensor, head=None, taps: tuple = ()):
+    """A callable ``f(x, training=False) -> (feature_map | None, output, tap outputs)`` over the model.
 
     ``output_tensor`` is the model's output, or the input of its final layer when that
-    layer's softmax is being bypassed; ``head``, when given, is applied to it.
+    layer's softmax is being bypassed; ``head``, when given, is applied to it. ``taps`` are
+    more layers (``Target``s in the CAM layer's own model, e.g. for the input gate) whose
+    outputs the same forward hands out, in order.
     """
     skip_last = output_tensor is not single_io(model)[1]
-    forward = _forward(model, target.path if target else (), target.layer if target else None, skip_last)
-    if head is None:
-        return forward
+    path = target.path if target else ()
+    for tap in taps:
+        if target is None or tuple(tap.path) != tuple(path):
+            raise ModelLoadError(f"The layer {tap.name} is not in the same model as the heatmap layer.")
+    layers = ((target.layer,) if target else ()) + tuple(tap.layer for tap in taps)
+    forward = _forward(model, path, layers, skip_last)
 
-    def with_head(x, training=False):
-        fmap, out = forward(x, training=training)
-        return fmap, head(out)
+    def split(x, training=False):
+        maps, out = forward(x, training=training)
+        out = out if head is None else head(out)
+        if target is None:
+            return None, out, ()
+        return maps[0], out, tuple(maps[1:])
 
-    return with_head
+    return split
 
 
 def _is_sequential(model) -> bool:
     return type(model).__name__ == "Sequential"
 
 
-def _forward(model, path: tuple, layer, skip_last: bool = False):
-    """``forward(x) -> (fmap, out)`` for ``model``, where ``layer`` sits inside the models in ``path``."""
+def _forward(model, path: tuple, layers: tuple, skip_last: bool = False):
+    """``forward(x) -> (outputs of layers, out)`` for ``model``, where ``layers`` sit inside the models in ``path``."""
     if _is_sequential(model):
-        return _sequential_forward(model, path, layer, skip_last)
-    return _functional_forward(model, path, layer, skip_last)
+        return _sequential_forward(model, path, layers, skip_last)
+    return _functional_forward(model, path, layers, skip_last)
 
 
-def _sequential_forward(model, path: tuple, layer, skip_last: bool):
+def _sequential_forward(model, path: tuple, layers: tuple, skip_last: bool):
     # Call the layers one by one. Asking Keras 3 for Model(seq.inputs, [layer.output, ...])
     # on a Sequential can silently build two separate graphs from the same input, and the
     # class score then does not depend on the feature map that is returned.
-    layers = model.layers[:-1] if skip_last else list(model.layers)
+    steps = model.layers[:-1] if skip_last else list(model.layers)
     nested = path[0] if path else None
-    sub = _forward(nested, path[1:], layer) if nested is not None else None
+    sub = _forward(nested, path[1:], layers) if nested is not None else None
+    wanted = {id(layer): i for i, layer in enumerate(layers)} if nested is None else {}
 
     def forward(x, training=False):
-        h, fmap = x, None
-        for current in layers:
+        h, maps = x, [None] * len(layers)
+        for current in steps:
             if current is nested:
-                fmap, h = sub(h, training=training)
+                maps, h = sub(h, training=training)
+                maps = list(maps)
             else:
                 h = current(h, training=training)
-                if current is layer:
-                    fmap = h
-        return fmap, h
+                if id(current) in wanted:
+                    maps[wanted[id(current)]] = h
+        return tuple(maps), h
 
     return forward
 
 
-def _functional_forward(model, path: tuple, layer, skip_last: bool):
+def _functional_forward(model, path: tuple, layers: tuple, skip_last: bool):
     Model = _model_class(model)
     inp, out = single_io(model)
     output_tensor = model.layers[-1].input if skip_last else out
-    if layer is None:
+    if not layers:
         plain = Model(inp, output_tensor)
-        return lambda x, training=False: (None, plain(x, training=training))
+        return lambda x, training=False: ((), plain(x, training=training))
     if not path:
-        both = Model(inp, [layer.output, output_tensor])
-        return lambda x, training=False: tuple(both(x, training=training))
+        every = Model(inp, [*(layer.output for layer in layers), output_tensor])
+
+        def flat(x, training=False):
+            *maps, result = every(x, training=training)
+            return tuple(maps), result
+
+        return flat
     base = path[0]
-    sub = _forward(base, path[1:], layer)
+    sub = _forward(base, path[1:], layers)
     node = _call_node(base, model)
     outer_base_in = _as_single(node.input_tensors)
     pre = None if outer_base_in is inp else Model(inp, outer_base_in)
@@ -179,7 +194,7 @@ def _functional_forward(model, path: tuple, layer, skip_last: bool):
 
     def forward(x, training=False):
         h = x if pre is None else pre(x, training=training)
-        fmap, features = sub(h, training=training)
-        return fmap, post(features, training=training)
+        maps, features = sub(h, training=training)
+        return maps, post(features, training=training)
 
     return forward

@@ -14,13 +14,15 @@ import numpy as np
 
 from ..inference.batch import DEFAULT_CHUNK
 from ..model.card import ModelCard, write_card
-from .ood import DEFAULT_COMPONENTS, DEFAULT_PERCENTILE, OODStats, fit_stats
+from .features import PENULTIMATE, FeatureLayout
+from .ood import DEFAULT_COMPONENTS, DEFAULT_PERCENTILE, GateStats, fit_stats
 
 Progress = Callable[[int, int], None]
+SCORE_NAME = "sum over layers of mahalanobis-pca+residual / held-out median"
 
 
 def model_features(model, images: Sequence[np.ndarray], progress: Progress | None = None) -> np.ndarray:
-    """Penultimate features (N, D) of RGB uint8 images, with the card's preprocessing, in chunks."""
+    """Gate features (N, D) of RGB uint8 images (``model.feature_layout``), with the card's preprocessing."""
     if not model.has_features:
         from .features import NO_FEATURES
 
@@ -35,9 +37,14 @@ def model_features(model, images: Sequence[np.ndarray], progress: Progress | Non
 
 
 def fit_gate(train_features: np.ndarray, train_classes: np.ndarray, held_out_features: np.ndarray | None = None, *,
-             percentile: float = DEFAULT_PERCENTILE, n_components: int = DEFAULT_COMPONENTS,
-             seed: int = 0) -> tuple[OODStats, float, dict]:
-    """``(stats, threshold, summary)`` from training features and classes (and held-out features if any)."""
+             layout: FeatureLayout | None = None, percentile: float = DEFAULT_PERCENTILE,
+             n_components: int = DEFAULT_COMPONENTS, seed: int = 0) -> tuple[GateStats, float, dict]:
+    """``(stats, threshold, summary)`` from training features and classes (and held-out features if any).
+
+    ``layout`` cuts the columns into segments (None: one segment of all of them); each segment gets its own
+    statistics and is scaled by the median of its held-out scores, and the threshold is the ``percentile``-th
+    percentile of the held-out images' summed scores.
+    """
     train_features = np.asarray(train_features, np.float64)
     train_classes = np.asarray(train_classes)
     if held_out_features is None or len(held_out_features) == 0:
@@ -48,21 +55,31 @@ def fit_gate(train_features: np.ndarray, train_classes: np.ndarray, held_out_fea
         held_out = "a seeded fifth of the images, left out of the fit"
     else:
         held_out = "the validation images"
-    stats = fit_stats(train_features, train_classes, n_components)
+    held_out_features = np.asarray(held_out_features, np.float64)
+    layout = layout or FeatureLayout(((PENULTIMATE, train_features.shape[1]),))
+    if layout.width != train_features.shape[1]:
+        raise ValueError(f"The features have {train_features.shape[1]} columns but the layout {layout.width}.")
+    segments, scales = [], []
+    for train_part, held_part in zip(layout.split(train_features), layout.split(held_out_features), strict=True):
+        segment = fit_stats(train_part, train_classes, n_components)
+        segments.append(segment)
+        scales.append(float(max(np.median(segment.scores(held_part)), 1e-12)))
+    stats = GateStats(tuple(segments), layout.taps, tuple(scales))
     scores = stats.scores(held_out_features)
     threshold = float(np.percentile(scores, percentile))
     summary = {"n_fit": int(len(train_features)), "n_threshold": int(len(scores)), "threshold_on": held_out,
-               "percentile": float(percentile), "components": int(stats.components.shape[1]),
-               "feature_dim": stats.feature_dim, "feature_norm": stats.feature_norm}
+               "percentile": float(percentile), "components": int(segments[0].components.shape[1]),
+               "feature_dim": stats.feature_dim, "feature_norm": stats.feature_norm,
+               "layers": [name for name, _ in layout.segments]}
     return stats, threshold, summary
 
 
-def write_gate(stats: OODStats, threshold: float, summary: dict, card: ModelCard, model_path: Path,
+def write_gate(stats: GateStats, threshold: float, summary: dict, card: ModelCard, model_path: Path,
                card_path: Path) -> Path:
     """Write ``<model stem>.gate.npz`` beside the card and the card's ``gate`` entry; returns the sidecar path."""
     sidecar = Path(card_path).parent / f"{Path(model_path).stem}.gate.npz"
     stats.save(sidecar)
-    entry = {"file": sidecar.name, "threshold": float(threshold), "score": "mahalanobis-pca+residual", **summary}
+    entry = {"file": sidecar.name, "threshold": float(threshold), "score": SCORE_NAME, **summary}
     write_card(card.with_overrides(gate=entry), card_path)
     return sidecar
 
@@ -134,7 +151,8 @@ def fit_gate_from_folder(model, images_dir: str | Path, labels_csv: str | Path |
     if len(train_f) < 3:
         raise DermascanError("Fitting the gate needs at least 3 readable training images.")
     stats, threshold, summary = fit_gate(np.array(train_f), np.array(train_c),
-                                         np.array(groups["val"][0]) if groups["val"][0] else None)
+                                         np.array(groups["val"][0]) if groups["val"][0] else None,
+                                         layout=model.feature_layout)
     card_path = model.card_file or Path(model.path).with_name(Path(model.path).stem + ".card.json")
     card = read_card(card_path) if Path(card_path).is_file() else model.card
     summary["classes_from"] = "the labels CSV" if labels_csv is not None else "the model's own top class"
@@ -150,6 +168,6 @@ def fit_for_export(model_path: Path, card_path: Path, train_images: Sequence[np.
 
     model = load_model(model_path, card=card_path, gate={})
     stats, threshold, summary = fit_gate(model_features(model, train_images), np.asarray(train_classes),
-                                         model_features(model, val_images))
+                                         model_features(model, val_images), layout=model.feature_layout)
     summary["classes_from"] = "the training labels"
     return write_gate(stats, threshold, summary, read_card(card_path), Path(model_path), Path(card_path))

@@ -1,4 +1,4 @@
-"""Out of distribution: class-conditional Mahalanobis distance on the model's penultimate features.
+"""Out of distribution: class-conditional Mahalanobis distance on the model's features, layer by layer.
 
 Lee et al. 2018 ("A simple unified framework for detecting out-of-distribution samples"): one Gaussian
 per class with a shared covariance, the score is the distance to the nearest class mean. To keep the
@@ -14,9 +14,19 @@ Both terms are about 1 for a typical training image. The features are L2-normali
 which puts them *near* the training mean by distance. On the bundled MobileNetV2-1.0, with the same
 97th-percentile threshold on validation, raw features flagged 33% of the synthetic OOD set and normalised ones
 100% (4.4% of the test split either way; ``benchmarks/ood_gate.py``). Format 1 sidecars (no ``feature_norm``)
-keep raw features. The statistics are a sidecar ``.npz`` read as data only (``allow_pickle=False``), every
-array checked for shape and finiteness; the threshold lives in the
-model card's ``gate`` entry.
+keep raw features.
+
+Format 3 scores several layers (``GateStats``): the penultimate features and the spatial means of earlier layers
+(``features.FeatureLayout``), one set of statistics each; the image's score is the sum of the layers' scores,
+each divided by its median on the held-out images, so that every layer counts about equally. A page of text
+that the last layer of a fine-tuned model maps among the lesions is still far from them in the layer before: the
+logit-adjusted MobileNetV2 (TRAINING_LOG run 7) flagged 80% of ``benchmarks/ood_set.py``'s images and of
+``ood_holdout_set.py``'s with its last layer alone (documents 30%), 100% of both with the penultimate features
+and ``features.default_taps``'s layer, while flagging 3.3% of the test split instead of 4.2%. Format 1 and 2
+sidecars are one segment with scale 1.
+
+The statistics are a sidecar ``.npz`` read as data only (``allow_pickle=False``), every array checked for shape
+and finiteness; the threshold lives in the model card's ``gate`` entry.
 """
 
 from __future__ import annotations
@@ -29,15 +39,22 @@ import numpy as np
 
 from ..errors import CardError
 
-FORMAT = "dermascan-gate-2"
-FORMATS = ("dermascan-gate-1", FORMAT)  # format 1: written before feature_norm existed (raw features)
+FORMAT = "dermascan-gate-3"
+# format 1: written before feature_norm existed (raw features); format 2: one segment (the penultimate features)
+FORMATS = ("dermascan-gate-1", "dermascan-gate-2", FORMAT)
+MAX_SEGMENTS = 8
+MAX_TAP_NAME = 200
 FEATURE_NORMS = ("none", "l2")
 DEFAULT_FEATURE_NORM = "l2"
 DEFAULT_COMPONENTS = 64
 DEFAULT_PERCENTILE = 97.0
 MAX_SIDECAR_BYTES = 8_000_000
 _NUMBERS = ("mean", "components", "class_means", "precision", "residual_scale")
-_ARRAYS = {"dermascan-gate-1": ("format", *_NUMBERS), FORMAT: ("format", "feature_norm", *_NUMBERS)}
+_ARRAYS = {"dermascan-gate-1": ("format", *_NUMBERS), "dermascan-gate-2": ("format", "feature_norm", *_NUMBERS)}
+
+
+def _segment_keys(i: int) -> tuple[str, ...]:
+    return tuple(f"s{i}_{key}" for key in _NUMBERS)
 
 
 def normalise(features: np.ndarray, feature_norm: str) -> np.ndarray:
@@ -73,14 +90,54 @@ class OODStats:
         residual = np.sum((f - z @ self.components.T) ** 2, axis=1) / self.residual_scale
         return maha + residual
 
+
+@dataclass(frozen=True)
+class GateStats:
+    """The gate's statistics: one ``OODStats`` per feature segment (the penultimate features, then each tap).
+
+    ``taps`` names the earlier layers (in column order) and ``scales`` divides each segment's score (its median on
+    held-out images); a format 1 or 2 sidecar is one segment with scale 1 and no taps.
+    """
+
+    segments: tuple[OODStats, ...]
+    taps: tuple[str, ...] = ()
+    scales: tuple[float, ...] = (1.0,)
+
+    @property
+    def feature_dim(self) -> int:
+        """Total width of the features these statistics describe (every segment's)."""
+        return sum(segment.feature_dim for segment in self.segments)
+
+    @property
+    def feature_norm(self) -> str:
+        """The features' normalisation (the same for every segment)."""
+        return self.segments[0].feature_norm
+
+    def segment_scores(self, features: np.ndarray) -> np.ndarray:
+        """Each segment's scaled score (N, S) of features (N, feature_dim)."""
+        f = np.atleast_2d(np.asarray(features, np.float64))
+        out, start = [], 0
+        for segment, scale in zip(self.segments, self.scales, strict=True):
+            out.append(segment.scores(f[:, start : start + segment.feature_dim]) / scale)
+            start += segment.feature_dim
+        return np.stack(out, axis=1)
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """OOD scores (N,): the sum of the segments' scaled scores; higher is further from the training images."""
+        return self.segment_scores(features).sum(axis=1)
+
     def save(self, path: Path) -> None:
-        """Write the statistics as an uncompressed ``.npz`` of plain float32 arrays (no pickles)."""
+        """Write the statistics as an uncompressed format 3 ``.npz`` of plain arrays (no pickles)."""
+        arrays = {"format": np.array(FORMAT), "feature_norm": np.array(self.feature_norm),
+                  "taps": np.array(list(self.taps), dtype=str), "scales": np.array(self.scales, np.float64)}
+        for i, segment in enumerate(self.segments):
+            keys = _segment_keys(i)
+            arrays.update({keys[0]: segment.mean.astype(np.float32), keys[1]: segment.components.astype(np.float32),
+                           keys[2]: segment.class_means.astype(np.float32),
+                           keys[3]: segment.precision.astype(np.float32),
+                           keys[4]: np.array(segment.residual_scale, np.float64)})
         with open(path, "wb") as fh:
-            np.savez(fh, format=np.array(FORMAT), feature_norm=np.array(self.feature_norm),
-                     mean=self.mean.astype(np.float32),
-                     components=self.components.astype(np.float32),
-                     class_means=self.class_means.astype(np.float32), precision=self.precision.astype(np.float32),
-                     residual_scale=np.array(self.residual_scale, np.float64))
+            np.savez(fh, **arrays)
 
 
 def fit_stats(features: np.ndarray, classes: np.ndarray, n_components: int = DEFAULT_COMPONENTS,
@@ -116,36 +173,8 @@ def _refuse(name: str, why: str) -> CardError:
     return CardError(f"The gate statistics file {name} was refused: {why}.")
 
 
-def load_stats(path: Path, feature_dim: int | None = None) -> OODStats:
-    """Read a sidecar written by ``OODStats.save``; anything else (a pickle, wrong shapes, NaN) is a ``CardError``."""
-    path = Path(path)
-    name = path.name
-    try:
-        size = path.stat().st_size
-    except OSError:
-        raise _refuse(name, "it cannot be read") from None
-    if size > MAX_SIDECAR_BYTES:
-        raise _refuse(name, f"it is larger than {MAX_SIDECAR_BYTES // 1_000_000} MB")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            fmt = data["format"] if "format" in data.files else None
-            expected = _ARRAYS.get(str(fmt)) if fmt is not None and fmt.dtype.kind == "U" else None
-            if expected is None:
-                raise _refuse(name, f"it is not in a {' or '.join(FORMATS)} format")
-            if set(data.files) != set(expected):
-                raise _refuse(name, "it does not hold exactly the expected arrays")
-            arrays = {key: data[key] for key in expected}
-    except CardError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):  # allow_pickle=False refuses object arrays here
-        raise _refuse(name, "it is not a plain-number .npz file") from None
-    feature_norm = "none"
-    if "feature_norm" in arrays:
-        norm = arrays["feature_norm"]
-        if norm.dtype.kind != "U" or norm.shape != () or str(norm) not in FEATURE_NORMS:
-            raise _refuse(name, f"'feature_norm' must be one of {', '.join(FEATURE_NORMS)}")
-        feature_norm = str(norm)
-    numbers = {key: arrays[key] for key in _NUMBERS}
+def _check_segment(name: str, numbers: dict, feature_norm: str) -> OODStats:
+    """One segment's arrays (keys as in ``_NUMBERS``) checked for kind, finiteness and shapes."""
     for key, value in numbers.items():
         if value.dtype.kind != "f":
             raise _refuse(name, f"'{key}' is not an array of floating-point numbers")
@@ -161,6 +190,62 @@ def load_stats(path: Path, feature_dim: int | None = None) -> OODStats:
         raise _refuse(name, "'class_means' or 'precision' do not match the components")
     if scale.shape != () or not float(scale) > 0:
         raise _refuse(name, "'residual_scale' must be one positive number")
-    if feature_dim is not None and mean.shape[0] != feature_dim:
-        raise _refuse(name, f"it describes {mean.shape[0]} features but the model has {feature_dim}")
     return OODStats(mean, comp, means, prec, float(scale), feature_norm)
+
+
+def _format_3_layout(name: str, data) -> tuple[tuple[str, ...], np.ndarray]:
+    """``(taps, scales)`` of a format 3 file, checked before any segment is read."""
+    if "taps" not in data.files or "scales" not in data.files:
+        raise _refuse(name, "it does not hold exactly the expected arrays")
+    taps, scales = data["taps"], data["scales"]
+    if taps.dtype.kind != "U" or taps.ndim != 1 or any(not t or len(t) > MAX_TAP_NAME for t in taps.tolist()):
+        raise _refuse(name, "'taps' must be a list of layer names")
+    if (scales.dtype.kind != "f" or scales.shape != (len(taps) + 1,) or len(scales) > MAX_SEGMENTS
+            or not np.isfinite(scales).all() or not (scales > 0).all()):
+        raise _refuse(name, f"'scales' must be one positive number per segment (at most {MAX_SEGMENTS})")
+    return tuple(taps.tolist()), scales.astype(np.float64)
+
+
+def load_stats(path: Path, feature_dim: int | None = None) -> GateStats:
+    """Read a sidecar written by ``GateStats.save`` (or a format 1 / 2 one); anything else (a pickle, wrong shapes,
+    NaN) is a ``CardError``."""
+    path = Path(path)
+    name = path.name
+    try:
+        size = path.stat().st_size
+    except OSError:
+        raise _refuse(name, "it cannot be read") from None
+    if size > MAX_SIDECAR_BYTES:
+        raise _refuse(name, f"it is larger than {MAX_SIDECAR_BYTES // 1_000_000} MB")
+    taps, scales = (), np.ones(1)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            fmt = data["format"] if "format" in data.files else None
+            fmt = str(fmt) if fmt is not None and fmt.dtype.kind == "U" and fmt.shape == () else None
+            if fmt not in FORMATS:
+                raise _refuse(name, f"it is not in a {' or '.join(FORMATS)} format")
+            if fmt == FORMAT:
+                taps, scales = _format_3_layout(name, data)
+                keys = [_segment_keys(i) for i in range(len(scales))]
+                expected = {"format", "feature_norm", "taps", "scales", *(k for seg in keys for k in seg)}
+            else:
+                keys = [_NUMBERS]
+                expected = set(_ARRAYS[fmt])
+            if set(data.files) != expected:
+                raise _refuse(name, "it does not hold exactly the expected arrays")
+            norm = data["feature_norm"] if "feature_norm" in expected else None
+            segments_raw = [dict(zip(_NUMBERS, (data[k] for k in seg), strict=True)) for seg in keys]
+    except CardError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):  # allow_pickle=False refuses object arrays here
+        raise _refuse(name, "it is not a plain-number .npz file") from None
+    feature_norm = "none"
+    if norm is not None:
+        if norm.dtype.kind != "U" or norm.shape != () or str(norm) not in FEATURE_NORMS:
+            raise _refuse(name, f"'feature_norm' must be one of {', '.join(FEATURE_NORMS)}")
+        feature_norm = str(norm)
+    stats = GateStats(tuple(_check_segment(name, raw, feature_norm) for raw in segments_raw), taps,
+                      tuple(float(s) for s in scales))
+    if feature_dim is not None and stats.feature_dim != feature_dim:
+        raise _refuse(name, f"it describes {stats.feature_dim} features but the model has {feature_dim}")
+    return stats

@@ -21,8 +21,16 @@ from ..config import resolve_model_path
 from ..errors import CardError, ModelLoadError
 from ..gate import GateResult, judge
 from ..gate.degenerate import degenerate_model
-from ..gate.features import NO_FEATURES, feature_split, forward_with_features
-from ..gate.ood import OODStats, load_stats
+from ..gate.features import (
+    NO_FEATURES,
+    PENULTIMATE,
+    FeatureLayout,
+    default_taps,
+    feature_split,
+    forward_with_features,
+    named_taps,
+)
+from ..gate.ood import GateStats, load_stats
 from ..inference.analysis import Analysis
 from ..inference.batch import DEFAULT_CHUNK
 from ..inference.preprocessing import SCALINGS, prepare_batch
@@ -59,10 +67,16 @@ class LesionModel:
         tensor, head, stripped = introspect.strip_final_softmax(keras_model, out)
         self.output_kind = "softmax" if stripped else None
         tensor, head, self.has_features = feature_split(keras_model, tensor, head, stripped)
-        # The forward also hands out the penultimate features, so the OOD score costs no extra pass.
-        forward = build_explain_model(keras_model, self.target, tensor, None)
-        forward = forward_with_features(forward, head, self.has_features)
         self.ood_stats, self.ood_threshold = self._read_gate()
+        # The forward also hands out the gate's features (penultimate, then the taps' spatial means), so the
+        # OOD score costs no extra pass. A format 3 sidecar names its taps; without one, the default layers are
+        # tapped so that a gate can be fitted on them; a format 1 / 2 sidecar scores the penultimate ones only.
+        taps = self._gate_taps()
+        self.feature_layout = FeatureLayout(
+            ((PENULTIMATE, int(tensor.shape[-1])), *((t.name, int(t.layer.output.shape[-1])) for t in taps))
+            if self.has_features else ())
+        forward = build_explain_model(keras_model, self.target, tensor, None, taps=tuple(taps))
+        forward = forward_with_features(forward, head, self.has_features)
         self.degenerate: str | None = None
         if not stripped:
             self.output_kind = self._probe_output_kind(forward)
@@ -159,7 +173,7 @@ class LesionModel:
         return [np.zeros((*self.input_size, 3), np.uint8), np.full((*self.input_size, 3), 128, np.uint8),
                 rng.integers(0, 256, size=(*self.input_size, 3), dtype=np.uint8)]
 
-    def _read_gate(self) -> tuple[OODStats | None, float | None]:
+    def _read_gate(self) -> tuple[GateStats | None, float | None]:
         """The card's OOD statistics and threshold; a broken or hostile sidecar is a one-line ``CardError``."""
         path = gate_file_for(self.card, self.card_file)
         if path is None:
@@ -169,6 +183,14 @@ class LesionModel:
         if not self.has_features:
             raise CardError(f"The card names gate statistics, but {NO_FEATURES}.")
         return load_stats(path), float(self.card.gate["threshold"])
+
+    def _gate_taps(self) -> list:
+        """The earlier layers whose activations the gate features carry (see ``__init__``)."""
+        if not self.has_features:
+            return []
+        if self.ood_stats is None:
+            return default_taps(self.keras_model, self.target)
+        return named_taps(self.keras_model, self.target, self.ood_stats.taps)
 
     def _warm_up(self) -> None:
         """Trace both compiled functions (no user request pays for tracing) on the probe images, refuse a
@@ -183,7 +205,8 @@ class LesionModel:
                 "The model produced invalid numbers (NaN or infinity) on test images when it was loaded; "
                 "its weights may be damaged."
             )
-        if self.ood_stats is not None and features.shape[1] != self.ood_stats.feature_dim:
+        widths = tuple(segment.feature_dim for segment in self.ood_stats.segments) if self.ood_stats else ()
+        if self.ood_stats is not None and widths != tuple(w for _, w in self.feature_layout.segments):
             raise CardError(f"The gate statistics describe {self.ood_stats.feature_dim} features but the model "
                             f"has {features.shape[1]}; fit them again for this model (python -m dermascan fit-gate).")
         self.degenerate = degenerate_model(probs)
@@ -227,6 +250,7 @@ class LesionModel:
             "degenerate": self.degenerate,
             "ood_detection": self.ood_stats is not None,
             "ood_threshold": self.ood_threshold,
+            "ood_layers": [name for name, _ in self.feature_layout.segments] if self.ood_stats is not None else [],
             "warnings": list(self.warnings),
         }
 
@@ -266,7 +290,7 @@ class LesionModel:
     def predict_prepared(self, x: np.ndarray, *, calibrated: bool = True, with_features: bool = False,
                          views: Sequence[str] = ()):
         """Probabilities for an already preprocessed float32 batch; ``with_features``: ``(probs, features)``,
-        the penultimate features (N, D) of the same compiled call. ``views`` (TTA) averages over them, all in
+        the gate features (N, D) of the same compiled call. ``views`` (TTA) averages over them, all in
         one call; the default is the batch as it is, whatever the card says (callers pass ``views_for``)."""
         if views:
             probs, features = predict_views(self, x, views, calibrated=calibrated)
@@ -288,7 +312,7 @@ class LesionModel:
     def explain_prepared(self, x: np.ndarray, class_index: Sequence[int] | None = None, *, calibrated: bool = True,
                          with_features: bool = False, cam_method: str | None = None, views: Sequence[str] = ()):
         """``(probs, heatmaps, explained class index)`` for a preprocessed batch, in one compiled call of
-        ``cam_method``'s pass (None: the card's); ``with_features`` adds the penultimate features (N, D) of the
+        ``cam_method``'s pass (None: the card's); ``with_features`` adds the gate features (N, D) of the
         same call as a fourth item. ``views`` as in ``predict_prepared`` (heatmaps back in the batch's
         orientation)."""
         if views:
@@ -309,7 +333,7 @@ class LesionModel:
         return probs, None, np.argmax(probs, axis=1), features
 
     def ood_scores(self, features: np.ndarray) -> np.ndarray | None:
-        """OOD scores (N,) of penultimate features, or None when OOD detection is off for this model."""
+        """OOD scores (N,) of gate features (``feature_layout``), or None when OOD detection is off for this model."""
         return None if self.ood_stats is None else self.ood_stats.scores(features)
 
     def gate(self, image: np.ndarray, probs: np.ndarray, features: np.ndarray | None = None, *,
@@ -384,7 +408,7 @@ class LesionModel:
                       tta: Sequence[str] = ()) -> Analysis:
         """Wrap one image's raw outputs as an ``Analysis`` record with this model's context and gate verdict.
 
-        ``features`` are the image's penultimate features from the same call; without them the gate
+        ``features`` are the image's gate features from the same call; without them the gate
         computes them (one extra forward pass) when OOD detection is on. ``cam_method`` names the heatmap's
         method (None: the card's); ``tta`` the views the outputs were averaged over.
         """

@@ -17,7 +17,7 @@ from dermascan.cli import main
 from dermascan.errors import CardError
 from dermascan.gate import GATE_INDETERMINATE, GATE_OK, judge
 from dermascan.gate.degenerate import MODEL_REASON
-from dermascan.gate.ood import OODStats, fit_stats, load_stats
+from dermascan.gate.ood import GateStats, OODStats, fit_stats, load_stats
 from dermascan.gate.verdict import OOD_OFF, OOD_REASON, UNIFORM_REASON
 from dermascan.reviews import CaseRecord, ReviewStore
 
@@ -65,11 +65,12 @@ def test_the_bundled_gate_flags_synthetic_ood_images_and_passes_real_lesions(bun
 def test_the_features_come_from_the_same_compiled_call_as_probabilities_and_maps(bundled):
     x = bundled.preprocess([np.asarray(Image.open(split_images()[0]))])
     probs, maps, _, features = bundled.explain_prepared(x, with_features=True)
-    assert features.shape == (1, 1280) and np.isfinite(features).all()
+    assert features.shape == (1, bundled.feature_layout.width) and np.isfinite(features).all()
+    assert bundled.feature_layout.segments[0] == ("penultimate", 1280)
     np.testing.assert_allclose(bundled.predict_prepared(x, with_features=True)[1], features, rtol=1e-4, atol=1e-5)
     # The penultimate features are what the final Dense reads: applying it gives the probabilities.
     dense = bundled.keras_model.layers[-1]
-    logits = features @ dense.kernel.numpy() + dense.bias.numpy()
+    logits = features[:, :1280] @ dense.kernel.numpy() + dense.bias.numpy()
     expected = np.exp(logits / bundled.card.temperature)
     np.testing.assert_allclose(probs, expected / expected.sum(), atol=1e-4)
     assert bundled._cam._explain.experimental_get_tracing_count() == 1
@@ -166,7 +167,7 @@ def _hostile(path, kind: str) -> None:
 
 @pytest.mark.parametrize("kind", ["pickle", "shapes", "nan", "not-npz"])
 def test_a_hostile_sidecar_is_refused_with_one_line(tmp_path, kind, capsys):
-    _stats().save(tmp_path / "good.npz")
+    GateStats((_stats(),)).save(tmp_path / "good.npz")
     assert load_stats(tmp_path / "good.npz").feature_dim == 4
     bad = tmp_path / "bad.npz"
     _hostile(bad, kind)
@@ -203,7 +204,7 @@ def test_l2_normalised_statistics_round_trip_and_ignore_the_feature_scale(tmp_pa
     classes = rng.integers(0, 3, size=60)
     stats = fit_stats(features, classes, 3)
     assert stats.feature_norm == "l2"  # new fits normalise
-    stats.save(tmp_path / "l2.npz")
+    GateStats((stats,)).save(tmp_path / "l2.npz")
     again = load_stats(tmp_path / "l2.npz")
     assert again.feature_norm == "l2"
     np.testing.assert_allclose(again.scores(features[:5]), stats.scores(features[:5]), rtol=1e-5)
