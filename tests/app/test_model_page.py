@@ -21,6 +21,7 @@ def test_model_page_renders_card_and_detection(app_env):
     values = dict(zip(detected["Field"], detected["Value"]))
     assert values["Loader"] == "keras" and values["Input size (h × w)"] == "64 × 64"
     assert values["Grad-CAM layer"].endswith("conv_b")
+    assert values["Out-of-distribution check reads"] == "off (no gate statistics)"  # the tiny model has none
     assert any("Untrained" in md.value for md in at.markdown)
     assert any("Triage thresholds:** medium from a malignancy score of 20%" in md.value for md in at.markdown)
     # metrics from the card are shown as tables

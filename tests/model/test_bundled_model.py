@@ -23,8 +23,10 @@ def test_loads_with_its_card_and_no_assumptions(bundled):
     assert bundled.path == BUNDLED_MODEL
     assert bundled.labels == HAM_LABELS
     assert bundled.card.preprocessing == "raw" and bundled.card.resize == "squash"  # it normalises inside
-    assert bundled.rescaling_layers == ["imagenet_normalization"] and bundled.version == "2.0.0"
+    assert bundled.rescaling_layers == ["imagenet_normalization"] and bundled.version == "2.1.0"
     assert bundled.cam_layer == "out_relu" and bundled.input_size == (224, 224)
+    # The input gate reads the penultimate features and the 14x14 stage before out_relu (TRAINING_LOG run 7).
+    assert bundled.describe()["ood_layers"] == ["penultimate", "features_14_conv_0_2"]
     assert bundled.warnings == []  # nothing assumed, nothing double-scaled
     assert 0 < bundled.card.thresholds["medium"] <= bundled.card.thresholds["high"] < 1
     for key in ("intended_use", "limitations", "training_data", "backbone", "provenance"):
