@@ -69,7 +69,7 @@ def detected(model) -> None:
             {"Field": "Rescales pixels inside", "Value": display_text(", ".join(info["rescaling_layers"]) or "no")},
             {"Field": "Card file", "Value": text_or_dash(info["card_file"])},
             {"Field": "Out-of-distribution check reads",
-             "Value": display_text(", ".join(info["ood_layers"])) if info["ood_layers"] else "off (no gate statistics)"},
+             "Value": display_text(", ".join(info["ood_layers"]) or "off (no gate statistics)")},
         ]),
         hide_index=True, width="stretch",
     )
