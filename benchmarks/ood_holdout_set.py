@@ -20,7 +20,6 @@ Total: 100 images. ``benchmarks/ood_gate.py --set holdout`` scores them.
 
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 from collections.abc import Iterator
@@ -155,18 +154,9 @@ def build_holdout_set(seed: int = 1) -> list[tuple[str, np.ndarray]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the set as PNGs (optional) and print how many images of each kind it holds."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", help="write <kind>_<n>.png files here")
-    args = parser.parse_args(argv)
-    images = build_holdout_set()
-    counts: dict[str, int] = {}
-    for kind, image in images:
-        counts[kind] = counts.get(kind, 0) + 1
-        if args.out:
-            Path(args.out).mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image).save(Path(args.out) / f"{kind}_{counts[kind]:03d}.png")
-    print(", ".join(f"{k} {v}" for k, v in counts.items()), f"| total {len(images)}")
-    return 0
+    from ood_set import write_set
+
+    return write_set(build_holdout_set, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -237,12 +237,12 @@ def build_ood_set(seed: int = 0) -> list[tuple[str, np.ndarray]]:
     return [(kind, np.ascontiguousarray(image, np.uint8)) for kind, images in families for image in images]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write the set as PNGs (optional) and print how many images of each kind it holds."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def write_set(build, description: str, argv: list[str] | None = None) -> int:
+    """The command line of an OOD set builder: write ``build()``'s images as PNGs (optional), print the counts."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", help="write <kind>_<n>.png files here")
     args = parser.parse_args(argv)
-    images = build_ood_set()
+    images = build()
     counts: dict[str, int] = {}
     for kind, image in images:
         counts[kind] = counts.get(kind, 0) + 1
@@ -251,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
             Image.fromarray(image).save(Path(args.out) / f"{kind}_{counts[kind]:03d}.png")
     print(", ".join(f"{k} {v}" for k, v in counts.items()), f"| total {len(images)}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the set as PNGs (optional) and print how many images of each kind it holds."""
+    return write_set(build_ood_set, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
