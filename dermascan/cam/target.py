@@ -42,7 +42,7 @@ class Target:
         return ".".join([m.name for m in self.path] + [self.layer.name])
 
 
-def _candidates(model, path=(), seen_weights=False):
+def spatial_candidates(model, path=(), seen_weights=False):
     """4-D layers in order, skipping those before the first layer with weights.
 
     An input or a Rescaling of it is 4-D too, but a "map" there is only input saliency.
@@ -51,7 +51,7 @@ def _candidates(model, path=(), seen_weights=False):
     targets = []
     for layer in model.layers:
         if _is_model(layer):
-            inner, seen_weights = _candidates(layer, path + (layer,), seen_weights)
+            inner, seen_weights = spatial_candidates(layer, path + (layer,), seen_weights)
             targets.extend(inner)
             continue
         seen_weights = seen_weights or bool(layer.weights)
@@ -62,7 +62,7 @@ def _candidates(model, path=(), seen_weights=False):
 
 def find_target(model, name: str | None = None) -> Target | None:
     """The last 4-D layer (or the one called ``name``; dotted or plain); None if there is none."""
-    candidates, _ = _candidates(model)
+    candidates, _ = spatial_candidates(model)
     if name is None:
         return candidates[-1] if candidates else None
     for target in reversed(candidates):

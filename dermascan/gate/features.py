@@ -77,14 +77,14 @@ def default_taps(model, target) -> list:
 
     The last layer before the CAM layer, in the same (sub)model, whose map is larger than the CAM layer's (the
     previous resolution stage of the network: MobileNetV2's 14x14 expansion before its last 7x7 stage, a small
-    CNN's block before its last pooling), skipping padding, dropout and normalisation layers. None for a model
-    without a CAM layer.
+    CNN's block before its last pooling), skipping padding, dropout and normalisation layers. Empty for a model
+    without a CAM layer or without a larger earlier map.
     """
     if target is None:
         return []
-    from ..cam.target import _candidates
+    from ..cam.target import spatial_candidates
 
-    candidates, _ = _candidates(model)
+    candidates, _ = spatial_candidates(model)
     area = _spatial_area(target.layer)
     index = next(i for i, c in enumerate(candidates) if c.layer is target.layer and c.path == target.path)
     for candidate in reversed(candidates[:index]):

@@ -11,7 +11,7 @@ an image unlike every training image is often unlike them *outside* their main d
 
 Both terms are about 1 for a typical training image. The features are L2-normalised first (``feature_norm``
 "l2", the default of new fits): a ReLU network's pooled features are small for a near-blank page or a screenshot,
-which puts them *near* the training mean by distance. On the bundled MobileNetV2-1.0, with the same
+which puts them *near* the training mean by distance. On MobileNetV2-1.0 model 2.0.0, with the same
 97th-percentile threshold on validation, raw features flagged 33% of the synthetic OOD set and normalised ones
 100% (4.4% of the test split either way; ``benchmarks/ood_gate.py``). Format 1 sidecars (no ``feature_norm``)
 keep raw features.
