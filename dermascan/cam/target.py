@@ -120,7 +120,7 @@ def build_explain_model(model, target: Target | None, output_tensor, head=None, 
     skip_last = output_tensor is not single_io(model)[1]
     path = target.path if target else ()
     for tap in taps:
-        if target is None or tuple(tap.path) != tuple(path):
+        if target is None or tap.path != path:
             raise ModelLoadError(f"The layer {tap.name} is not in the same model as the heatmap layer.")
     layers = ((target.layer,) if target else ()) + tuple(tap.layer for tap in taps)
     forward = _forward(model, path, layers, skip_last)

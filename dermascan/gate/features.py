@@ -34,9 +34,14 @@ class FeatureLayout:
     segments: tuple[tuple[str, int], ...]
 
     @property
+    def widths(self) -> tuple[int, ...]:
+        """Each segment's number of columns."""
+        return tuple(width for _, width in self.segments)
+
+    @property
     def width(self) -> int:
         """Total number of columns."""
-        return sum(width for _, width in self.segments)
+        return sum(self.widths)
 
     @property
     def taps(self) -> tuple[str, ...]:
@@ -46,7 +51,7 @@ class FeatureLayout:
     def split(self, features):
         """The (N, width) features cut into one array per segment."""
         out, start = [], 0
-        for _, width in self.segments:
+        for width in self.widths:
             out.append(features[:, start : start + width])
             start += width
         return out
@@ -88,7 +93,7 @@ def default_taps(model, target) -> list:
     area = _spatial_area(target.layer)
     index = next(i for i, c in enumerate(candidates) if c.layer is target.layer and c.path == target.path)
     for candidate in reversed(candidates[:index]):
-        if (tuple(candidate.path) == tuple(target.path) and type(candidate.layer).__name__ not in _NOT_TAPS
+        if (candidate.path == target.path and type(candidate.layer).__name__ not in _NOT_TAPS
                 and _spatial_area(candidate.layer) > area):
             return [candidate]
     return []
@@ -102,7 +107,7 @@ def named_taps(model, target, names) -> list:
     taps = []
     for name in names:
         tap = find_target(model, name)
-        if target is None or tuple(tap.path) != tuple(target.path):
+        if target is None or tap.path != target.path:
             raise CardError(f"The gate statistics name the layer '{name}', which is not beside the heatmap layer; "
                             "fit them again for this model (python -m dermascan fit-gate).")
         taps.append(tap)

@@ -59,13 +59,15 @@ def fit_gate(train_features: np.ndarray, train_classes: np.ndarray, held_out_fea
     layout = layout or FeatureLayout(((PENULTIMATE, train_features.shape[1]),))
     if layout.width != train_features.shape[1]:
         raise ValueError(f"The features have {train_features.shape[1]} columns but the layout {layout.width}.")
-    segments, scales = [], []
+    segments, scales, held_scores = [], [], []
     for train_part, held_part in zip(layout.split(train_features), layout.split(held_out_features), strict=True):
         segment = fit_stats(train_part, train_classes, n_components)
         segments.append(segment)
-        scales.append(float(max(np.median(segment.scores(held_part)), 1e-12)))
+        held_scores.append(segment.scores(held_part))
+        scales.append(float(max(np.median(held_scores[-1]), 1e-12)))
     stats = GateStats(tuple(segments), layout.taps, tuple(scales))
-    scores = stats.scores(held_out_features)
+    # The held-out images' summed scores, as stats.scores would give them, from the scores already computed.
+    scores = np.stack([raw / scale for raw, scale in zip(held_scores, scales, strict=True)], axis=1).sum(axis=1)
     threshold = float(np.percentile(scores, percentile))
     summary = {"n_fit": int(len(train_features)), "n_threshold": int(len(scores)), "threshold_on": held_out,
                "percentile": float(percentile), "components": int(segments[0].components.shape[1]),

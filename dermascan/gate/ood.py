@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CardError
+from .features import PENULTIMATE, FeatureLayout
 
 FORMAT = "dermascan-gate-3"
 # format 1: written before feature_norm existed (raw features); format 2: one segment (the penultimate features)
@@ -113,14 +114,17 @@ class GateStats:
         """The features' normalisation (the same for every segment)."""
         return self.segments[0].feature_norm
 
+    @property
+    def layout(self) -> FeatureLayout:
+        """The feature columns these statistics read: the penultimate segment, then each tap."""
+        names = (PENULTIMATE, *self.taps)
+        return FeatureLayout(tuple(zip(names, (s.feature_dim for s in self.segments), strict=True)))
+
     def segment_scores(self, features: np.ndarray) -> np.ndarray:
         """Each segment's scaled score (N, S) of features (N, feature_dim)."""
-        f = np.atleast_2d(np.asarray(features, np.float64))
-        out, start = [], 0
-        for segment, scale in zip(self.segments, self.scales, strict=True):
-            out.append(segment.scores(f[:, start : start + segment.feature_dim]) / scale)
-            start += segment.feature_dim
-        return np.stack(out, axis=1)
+        parts = self.layout.split(np.atleast_2d(np.asarray(features, np.float64)))
+        return np.stack([segment.scores(part) / scale
+                         for segment, scale, part in zip(self.segments, self.scales, parts, strict=True)], axis=1)
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """OOD scores (N,): the sum of the segments' scaled scores; higher is further from the training images."""

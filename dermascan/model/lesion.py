@@ -205,8 +205,7 @@ class LesionModel:
                 "The model produced invalid numbers (NaN or infinity) on test images when it was loaded; "
                 "its weights may be damaged."
             )
-        widths = tuple(segment.feature_dim for segment in self.ood_stats.segments) if self.ood_stats else ()
-        if self.ood_stats is not None and widths != tuple(w for _, w in self.feature_layout.segments):
+        if self.ood_stats is not None and self.ood_stats.layout.widths != self.feature_layout.widths:
             raise CardError(f"The gate statistics describe {self.ood_stats.feature_dim} features but the model "
                             f"has {features.shape[1]}; fit them again for this model (python -m dermascan fit-gate).")
         self.degenerate = degenerate_model(probs)

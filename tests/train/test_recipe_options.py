@@ -122,7 +122,7 @@ def test_train_sources_leave_out_train_images_only(tmp_path):
     from dermascan.train.fitting import FitConfig
     from dermascan.train.pipeline import RunOptions, _load_data_v2
     from dermascan.train.runlog import RunLog
-    from dermascan.train.split import SOURCE_224
+    from dermascan.train.split import SOURCE_224, SOURCE_FULL
 
     def load(sources):
         options = RunOptions(data=SHARED / "ham10000_224", out=tmp_path / str(sources), weights=None, limit=300,
@@ -132,7 +132,7 @@ def test_train_sources_leave_out_train_images_only(tmp_path):
 
     every, _ = load(None)
     only_224, log = load((SOURCE_224,))
-    assert set(every.parts["train"]["source"]) == {SOURCE_224, "ham10000_full_200x150"}
+    assert set(every.parts["train"]["source"]) == {SOURCE_224, SOURCE_FULL}
     assert set(only_224.parts["train"]["source"]) == {SOURCE_224}
     assert len(only_224.images["train"]) == (every.parts["train"]["source"] == SOURCE_224).sum()
     for part in ("val", "test"):
