@@ -77,13 +77,36 @@ def _spatial_area(layer) -> int:
     return int(shape[1] or 0) * int(shape[2] or 0)
 
 
-def default_taps(model, target) -> list:
-    """The gate's default earlier layer for a model whose CAM layer is ``target`` (a ``cam.Target``).
+def _producers(layer) -> list:
+    """The layers whose outputs ``layer`` takes in its (last) call: one for most layers, several for a merge."""
+    nodes = [n for n in getattr(layer, "_inbound_nodes", []) if getattr(n, "input_tensors", None) is not None]
+    if not nodes:
+        return []
+    tensors = nodes[-1].input_tensors
+    tensors = tensors if isinstance(tensors, (list, tuple)) else [tensors]
+    return [t._keras_history[0] for t in tensors if getattr(t, "_keras_history", None) is not None]
 
-    The last layer before the CAM layer, in the same (sub)model, whose map is larger than the CAM layer's (the
-    previous resolution stage of the network: MobileNetV2's 14x14 expansion before its last 7x7 stage, a small
-    CNN's block before its last pooling), skipping padding, dropout and normalisation layers. Empty for a model
-    without a CAM layer or without a larger earlier map.
+
+def _ancestors(layer) -> set[int]:
+    """``id``s of ``layer`` and every layer upstream of it in its own graph."""
+    seen, stack = {id(layer)}, [layer]
+    while stack:
+        for producer in _producers(stack.pop()):
+            if id(producer) not in seen:
+                seen.add(id(producer))
+                stack.append(producer)
+    return seen
+
+
+def default_taps(model, target) -> list:
+    """The gate's default earlier layers for a model whose CAM layer is ``target`` (a ``cam.Target``).
+
+    The last layer upstream of the CAM layer, in the same (sub)model, whose map is larger than the CAM layer's
+    (the previous resolution stage of the network: MobileNetV2's 14x14 expansion before its last 7x7 stage, a
+    small CNN's block before its last pooling), skipping padding, dropout and normalisation layers. When the CAM
+    layer merges several branches (``train.ensemble``'s concatenated members), one such layer per branch, so
+    every branch's mid-level activations are read. Empty for a model without a CAM layer or without a larger
+    earlier map.
     """
     if target is None:
         return []
@@ -92,11 +115,17 @@ def default_taps(model, target) -> list:
     candidates, _ = spatial_candidates(model)
     area = _spatial_area(target.layer)
     index = next(i for i, c in enumerate(candidates) if c.layer is target.layer and c.path == target.path)
-    for candidate in reversed(candidates[:index]):
-        if (candidate.path == target.path and type(candidate.layer).__name__ not in _NOT_TAPS
-                and _spatial_area(candidate.layer) > area):
-            return [candidate]
-    return []
+    earlier = [c for c in candidates[:index] if c.path == target.path and type(c.layer).__name__ not in _NOT_TAPS
+               and _spatial_area(c.layer) > area]
+    branches = _producers(target.layer)
+    heads = branches if len(branches) > 1 else [target.layer]
+    taps = []
+    for head in heads:
+        upstream = _ancestors(head)
+        tap = next((c for c in reversed(earlier) if id(c.layer) in upstream), None)
+        if tap is not None and all(t.layer is not tap.layer for t in taps):
+            taps.append(tap)
+    return taps
 
 
 def named_taps(model, target, names) -> list:

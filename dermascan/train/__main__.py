@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import shlex
 import sys
 from pathlib import Path
 
 from ..config import DEFAULT_MODELS_DIR, REPO_ROOT, TRAINING_DATA
 from .backbones import BACKBONES
+from .export import release_version
 from .fitting import FitConfig
 from .pipeline import SPLIT_V2, RunOptions, run_training
 from .split import SOURCE_224, SOURCE_FULL
@@ -30,13 +30,6 @@ def _bounded(low: float, high: float, *, low_open: bool = False):
             raise argparse.ArgumentTypeError(f"{text} is outside {'(' if low_open else '['}{low}, {high}]")
         return value
     return parse
-
-
-def _version(text: str) -> str:
-    """An argparse type: a dotted release number such as 2.1.0."""
-    if not re.fullmatch(r"\d{1,4}(\.\d{1,4}){1,3}", text):
-        raise argparse.ArgumentTypeError(f"not a version like 2.1.0: {text!r}")
-    return text
 
 
 def default_weights(backbone: str, data: Path) -> Path:
@@ -81,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--probe", action="store_true", help="recipe probe: validation only, no test, no export")
     p.add_argument("--train-sources", nargs="+", choices=[SOURCE_224, SOURCE_FULL], default=None,
                    help="with --data-v2: train only on the images of these folders (validation and test keep all)")
-    p.add_argument("--model-version", default=None, type=_version,
+    p.add_argument("--model-version", default=None, type=release_version,
                    help="the card's version (default: 1.0.0 for the v1 recipe, else 2.0.0); a shipped recipe "
                         "change needs a new one, since the review log keys earlier reviews by model version")
     return p.parse_args(argv)

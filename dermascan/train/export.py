@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,13 @@ LIMITATIONS_V2 = [
 ]
 
 
+def release_version(text: str) -> str:
+    """An argparse type for ``--model-version``: a dotted release number such as 2.1.0."""
+    if not re.fullmatch(r"\d{1,4}(\.\d{1,4}){1,3}", text):
+        raise argparse.ArgumentTypeError(f"not a version like 2.1.0: {text!r}")
+    return text
+
+
 def limitations_for(provenance: dict) -> list[str]:
     """The card's limitations for a model of this ``provenance``: its split file (v1 ``split.csv`` or v2
     ``split_v2.csv``) and its recipe's way with class imbalance."""
@@ -74,8 +83,9 @@ def build_card(
     *,
     version: str = MODEL_VERSION,
     thresholds_note: str = "",
+    members: int = 1,
 ) -> ModelCard:
-    """The model card of the shipped model.
+    """The model card of the shipped model (``members`` > 1: an ensemble of that many ``backbone`` networks).
 
     ``version`` must change with the recipe: the review log keys earlier reviews of an image by model version.
     """
@@ -92,6 +102,10 @@ def build_card(
                         "ported by dermascan/train/backbones"),
             "license": info.license,
         }
+    what = f"{info.description}"
+    if members > 1:
+        backbone_card["name"] = f"{members} x {backbone_card['name']}, the mean of their logits (one model)"
+        what = f"An ensemble of {members} networks, each a {info.description},"
     card = ModelCard(
         labels=list(labels),
         display_names={k: HAM10000_DISPLAY_NAMES[k] for k in labels if k in HAM10000_DISPLAY_NAMES},
@@ -107,7 +121,7 @@ def build_card(
         name=MODEL_NAME,
         version=version,
         description=(
-            f"{info.description} fine-tuned on HAM10000 to classify "
+            f"{what} fine-tuned on HAM10000 to classify "
             "dermoscopic images into 7 classes; outputs softmax probabilities, temperature-calibrated by the engine."
         ),
         backbone=backbone_card,

@@ -137,13 +137,12 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
     _log_setup(log, options, config)
 
     labels_list = list(HAM10000_LABELS)
-    data = _load_data_v2(options, config, labels_list, log) if options.data_v2 else _load_data(
-        options, config, labels_list, log)
+    data = load_run_data(options, config, labels_list, log)
     model, phases = _fit(options, config, data, labels_list, deadline, log)
     train_minutes = log.elapsed_min
 
     t0 = time.perf_counter()
-    calibration = _calibrate(model, data, labels_list, log, _scaling(config))
+    calibration = calibrate_on_validation(model, data, labels_list, log, _scaling(config))
     summary = {
         "recipe": asdict(config),
         "seed": options.seed,
@@ -159,23 +158,35 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
         log(f"probe done in {log.elapsed_min:.2f} min")
         return summary
 
-    before, after, extras = _test_reports(model, data, labels_list, calibration, _scaling(config),
+    make_card = _card_maker(options, config, labels_list, data, calibration, phases, train_minutes, log)
+    clean = strip_for_inference(model, len(labels_list), options.dropout, config.backbone, _size(config))
+    summary.update(evaluate_and_export(options, model, clean, make_card, data, labels_list, calibration, log,
+                                       _scaling(config), t0))
+    print(json.dumps({k: summary[k] for k in ("val_balanced_accuracy", "temperature", "train_minutes")}),
+          file=sys.stderr)
+    return summary
+
+
+def evaluate_and_export(options: RunOptions, model, clean, make_card, data: _Data, labels_list: list[str],
+                        calibration: _Calibration, log: RunLog, scaling: str, t0: float) -> dict:
+    """The test reports, the saved model and card (``make_card(metrics)``), the report and the input gate.
+
+    ``model`` predicts; ``clean`` (the same weights, no training state) is what is saved. Returns the summary's
+    test, model and card entries.
+    """
+    before, after, extras = _test_reports(model, data, labels_list, calibration, scaling,
                                           options.data / METADATA_NAME, options.seed)
     log(f"prediction + calibration + reports: {time.perf_counter() - t0:.1f}s")
     log(f"test: bal.acc {after['balanced_accuracy']:.4f}, macro AUC {after['macro_auc']:.4f}, "
         f"mel AUC {after['melanoma_auc']}, mel sens(high) {after['mel_sensitivity_high']}, "
         f"ECE before {before['ece']:.4f} after {after['ece']:.4f}")
-
-    model_path, card_path = _export(options, config, model, labels_list, data, calibration, phases, train_minutes,
-                                    (before, after, extras), log)
+    card = make_card(_card_metrics(data, calibration, (before, after, extras)))
+    model_path, card_path = _save(options.out, clean, card, data, calibration, (before, after, extras), log)
     # The input gate describes this model's own features: statistics from the train split, threshold on validation.
     gate_path = fit_input_gate(model_path, card_path, data.images["train"], data.y["train"], data.images["val"])
     log(f"input gate: {gate_path.name} (OOD statistics from train, threshold on validation)")
     log(f"total wall time {log.elapsed_min:.2f} min")
-    summary.update({"test": after, "model": str(model_path), "card": str(card_path)})
-    print(json.dumps({k: summary[k] for k in ("val_balanced_accuracy", "temperature", "train_minutes")}),
-          file=sys.stderr)
-    return summary
+    return {"test": after, "model": str(model_path), "card": str(card_path)}
 
 
 def _log_setup(log: RunLog, options: RunOptions, config: FitConfig) -> None:
@@ -187,6 +198,11 @@ def _log_setup(log: RunLog, options: RunOptions, config: FitConfig) -> None:
     log(f"data: {'v2 lesion-grouped split ' + str(options.split_v2.name) if options.data_v2 else 'v1'} "
         f"({_display_path(options.data)}), backbone weights "
         f"{options.weights.name if options.weights else 'none (random)'}")
+
+
+def load_run_data(options: RunOptions, config: FitConfig, labels_list: list[str], log: RunLog) -> _Data:
+    """The run's split and decoded images: the committed lesion-grouped split with ``data_v2``, else v1's."""
+    return (_load_data_v2 if options.data_v2 else _load_data)(options, config, labels_list, log)
 
 
 def _load_data(options: RunOptions, config: FitConfig, labels_list: list[str], log: RunLog) -> _Data:
@@ -270,7 +286,7 @@ def _fit(options: RunOptions, config: FitConfig, data: _Data, labels_list: list[
     return model, phases
 
 
-def _calibrate(model, data: _Data, labels_list: list[str], log: RunLog, scaling: str) -> _Calibration:
+def calibrate_on_validation(model, data: _Data, labels_list: list[str], log: RunLog, scaling: str) -> _Calibration:
     val_probs = predict_probs(model, data.images["val"], scaling=scaling)
     malignant = default_malignant(labels_list)
     temperature, thresholds = fit_calibration(val_probs, data.y["val"], labels_list, malignant)
@@ -299,11 +315,10 @@ def _test_reports(model, data: _Data, labels_list: list[str], cal: _Calibration,
     return before, after, extras
 
 
-def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str], data: _Data, cal: _Calibration,
-            phases, train_minutes: float, test: tuple[dict, dict], log: RunLog) -> tuple[Path, Path]:
-    """Save the inference model and its card, evaluation.json and the report: (model path, card path)."""
+def _card_metrics(data: _Data, cal: _Calibration, test: tuple[dict, dict, dict]) -> dict:
+    """The card's ``metrics``: the calibrated test report, validation summary, split sizes, intervals, subgroups."""
     before, after, extras = test
-    metrics = {
+    return {
         "split": "test",
         "calibrated": True,
         "test": after,
@@ -314,7 +329,11 @@ def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str
         "split_sizes": data.sizes,
         **card_metrics_extras(extras),
     }
-    provenance = {
+
+
+def base_provenance(options: RunOptions, data: _Data, log: RunLog, train_minutes: float) -> dict:
+    """The provenance entries every exported model has (command, seed, date, minutes, machine, split, versions)."""
+    return {
         "command": options.command,
         "seed": options.seed,
         "code": "dermascan/train (python -m dermascan.train)",
@@ -323,26 +342,42 @@ def _export(options: RunOptions, config: FitConfig, model, labels_list: list[str
         "total_minutes_incl_evaluation": round(log.elapsed_min, 2),  # up to export; the log has the final figure
         "machine": "2-core CPU",
         "split_file": _display_path(data.split_path),
-        "recipe": asdict(config),
-        "phases": [{"name": p.name, "epochs": p.epochs, "minutes": round(p.seconds / 60, 2)} for p in phases],
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__},
     }
-    v1_recipe = config.backbone == DEFAULT_BACKBONE and not options.data_v2
-    card = build_card(labels_list, cal.temperature, cal.thresholds, metrics, provenance,
-                      options.weights.name if options.weights else "none", config.backbone, _size(config),
-                      *([V2_DATA_NAME] if options.data_v2 else []),
-                      version=options.model_version or (MODEL_VERSION if v1_recipe else MODEL_VERSION_V2),
-                      thresholds_note=thresholds_in_words(cal.thresholds, cal.val_after, cal.malignant))
-    clean = strip_for_inference(model, len(labels_list), options.dropout, config.backbone, _size(config))
-    model_path, card_path = save_model_and_card(clean, card, options.out)
+
+
+def _card_maker(options: RunOptions, config: FitConfig, labels_list: list[str], data: _Data, cal: _Calibration,
+                phases, train_minutes: float, log: RunLog):
+    """``make_card(metrics)`` for a single trained network."""
+    def make_card(metrics: dict):
+        provenance = {
+            **base_provenance(options, data, log, train_minutes),
+            "recipe": asdict(config),
+            "phases": [{"name": p.name, "epochs": p.epochs, "minutes": round(p.seconds / 60, 2)} for p in phases],
+        }
+        v1_recipe = config.backbone == DEFAULT_BACKBONE and not options.data_v2
+        return build_card(labels_list, cal.temperature, cal.thresholds, metrics, provenance,
+                          options.weights.name if options.weights else "none", config.backbone, _size(config),
+                          *([V2_DATA_NAME] if options.data_v2 else []),
+                          version=options.model_version or (MODEL_VERSION if v1_recipe else MODEL_VERSION_V2),
+                          thresholds_note=thresholds_in_words(cal.thresholds, cal.val_after, cal.malignant))
+
+    return make_card
+
+
+def _save(out: Path, clean, card, data: _Data, cal: _Calibration, test: tuple[dict, dict, dict],
+          log: RunLog) -> tuple[Path, Path]:
+    """Save the inference model and its card, evaluation.json and the report: (model path, card path)."""
+    before, after, extras = test
+    model_path, card_path = save_model_and_card(clean, card, out)
     log(f"saved {model_path.name} ({model_path.stat().st_size / 2**20:.2f} MiB) and {card_path.name}")
     evaluation = {"before": before, "after": after, "validation": cal.val_after, "split_sizes": data.sizes,
                   "source": "direct Keras predictions (training process)", **extras}
-    (options.out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
+    (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n", encoding="utf-8")
     try:
         from .report import write_report  # matplotlib is imported only here
 
-        write_report(options.out, evaluation, card.to_dict())
+        write_report(out, evaluation, card.to_dict())
         log("wrote EVALUATION.md and confusion_matrix.svg")
     except Exception as exc:  # noqa: BLE001 - the model is already saved; the report can be regenerated
         log(f"report generation failed ({type(exc).__name__}: {exc}); rerun python -m dermascan.train.report")

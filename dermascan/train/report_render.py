@@ -160,6 +160,15 @@ def subgroups_markdown(subgroups: dict | None) -> list[str]:
     return lines
 
 
+def _members_sentence(provenance: dict) -> str:
+    """For an ensemble (``train.ensemble``): each member's training command and minutes, else nothing."""
+    members = [m for m in provenance.get("members") or [] if isinstance(m, dict)]
+    if not members:
+        return ""
+    runs = "; ".join(f"`{m.get('command', 'n/a')}` ({_fmt(m.get('minutes'), 1)} min)" for m in members)
+    return f" An ensemble of {len(members)} networks, trained one by one: {runs}."
+
+
 def evaluate_report_markdown(report_before: dict, report_after: dict, card: dict, split_sizes: dict,
                              intervals: dict | None = None, subgroups: dict | None = None,
                              previous: dict | None = None) -> str:
@@ -182,7 +191,8 @@ def evaluate_report_markdown(report_before: dict, report_after: dict, card: dict
         (f"- Training: {_fmt(provenance.get('training_minutes'), 1)} min of fitting on "
          f"{provenance.get('machine', 'n/a')}, seed {provenance.get('seed', 'n/a')}, "
          f"`{provenance.get('command', 'n/a')}`."
-         + (f" {provenance['note']}" if isinstance(provenance.get("note"), str) else "")),
+         + (f" {provenance['note']}" if isinstance(provenance.get("note"), str) else "")
+         + _members_sentence(provenance)),
         "",
         "## Targets",
         "",

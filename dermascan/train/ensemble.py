@@ -1,0 +1,248 @@
+"""Several trained networks as one Keras model: the mean of their logits, one compiled pass, one heatmap.
+
+``combine`` joins members built by ``architecture.build_model`` (same input, same scaling, same labels) into
+one flat functional model: each member's backbone is cloned onto the shared input under its own name prefix,
+their last feature maps are concatenated into one map that keeps the name ``out_relu`` (the card's CAM layer),
+then global average pooling and one ``Dense`` softmax whose kernel stacks the members' kernels, each divided
+by the number of members (and whose bias is their mean). So:
+
+* the probabilities are the softmax of the mean of the members' logits (a geometric mean of their
+  probabilities, renormalised): the ensemble is exact, not distilled;
+* the engine sees an ordinary model ending in a Dense softmax: the temperature, the triage thresholds, TTA
+  and the input gate (the penultimate features are the members' features side by side) need nothing new;
+* Grad-CAM on the concatenated map is the sum of the members' Grad-CAMs before the ReLU (channel weights are
+  per-channel means of the gradient, and each channel belongs to one member), so the heatmap explains the
+  ensemble's score rather than one member's.
+
+``python -m dermascan.train.ensemble --members RUN_A RUN_B --out DIR`` takes training runs' output folders
+(their model, card and train log), checks that they were trained on one split with one input, combines them
+and then does what a training run does after fitting: temperature and triage thresholds on validation, the
+test report, the card (its provenance lists every member's command and minutes), the evaluation report and
+the input gate (which reads each member's own earlier layer, ``gate.features.default_taps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import shlex
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from ..config import REPO_ROOT, TRAINING_DATA
+from ..errors import DermascanError
+from ..model.card import ModelCard, read_card
+from .architecture import CAM_LAYER
+from .backbones import BACKBONES
+from .export import MODEL_NAME, build_card, release_version, thresholds_in_words
+from .fitting import FitConfig
+from .pipeline import (
+    V2_DATA_NAME,
+    RunOptions,
+    base_provenance,
+    calibrate_on_validation,
+    deterministic_ops,
+    evaluate_and_export,
+    load_run_data,
+)
+from .runlog import RunLog
+
+ENSEMBLE_NAME = "dermascan_mnv2"  # the single model's name; cards and tests refer to it
+
+
+def member_prefix(index: int) -> str:
+    """The name prefix of member ``index``'s cloned layers (``m0_``, ``m1_``, ...)."""
+    return f"m{index}_"
+
+
+def _renamed_clone(prefix: str):
+    def clone(layer):
+        config = layer.get_config()
+        config["name"] = prefix + layer.name
+        return layer.__class__.from_config(config)
+
+    return clone
+
+
+def _check_members(members: list) -> None:
+    if len(members) < 2:
+        raise ValueError("an ensemble needs at least two members")
+    shapes = {tuple(m.input_shape[1:]) for m in members}
+    if len(shapes) != 1:
+        raise ValueError(f"the members take different input shapes: {sorted(shapes)}")
+    classes = {m.layers[-1].units for m in members}
+    if len(classes) != 1:
+        raise ValueError(f"the members have different numbers of classes: {sorted(classes)}")
+    for m in members:
+        if CAM_LAYER not in {layer.name for layer in m.layers} or not isinstance(m.layers[-1], keras.layers.Dense):
+            raise ValueError(f"{m.name} is not a model of architecture.build_model (no {CAM_LAYER} before a Dense)")
+
+
+def combine(members: list[keras.Model]) -> keras.Model:
+    """One model whose output is the softmax of the mean of the members' logits (see the module doc)."""
+    _check_members(members)
+    inputs = keras.Input(shape=members[0].input_shape[1:], name="image")
+    maps, kernels, biases = [], [], []
+    for index, member in enumerate(members):
+        trunk = keras.Model(member.input, member.get_layer(CAM_LAYER).output)
+        clone = keras.models.clone_model(trunk, input_tensors=inputs, clone_function=_renamed_clone(
+            member_prefix(index)))
+        clone.set_weights(trunk.get_weights())
+        maps.append(clone.output)
+        kernel, bias = member.layers[-1].get_weights()
+        kernels.append(kernel)
+        biases.append(bias)
+    fmap = keras.layers.Concatenate(axis=-1, name=CAM_LAYER)(maps)
+    pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(fmap)
+    head = keras.layers.Dense(kernels[0].shape[1], activation="softmax", dtype="float32", name="probabilities")
+    outputs = head(pooled)
+    head.set_weights([np.concatenate(kernels, axis=0) / len(members), np.mean(biases, axis=0)])
+    return keras.Model(inputs, outputs, name=ENSEMBLE_NAME)
+
+
+# Recipe fields that may differ between members (what makes them diverse); every other field must agree.
+MAY_DIFFER = ("sog_prob", "rrc_min_area", "ema", "epochs_finetune", "finetune_lr", "head_lr", "logit_adjust",
+              "class_weight_power", "sampling_power", "weight_decay", "epochs_head", "finetune_from", "batch_size")
+_TOTAL_LINE = re.compile(r"total wall time ([0-9.]+) min")
+
+
+class Member:
+    """One trained run: its Keras model, card and minutes (from its log's last line when there, else its card)."""
+
+    def __init__(self, folder: Path):
+        from ..model.loading import load_keras_file
+
+        self.folder = Path(folder)
+        model_path = self.folder / f"{MODEL_NAME}.keras"
+        self.card: ModelCard = read_card(model_path.with_name(f"{MODEL_NAME}.card.json"))
+        self.model, _ = load_keras_file(model_path)
+        provenance = self.card.provenance or {}
+        if not isinstance(provenance.get("recipe"), dict):
+            raise DermascanError(f"{self.folder.name}: the card has no training recipe; train it with dermascan.train.")
+        self.recipe: dict = provenance["recipe"]
+        self.command = str(provenance.get("command", ""))
+        self.training_minutes = float(provenance.get("training_minutes") or 0.0)
+        self.total_minutes = float(provenance.get("total_minutes_incl_evaluation") or self.training_minutes)
+        log_path = self.folder / "train_log.txt"
+        totals = _TOTAL_LINE.findall(log_path.read_text(encoding="utf-8")) if log_path.is_file() else []
+        if totals:
+            self.total_minutes = float(totals[-1])  # the card's figure stops before the member's own gate fit
+        self.split_file = _split_file(str(provenance.get("split_file", "")), self.folder)
+
+
+def _split_file(named: str, folder: Path) -> Path:
+    """The split a member names (relative to the repository root of the run), or the copy its run wrote beside it."""
+    path = Path(named)
+    if path.is_absolute():
+        return path
+    here = REPO_ROOT / path
+    return here if here.is_file() else folder / path.name
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_compatible(members: list[Member]) -> dict:
+    """The recipe fields the members share (a ``DermascanError`` when the input, labels or split differ)."""
+    if len(members) < 2:
+        raise DermascanError("An ensemble needs at least two members.")
+    first = members[0]
+    for member in members[1:]:
+        for what in ("labels", "preprocessing", "resize", "input_size", "malignant_labels"):
+            if getattr(member.card, what) != getattr(first.card, what):
+                raise DermascanError(f"{member.folder.name} and {first.folder.name} differ in their card's {what}.")
+        fixed = [k for k in set(first.recipe) | set(member.recipe)
+                 if k not in MAY_DIFFER and first.recipe.get(k) != member.recipe.get(k)]
+        if fixed:
+            raise DermascanError(f"{member.folder.name} and {first.folder.name} differ in {', '.join(sorted(fixed))}.")
+    for member in members:
+        if "split_v2" not in member.split_file.name:
+            raise DermascanError(f"{member.folder.name} was not trained on the lesion-grouped split (--data-v2).")
+        if not member.split_file.is_file():
+            raise DermascanError(f"{member.folder.name}: its split file {member.split_file} is missing.")
+    if len({_digest(m.split_file) for m in members}) != 1:
+        raise DermascanError("The members were trained on different splits; they cannot share one test split.")
+    return {k: v for k, v in first.recipe.items() if all(m.recipe.get(k) == v for m in members)}
+
+
+def run_ensemble(member_folders: list[Path], out: Path, *, data: Path = TRAINING_DATA, seed: int = 42,
+                 model_version: str | None = None, command: str = "") -> dict:
+    """Combine the runs in ``member_folders`` and calibrate, evaluate and export the result into ``out``."""
+    if len(member_folders) < 2:
+        raise DermascanError("An ensemble needs at least two members.")
+    members = [Member(folder) for folder in member_folders]
+    shared = check_compatible(members)
+    log = RunLog(Path(out) / "train_log.txt")
+    keras.utils.set_random_seed(seed)
+    config = FitConfig(**{f.name: members[0].recipe[f.name] for f in fields(FitConfig) if f.name in members[0].recipe})
+    options = RunOptions(data=Path(data), out=Path(out), weights=None, seed=seed, data_v2=True,
+                         split_v2=members[0].split_file, model_version=model_version, command=command)
+    log(f"command: {command}")
+    for member in members:
+        log(f"member {member.folder.name}: {member.card.name} {member.card.version}, "
+            f"{member.total_minutes:.1f} min, `{member.command}`")
+    with deterministic_ops():
+        labels = list(members[0].card.labels)
+        loaded = load_run_data(options, config, labels, log)
+        model = combine([m.model for m in members])
+        log(f"combined {len(members)} members: {model.count_params():,} parameters, CAM layer {CAM_LAYER} "
+            f"({model.get_layer(CAM_LAYER).output.shape[-1]} channels)")
+        t0 = time.perf_counter()
+        scaling = members[0].card.preprocessing
+        calibration = calibrate_on_validation(model, loaded, labels, log, scaling)
+
+        def make_card(metrics: dict) -> ModelCard:
+            provenance = base_provenance(options, loaded, log, sum(m.training_minutes for m in members))
+            provenance.update({
+                "code": "dermascan/train (python -m dermascan.train per member, then dermascan.train.ensemble)",
+                # The whole recipe: every member's run, then this one (up to export).
+                "total_minutes_incl_evaluation": round(sum(m.total_minutes for m in members) + log.elapsed_min, 2),
+                "recipe": {**shared, "ensemble": f"softmax of the mean of {len(members)} members' logits"},
+                "members": [{"command": m.command, "minutes": round(m.total_minutes, 2),
+                             "recipe": {k: v for k, v in m.recipe.items() if k not in shared}} for m in members],
+            })
+            return build_card(labels, calibration.temperature, calibration.thresholds, metrics, provenance,
+                              BACKBONES[config.backbone].weights_file, config.backbone,
+                              tuple(members[0].card.input_size), V2_DATA_NAME,
+                              version=model_version or members[0].card.version,
+                              thresholds_note=thresholds_in_words(calibration.thresholds, calibration.val_after,
+                                                                  calibration.malignant),
+                              members=len(members))
+
+        summary = evaluate_and_export(options, model, model, make_card, loaded, labels, calibration, log, scaling,
+                                      t0)
+    return {"val_balanced_accuracy": calibration.val_after["balanced_accuracy"],
+            "temperature": calibration.temperature, **summary}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Combine trained runs into one model from the command line."""
+    p = argparse.ArgumentParser(prog="python -m dermascan.train.ensemble", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--members", type=Path, nargs="+", required=True,
+                   help="output folders of python -m dermascan.train runs (two or more)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--data", type=Path, default=TRAINING_DATA, help="ham10000_224/ (its parent holds both folders)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--model-version", type=release_version, default=None,
+                   help="the card's version (default: the first member's)")
+    args = p.parse_args(argv)
+    command = "python -m dermascan.train.ensemble " + shlex.join(argv if argv is not None else sys.argv[1:])
+    try:
+        run_ensemble(args.members, args.out, data=args.data, seed=args.seed, model_version=args.model_version,
+                     command=command)
+    except (DermascanError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
