@@ -71,7 +71,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--class-weight-power", type=float, default=0.5, help="0 none, 1 inverse frequency")
     p.add_argument("--sampling-power", type=float, default=0.0, help="0 natural, 1 class-balanced sampling")
     p.add_argument("--dropout", type=float, default=0.3)
-    p.add_argument("--probe", action="store_true", help="recipe probe: validation only, no test, no export")
+    p.add_argument("--probe", action="store_true",
+                   help="recipe probe: the test split is never read; the model and card are saved with validation "
+                        "metrics only (for compare_models)")
     p.add_argument("--train-sources", nargs="+", choices=[SOURCE_224, SOURCE_FULL], default=None,
                    help="with --data-v2: train only on the images of these folders (validation and test keep all)")
     p.add_argument("--model-version", default=None, type=release_version,

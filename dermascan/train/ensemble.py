@@ -49,6 +49,7 @@ from .pipeline import (
     calibrate_on_validation,
     deterministic_ops,
     evaluate_and_export,
+    export_probe,
     load_run_data,
 )
 from .runlog import RunLog
@@ -129,8 +130,8 @@ class Member:
         self.command = str(provenance.get("command", ""))
         self.training_minutes = float(provenance.get("training_minutes") or 0.0)
         self.total_minutes = float(provenance.get("total_minutes_incl_evaluation") or self.training_minutes)
-        log_path = self.folder / "train_log.txt"
-        totals = _TOTAL_LINE.findall(log_path.read_text(encoding="utf-8")) if log_path.is_file() else []
+        logs = [self.folder / name for name in ("train_log.txt", "probe_log.txt") if (self.folder / name).is_file()]
+        totals = _TOTAL_LINE.findall(logs[0].read_text(encoding="utf-8")) if logs else []
         if totals:
             self.total_minutes = float(totals[-1])  # the card's figure stops before the member's own gate fit
         self.split_file = _split_file(str(provenance.get("split_file", "")), self.folder)
@@ -173,16 +174,17 @@ def check_compatible(members: list[Member]) -> dict:
 
 
 def run_ensemble(member_folders: list[Path], out: Path, *, data: Path = TRAINING_DATA, seed: int = 42,
-                 model_version: str | None = None, command: str = "") -> dict:
-    """Combine the runs in ``member_folders`` and calibrate, evaluate and export the result into ``out``."""
+                 model_version: str | None = None, command: str = "", probe: bool = False) -> dict:
+    """Combine the runs in ``member_folders`` and calibrate, evaluate and export the result into ``out``
+    (``probe``: validation only, as ``dermascan.train --probe``: the test split is never read)."""
     if len(member_folders) < 2:
         raise DermascanError("An ensemble needs at least two members.")
     members = [Member(folder) for folder in member_folders]
     shared = check_compatible(members)
-    log = RunLog(Path(out) / "train_log.txt")
+    log = RunLog(Path(out) / ("probe_log.txt" if probe else "train_log.txt"))
     keras.utils.set_random_seed(seed)
     config = FitConfig(**{f.name: members[0].recipe[f.name] for f in fields(FitConfig) if f.name in members[0].recipe})
-    options = RunOptions(data=Path(data), out=Path(out), weights=None, seed=seed, data_v2=True,
+    options = RunOptions(data=Path(data), out=Path(out), weights=None, seed=seed, data_v2=True, probe=probe,
                          split_v2=members[0].split_file, model_version=model_version, command=command)
     log(f"command: {command}")
     for member in members:
@@ -216,8 +218,11 @@ def run_ensemble(member_folders: list[Path], out: Path, *, data: Path = TRAINING
                                                                   calibration.malignant),
                               members=len(members))
 
-        summary = evaluate_and_export(options, model, model, make_card, loaded, labels, calibration, log, scaling,
-                                      t0)
+        if probe:
+            summary = export_probe(options.out, model, make_card, loaded, calibration, log)
+        else:
+            summary = evaluate_and_export(options, model, model, make_card, loaded, labels, calibration, log,
+                                          scaling, t0)
     return {"val_balanced_accuracy": calibration.val_after["balanced_accuracy"],
             "temperature": calibration.temperature, **summary}
 
@@ -233,11 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--model-version", type=release_version, default=None,
                    help="the card's version (default: the first member's)")
+    p.add_argument("--probe", action="store_true",
+                   help="validation only: the test split is never read; no test report, no gate")
     args = p.parse_args(argv)
     command = "python -m dermascan.train.ensemble " + shlex.join(argv if argv is not None else sys.argv[1:])
     try:
         run_ensemble(args.members, args.out, data=args.data, seed=args.seed, model_version=args.model_version,
-                     command=command)
+                     command=command, probe=args.probe)
     except (DermascanError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

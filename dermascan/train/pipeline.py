@@ -56,7 +56,7 @@ class RunOptions:
     limit: int | None = None
     time_budget_min: float = 50.0
     dropout: float = 0.3
-    probe: bool = False  # recipe probe: stop after validation, never touch the test split, export nothing
+    probe: bool = False  # recipe probe: never touch the test split; export the model with validation metrics only
     command: str = ""
     data_v2: bool = False  # the lesion-grouped split_v2.csv over ham10000_224/ and ham10000_full_200x150/
     split_v2: Path = SPLIT_V2
@@ -153,13 +153,13 @@ def _run(options: RunOptions, config: FitConfig) -> dict:
         "phases": [asdict(p) for p in phases],
         "train_minutes": train_minutes,
     }
-    if options.probe:
-        (options.out / "probe_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        log(f"probe done in {log.elapsed_min:.2f} min")
-        return summary
-
     make_card = _card_maker(options, config, labels_list, data, calibration, phases, train_minutes, log)
     clean = strip_for_inference(model, len(labels_list), options.dropout, config.backbone, _size(config))
+    if options.probe:
+        summary.update(export_probe(options.out, clean, make_card, data, calibration, log))
+        (options.out / "probe_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        return summary
+
     summary.update(evaluate_and_export(options, model, clean, make_card, data, labels_list, calibration, log,
                                        _scaling(config), t0))
     print(json.dumps({k: summary[k] for k in ("val_balanced_accuracy", "temperature", "train_minutes")}),
@@ -315,6 +315,11 @@ def _test_reports(model, data: _Data, labels_list: list[str], cal: _Calibration,
     return before, after, extras
 
 
+def _validation_metrics(cal: _Calibration) -> dict:
+    return {"balanced_accuracy": cal.val_after["balanced_accuracy"], "macro_auc": cal.val_after["macro_auc"],
+            "ece": cal.val_after["ece"], "ece_uncalibrated": cal.val_ece_before}
+
+
 def _card_metrics(data: _Data, cal: _Calibration, test: tuple[dict, dict, dict]) -> dict:
     """The card's ``metrics``: the calibrated test report, validation summary, split sizes, intervals, subgroups."""
     before, after, extras = test
@@ -323,12 +328,28 @@ def _card_metrics(data: _Data, cal: _Calibration, test: tuple[dict, dict, dict])
         "calibrated": True,
         "test": after,
         "ece_uncalibrated": before["ece"],
-        "validation": {"balanced_accuracy": cal.val_after["balanced_accuracy"],
-                       "macro_auc": cal.val_after["macro_auc"],
-                       "ece": cal.val_after["ece"], "ece_uncalibrated": cal.val_ece_before},
+        "validation": _validation_metrics(cal),
         "split_sizes": data.sizes,
         **card_metrics_extras(extras),
     }
+
+
+PROBE_SUFFIX = "-probe"  # a probe's card version: reviews of a shipped version never attach to a probe
+
+
+def export_probe(out: Path, clean, make_card, data: _Data, cal: _Calibration, log: RunLog) -> dict:
+    """A recipe probe's model and card, with validation metrics only (the test split was never decoded), so that
+    ``compare_models`` can judge it on validation; no test report, no gate. Returns the summary's model and card."""
+    metrics = {"split": "validation", "calibrated": True, "validation": _validation_metrics(cal),
+               "split_sizes": data.sizes, "note": "Recipe probe: the test split was not read."}
+    card = make_card(metrics)
+    if not card.version.endswith(PROBE_SUFFIX):
+        card = card.with_overrides(version=card.version + PROBE_SUFFIX)
+    model_path, card_path = save_model_and_card(clean, card, out)
+    log(f"saved {model_path.name} and {card_path.name} (probe {card.version}: validation metrics only, "
+        "the test split was not read)")
+    log(f"probe done in {log.elapsed_min:.2f} min")
+    return {"model": str(model_path), "card": str(card_path)}
 
 
 def base_provenance(options: RunOptions, data: _Data, log: RunLog, train_minutes: float) -> dict:

@@ -135,8 +135,20 @@ def test_two_tiny_runs_combined_end_to_end(tmp_path):
     common = ["--data", str(SHARED / "ham10000_224"), "--data-v2", "--limit", "48", "--backbone", "mnv2-1.0-torch",
               "--weights", "none", "--input-size", "160", "--logit-adjust", "1.0", "--class-weight-power", "0",
               "--epochs-head", "1", "--epochs-finetune", "1", "--seed", "5", "--time-budget-min", "5"]
-    assert train([*common, "--out", str(tmp_path / "a")]) == 0
-    assert train([*common, "--out", str(tmp_path / "b"), "--sog-prob", "0.5"]) == 0
+    # The members are recipe probes: saved for comparison with validation metrics only, the test split never read.
+    assert train([*common, "--out", str(tmp_path / "a"), "--probe"]) == 0
+    assert train([*common, "--out", str(tmp_path / "b"), "--sog-prob", "0.5", "--probe"]) == 0
+    probe = read_card(tmp_path / "a" / "dermascan-mnv2-ham10000.card.json")
+    assert probe.version == "2.0.0-probe" and probe.metrics["split"] == "validation" and "test" not in probe.metrics
+    assert not probe.gate and not (tmp_path / "a" / "evaluation.json").exists()
+    assert "test:" not in (tmp_path / "a" / "probe_log.txt").read_text()
+
+    probe_out = tmp_path / "ens-probe"
+    assert combine_runs(["--members", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(probe_out),
+                         "--data", str(SHARED / "ham10000_224"), "--probe"]) == 0
+    assert read_card(probe_out / "dermascan-mnv2-ham10000.card.json").version == "2.0.0-probe"
+    assert not (probe_out / "evaluation.json").exists() and "test:" not in (probe_out / "probe_log.txt").read_text()
+
     out = tmp_path / "ens"
     assert combine_runs(["--members", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out),
                          "--data", str(SHARED / "ham10000_224"), "--model-version", "9.1.0"]) == 0
