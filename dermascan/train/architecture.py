@@ -11,8 +11,10 @@ from .backbones import BACKBONES, CAM_LAYER
 
 INPUT_SIZE = (224, 224)
 DEFAULT_BACKBONE = "mnv2-0.35"
+MODEL_GRAPH_NAME = "dermascan_mnv2"  # the Keras model's name; kept across backbones: cards and tests refer to it
 # CAM_LAYER (backbones): the backbone's last 4-D activation (7x7), reachable because the model is flat.
-__all__ = ["CAM_LAYER", "DEFAULT_BACKBONE", "INPUT_SIZE", "build_backbone", "build_model", "set_trainable"]
+__all__ = ["CAM_LAYER", "DEFAULT_BACKBONE", "INPUT_SIZE", "MODEL_GRAPH_NAME", "build_backbone", "build_model",
+           "set_trainable"]
 
 
 def build_backbone(name: str, weights: Path | None, input_size: tuple[int, int] = INPUT_SIZE) -> keras.Model:
@@ -38,7 +40,7 @@ def build_model(n_classes: int, backbone_weights: Path | None, dropout: float = 
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities")(x)
-    return keras.Model(backbone.input, outputs, name="dermascan_mnv2")  # name kept: cards and tests refer to it
+    return keras.Model(backbone.input, outputs, name=MODEL_GRAPH_NAME)
 
 
 def head_layer_names() -> set[str]:

@@ -38,11 +38,12 @@ import numpy as np
 from ..config import REPO_ROOT, TRAINING_DATA
 from ..errors import DermascanError
 from ..model.card import ModelCard, read_card
-from .architecture import CAM_LAYER
+from .architecture import CAM_LAYER, MODEL_GRAPH_NAME
 from .backbones import BACKBONES
 from .export import MODEL_NAME, build_card, release_version, thresholds_in_words
 from .fitting import FitConfig
 from .pipeline import (
+    PROBE_SUFFIX,
     V2_DATA_NAME,
     RunOptions,
     base_provenance,
@@ -53,8 +54,6 @@ from .pipeline import (
     load_run_data,
 )
 from .runlog import RunLog
-
-ENSEMBLE_NAME = "dermascan_mnv2"  # the single model's name; cards and tests refer to it
 
 
 def member_prefix(index: int) -> str:
@@ -104,12 +103,14 @@ def combine(members: list[keras.Model]) -> keras.Model:
     head = keras.layers.Dense(kernels[0].shape[1], activation="softmax", dtype="float32", name="probabilities")
     outputs = head(pooled)
     head.set_weights([np.concatenate(kernels, axis=0) / len(members), np.mean(biases, axis=0)])
-    return keras.Model(inputs, outputs, name=ENSEMBLE_NAME)
+    return keras.Model(inputs, outputs, name=MODEL_GRAPH_NAME)
 
 
-# Recipe fields that may differ between members (what makes them diverse); every other field must agree.
-MAY_DIFFER = ("sog_prob", "rrc_min_area", "ema", "epochs_finetune", "finetune_lr", "head_lr", "logit_adjust",
-              "class_weight_power", "sampling_power", "weight_decay", "epochs_head", "finetune_from", "batch_size")
+# Recipe fields that may differ between members (what makes them diverse); every other field must agree. How a
+# member handles class imbalance (logit adjustment, class weights, sampling) must not: averaging the logits of a
+# balanced-posterior model and a prevalence model mixes two priors.
+MAY_DIFFER = ("sog_prob", "rrc_min_area", "ema", "epochs_finetune", "finetune_lr", "head_lr", "weight_decay",
+              "epochs_head", "finetune_from", "batch_size")
 _TOTAL_LINE = re.compile(r"total wall time ([0-9.]+) min")
 
 
@@ -173,14 +174,20 @@ def check_compatible(members: list[Member]) -> dict:
     return {k: v for k, v in first.recipe.items() if all(m.recipe.get(k) == v for m in members)}
 
 
-def run_ensemble(member_folders: list[Path], out: Path, *, data: Path = TRAINING_DATA, seed: int = 42,
-                 model_version: str | None = None, command: str = "", probe: bool = False) -> dict:
+def run_ensemble(member_folders: list[Path], out: Path, model_version: str, *, data: Path = TRAINING_DATA,
+                 seed: int = 42, command: str = "", probe: bool = False) -> dict:
     """Combine the runs in ``member_folders`` and calibrate, evaluate and export the result into ``out``
-    (``probe``: validation only, as ``dermascan.train --probe``: the test split is never read)."""
+    (``probe``: validation only, as ``dermascan.train --probe``: the test split is never read).
+
+    ``model_version`` must differ from every member's: the review log keys earlier reviews by model version.
+    """
     if len(member_folders) < 2:
         raise DermascanError("An ensemble needs at least two members.")
     members = [Member(folder) for folder in member_folders]
     shared = check_compatible(members)
+    taken = {m.card.version.removesuffix(PROBE_SUFFIX) for m in members}
+    if model_version in taken:
+        raise DermascanError(f"Version {model_version} is a member's; the ensemble needs a version of its own.")
     log = RunLog(Path(out) / ("probe_log.txt" if probe else "train_log.txt"))
     keras.utils.set_random_seed(seed)
     config = FitConfig(**{f.name: members[0].recipe[f.name] for f in fields(FitConfig) if f.name in members[0].recipe})
@@ -213,7 +220,7 @@ def run_ensemble(member_folders: list[Path], out: Path, *, data: Path = TRAINING
             return build_card(labels, calibration.temperature, calibration.thresholds, metrics, provenance,
                               BACKBONES[config.backbone].weights_file, config.backbone,
                               tuple(members[0].card.input_size), V2_DATA_NAME,
-                              version=model_version or members[0].card.version,
+                              version=model_version,
                               thresholds_note=thresholds_in_words(calibration.thresholds, calibration.val_after,
                                                                   calibration.malignant),
                               members=len(members))
@@ -236,15 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data", type=Path, default=TRAINING_DATA, help="ham10000_224/ (its parent holds both folders)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--model-version", type=release_version, default=None,
-                   help="the card's version (default: the first member's)")
+    p.add_argument("--model-version", type=release_version, required=True,
+                   help="the card's version, not a member's (the review log keys earlier reviews by version)")
     p.add_argument("--probe", action="store_true",
                    help="validation only: the test split is never read; no test report, no gate")
     args = p.parse_args(argv)
     command = "python -m dermascan.train.ensemble " + shlex.join(argv if argv is not None else sys.argv[1:])
     try:
-        run_ensemble(args.members, args.out, data=args.data, seed=args.seed, model_version=args.model_version,
-                     command=command, probe=args.probe)
+        run_ensemble(args.members, args.out, args.model_version, data=args.data, seed=args.seed, command=command,
+                     probe=args.probe)
     except (DermascanError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -102,7 +102,7 @@ def build_card(
                         "ported by dermascan/train/backbones"),
             "license": info.license,
         }
-    what = f"{info.description}"
+    what = info.description
     if members > 1:
         backbone_card["name"] = f"{members} x {backbone_card['name']}, the mean of their logits (one model)"
         what = f"An ensemble of {members} networks, each a {info.description},"

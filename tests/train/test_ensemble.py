@@ -143,10 +143,15 @@ def test_two_tiny_runs_combined_end_to_end(tmp_path):
     assert not probe.gate and not (tmp_path / "a" / "evaluation.json").exists()
     assert "test:" not in (tmp_path / "a" / "probe_log.txt").read_text()
 
+    # A member's version would let the review log attach that member's reviews to the ensemble.
+    assert combine_runs(["--members", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "same"),
+                         "--model-version", "2.0.0"]) == 2
+    assert not (tmp_path / "same").exists()
+
     probe_out = tmp_path / "ens-probe"
     assert combine_runs(["--members", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(probe_out),
-                         "--data", str(SHARED / "ham10000_224"), "--probe"]) == 0
-    assert read_card(probe_out / "dermascan-mnv2-ham10000.card.json").version == "2.0.0-probe"
+                         "--data", str(SHARED / "ham10000_224"), "--model-version", "9.0.0", "--probe"]) == 0
+    assert read_card(probe_out / "dermascan-mnv2-ham10000.card.json").version == "9.0.0-probe"
     assert not (probe_out / "evaluation.json").exists() and "test:" not in (probe_out / "probe_log.txt").read_text()
 
     out = tmp_path / "ens"
@@ -176,6 +181,8 @@ def test_two_tiny_runs_combined_end_to_end(tmp_path):
 def test_a_single_member_on_the_command_line_is_one_line(tmp_path, capsys):
     from dermascan.train.ensemble import main as combine_runs
 
-    assert combine_runs(["--members", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 2
+    assert combine_runs(["--members", str(tmp_path / "missing"), "--out", str(tmp_path / "o"),
+                         "--model-version", "9.0.0"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()  # refused before anything is written
