@@ -239,10 +239,10 @@ def slider(runs: int) -> dict:
     return out
 
 
-def versus_previous(previous: Path, images: list[Path], runs: int) -> dict:
-    """Single-image analysis (Grad-CAM, no TTA, ``analyze(bytes).to_dict()``) of the bundled model against the
-    model it replaced, on the same images, runs interleaved (issue 12: at most 3x)."""
-    models = {"bundled": dermascan.load_model(BUNDLED_MODEL), "previous": dermascan.load_model(previous)}
+def versus_previous(previous: Path, images: list[Path], runs: int, candidate: Path = BUNDLED_MODEL) -> dict:
+    """Single-image analysis (Grad-CAM, no TTA, ``analyze(bytes).to_dict()``) of ``candidate`` (the bundled model
+    unless told) against the model it replaces, on the same images, runs interleaved (issue 12: at most 3x)."""
+    models = {"bundled": dermascan.load_model(candidate), "previous": dermascan.load_model(previous)}
     data = [p.read_bytes() for p in images[:8]]
     for model in models.values():
         model.analyze(data[0])
@@ -255,6 +255,7 @@ def versus_previous(previous: Path, images: list[Path], runs: int) -> dict:
     paired = interleaved_medians_ms({name: (lambda m=m: one(m)) for name, m in models.items()},
                                     max(runs, PAIRED_RUNS))
     return {"bundled_ms": paired["bundled"], "previous_ms": paired["previous"], "previous": previous.name,
+            "candidate": str(candidate),
             "ratio": paired["bundled"] / paired["previous"], "goal": "<= 3"}
 
 
@@ -286,13 +287,16 @@ def main() -> None:
     parser.add_argument("--previous", type=Path, default=None,
                         help="the model the bundled one replaced: single-image analysis time against it")
     parser.add_argument("--versus-only", action="store_true", help="with --previous: only that comparison")
+    parser.add_argument("--candidate", type=Path, default=BUNDLED_MODEL,
+                        help="with --previous: the model timed against it (default: the bundled one)")
     args = parser.parse_args()
     if not IMAGES.is_dir():
         sys.exit("error: ../shared/data/ham10000_224/images is needed for this benchmark")
     images = sorted(IMAGES.glob("*.jpg"))[: max(args.batch_images, 64)]
-    versus = versus_previous(args.previous, images, args.runs) if args.previous else None
+    versus = versus_previous(args.previous, images, args.runs, args.candidate) if args.previous else None
     if versus:
-        print(f"single-image analysis with Grad-CAM: bundled {versus['bundled_ms']:.1f} ms, previous "
+        who = "bundled" if args.candidate.resolve() == BUNDLED_MODEL.resolve() else args.candidate.parent.name
+        print(f"single-image analysis with Grad-CAM: {who} {versus['bundled_ms']:.1f} ms, previous "
               f"{versus['previous_ms']:.1f} ms ({versus['previous']}): {versus['ratio']:.2f}x (issue 12: <= 3x)")
         if args.versus_only:
             return
