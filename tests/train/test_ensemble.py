@@ -108,6 +108,7 @@ def test_members_that_belong_together_share_their_common_recipe(tmp_path):
     ({"preprocessing": "tf"}, "preprocessing"),
     ({"labels": HAM_LABELS[::-1]}, "labels"),
     ({"recipe": {"backbone": "effnet-lite0-torch"}}, "backbone"),
+    ({"recipe": {"logit_adjust": 1.0}}, "logit_adjust"),  # a balanced posterior and a prevalence one: two priors
     ({"split": "a,b\nc,d\n"}, "different splits"),
 ])
 def test_members_that_do_not_belong_together_are_refused(tmp_path, second, message):
