@@ -106,11 +106,12 @@ def combine(members: list[keras.Model]) -> keras.Model:
     return keras.Model(inputs, outputs, name=MODEL_GRAPH_NAME)
 
 
-# Recipe fields that may differ between members (what makes them diverse); every other field must agree. How a
-# member handles class imbalance (logit adjustment, class weights, sampling) must not: averaging the logits of a
+# Recipe fields that may differ between members (what makes them diverse); every other field must agree. The
+# backbone may differ (different networks make different mistakes) because the cards' input is checked apart; how
+# a member handles class imbalance (logit adjustment, class weights, sampling) may not: averaging the logits of a
 # balanced-posterior model and a prevalence model mixes two priors.
-MAY_DIFFER = ("sog_prob", "rrc_min_area", "ema", "epochs_finetune", "finetune_lr", "head_lr", "weight_decay",
-              "epochs_head", "finetune_from", "batch_size")
+MAY_DIFFER = ("backbone", "sog_prob", "rrc_min_area", "ema", "epochs_finetune", "finetune_lr", "head_lr",
+              "weight_decay", "epochs_head", "finetune_from", "batch_size")
 _TOTAL_LINE = re.compile(r"total wall time ([0-9.]+) min")
 
 
@@ -223,7 +224,7 @@ def run_ensemble(member_folders: list[Path], out: Path, model_version: str, *, d
                               version=model_version,
                               thresholds_note=thresholds_in_words(calibration.thresholds, calibration.val_after,
                                                                   calibration.malignant),
-                              members=len(members))
+                              member_backbones=tuple(m.recipe["backbone"] for m in members))
 
         if probe:
             summary = export_probe(options.out, model, make_card, loaded, calibration, log)

@@ -83,18 +83,21 @@ def build_card(
     *,
     version: str = MODEL_VERSION,
     thresholds_note: str = "",
-    members: int = 1,
+    member_backbones: tuple[str, ...] = (),
 ) -> ModelCard:
-    """The model card of the shipped model (``members`` > 1: an ensemble of that many ``backbone`` networks).
+    """The model card of the shipped model (``member_backbones``: an ensemble, one backbone name per member).
 
     ``version`` must change with the recipe: the review log keys earlier reviews of an image by model version.
     """
     info = BACKBONES[backbone]
     side = f"{input_size[0]}x{input_size[1]}"
-    if backbone == DEFAULT_BACKBONE:
+    if member_backbones:
+        backbone_card, what = _ensemble_backbone(member_backbones, side)
+    elif backbone == DEFAULT_BACKBONE:
         backbone_card = {"name": f"MobileNetV2 (alpha 0.35, {side})",
                          "weights": f"ImageNet, {info.weights_source} ({backbone_weights_name})",
                          "license": info.license}
+        what = info.description
     else:
         backbone_card = {
             "name": f"{info.description} ({side})",
@@ -102,10 +105,7 @@ def build_card(
                         "ported by dermascan/train/backbones"),
             "license": info.license,
         }
-    what = info.description
-    if members > 1:
-        backbone_card["name"] = f"{members} x {backbone_card['name']}, the mean of their logits (one model)"
-        what = f"An ensemble of {members} networks, each a {info.description},"
+        what = info.description
     card = ModelCard(
         labels=list(labels),
         display_names={k: HAM10000_DISPLAY_NAMES[k] for k in labels if k in HAM10000_DISPLAY_NAMES},
@@ -145,6 +145,25 @@ def build_card(
     )
     card.validate()
     return card
+
+
+def _ensemble_backbone(member_backbones: tuple[str, ...], side: str) -> tuple[dict, str]:
+    """The card's backbone entry and the description's subject for an ensemble of these backbones."""
+    infos = [BACKBONES[name] for name in member_backbones]
+    kinds = list(dict.fromkeys(info.description for info in infos))  # in order, each once
+    if len(kinds) == 1:
+        name = f"{len(infos)} x {kinds[0]} ({side})"
+        what = f"An ensemble of {len(infos)} networks, each a {kinds[0]},"
+    else:
+        name = " + ".join(f"{info.description}" for info in infos) + f" ({side})"
+        what = f"An ensemble of {len(infos)} networks ({'; '.join(kinds)}),"
+    entry = {
+        "name": f"{name}, the mean of their logits (one model)",
+        "weights": "; ".join(dict.fromkeys(f"ImageNet, {i.weights_source} ({i.weights_file}), ported by "
+                                           "dermascan/train/backbones" for i in infos)),
+        "license": "; ".join(dict.fromkeys(info.license for info in infos)),
+    }
+    return entry, what
 
 
 def thresholds_in_words(thresholds: dict[str, float], validation: dict, malignant: list[str]) -> str:

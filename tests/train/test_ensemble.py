@@ -23,11 +23,14 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
 
 
-def _member(seed: int) -> keras.Model:
-    """A tiny network with the shipped layout: ... -> ``out_relu`` (a smaller map) -> avg_pool -> Dense softmax."""
+def _member(seed: int, *, deeper: bool = False) -> keras.Model:
+    """A tiny network with the shipped layout: ... -> ``out_relu`` (a smaller map) -> avg_pool -> Dense softmax
+    (``deeper``: another architecture, as a second backbone would be)."""
     keras.utils.set_random_seed(seed)
     inp = keras.Input((32, 32, 3), name="image")
     x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="early")(inp)
+    if deeper:
+        x = keras.layers.Add(name="residual")([x, keras.layers.Conv2D(6, 1, name="extra")(x)])
     x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="late")(x)
     x = keras.layers.ReLU(name="out_relu")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -52,6 +55,14 @@ def test_the_combined_model_is_the_softmax_of_the_members_mean_logits(ensemble):
     expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(loaded.predict_prepared(x, calibrated=False), expected, rtol=1e-4, atol=1e-6)
     assert not np.allclose(np.asarray(members[0](x)), np.asarray(members[1](x)), atol=1e-3)  # two real opinions
+
+
+def test_members_of_different_architectures_combine_too():
+    members = [_member(3), _member(4, deeper=True)]
+    x = np.random.default_rng(5).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
+    logits = np.mean([np.log(np.asarray(m(x), np.float64)) for m in members], axis=0)
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(combine(members)(x)), expected, rtol=1e-4, atol=1e-6)
 
 
 def test_the_gate_reads_each_members_features_and_earlier_layer_from_the_same_pass(ensemble):
@@ -101,13 +112,34 @@ def _stub(tmp_path: Path, name: str, *, split: str = "a,b\n", recipe: dict | Non
 def test_members_that_belong_together_share_their_common_recipe(tmp_path):
     shared = check_compatible([_stub(tmp_path, "a"), _stub(tmp_path, "b", recipe={"sog_prob": 0.5})])
     assert shared == {"backbone": "mnv2-1.0-torch", "input_size": 224}  # sog_prob differs: listed per member
+    # Two backbones with one input (the cards agree): the backbone becomes a per-member field.
+    mixed = check_compatible([_stub(tmp_path, "a"), _stub(tmp_path, "b", recipe={"backbone": "effnet-lite0-torch"})])
+    assert mixed == {"input_size": 224, "sog_prob": 0.0}
+
+
+def test_an_ensembles_card_names_every_members_backbone_and_license():
+    from dermascan.train.backbones import BACKBONES
+    from dermascan.train.export import build_card
+
+    def card(*backbones):
+        return build_card(HAM_LABELS, 1.2, {"medium": 0.1, "high": 0.3}, {}, {}, "", backbones[0], (224, 224),
+                          version="9.0.0", member_backbones=backbones)
+
+    same = card("mnv2-1.0-torch", "mnv2-1.0-torch")
+    mnv2, lite = BACKBONES["mnv2-1.0-torch"], BACKBONES["effnet-lite0-torch"]
+    assert same.backbone["name"].startswith(f"2 x {mnv2.description} (224x224)")
+    assert same.backbone["license"] == mnv2.license and same.description.startswith("An ensemble of 2 networks")
+    mixed = card("mnv2-1.0-torch", "effnet-lite0-torch")
+    assert mixed.backbone["name"].startswith(f"{mnv2.description} + {lite.description}")
+    assert mixed.backbone["license"] == f"{mnv2.license}; {lite.license}"
+    assert mnv2.weights_file in mixed.backbone["weights"] and lite.weights_file in mixed.backbone["weights"]
 
 
 @pytest.mark.parametrize("second,message", [
     ({"input_size": [160, 160]}, "input_size"),
     ({"preprocessing": "tf"}, "preprocessing"),
     ({"labels": HAM_LABELS[::-1]}, "labels"),
-    ({"recipe": {"backbone": "effnet-lite0-torch"}}, "backbone"),
+    ({"recipe": {"input_size": 160}}, "input_size"),
     ({"recipe": {"logit_adjust": 1.0}}, "logit_adjust"),  # a balanced posterior and a prevalence one: two priors
     ({"split": "a,b\nc,d\n"}, "different splits"),
 ])
