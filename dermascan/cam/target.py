@@ -93,12 +93,18 @@ def single_io(model) -> tuple:
     return inputs[0], outputs[0]
 
 
+def last_call(layer):
+    """The node of ``layer``'s last call in a graph (its inputs and outputs), or None if it was never called."""
+    nodes = [n for n in getattr(layer, "_inbound_nodes", []) if getattr(n, "input_tensors", None) is not None]
+    return nodes[-1] if nodes else None
+
+
 def _call_node(layer, container):
     """The node where ``layer`` is called inside ``container``'s graph (the last call wins)."""
-    nodes = [n for n in layer._inbound_nodes if n.input_tensors is not None]
-    if not nodes:
+    node = last_call(layer)
+    if node is None:
         raise ModelLoadError(f"Could not trace how {container.name} uses {layer.name}.")
-    return nodes[-1]
+    return node
 
 
 def _as_single(tensors):

@@ -79,10 +79,12 @@ def _spatial_area(layer) -> int:
 
 def _producers(layer) -> list:
     """The layers whose outputs ``layer`` takes in its (last) call: one for most layers, several for a merge."""
-    nodes = [n for n in getattr(layer, "_inbound_nodes", []) if getattr(n, "input_tensors", None) is not None]
-    if not nodes:
+    from ..cam.target import last_call
+
+    node = last_call(layer)
+    if node is None:
         return []
-    tensors = nodes[-1].input_tensors
+    tensors = node.input_tensors
     tensors = tensors if isinstance(tensors, (list, tuple)) else [tensors]
     return [t._keras_history[0] for t in tensors if getattr(t, "_keras_history", None) is not None]
 

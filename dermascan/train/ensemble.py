@@ -54,6 +54,7 @@ from .pipeline import (
     load_run_data,
 )
 from .runlog import RunLog
+from .split import model_split_file
 
 
 def member_prefix(index: int) -> str:
@@ -136,16 +137,7 @@ class Member:
         totals = _TOTAL_LINE.findall(logs[0].read_text(encoding="utf-8")) if logs else []
         if totals:
             self.total_minutes = float(totals[-1])  # the card's figure stops before the member's own gate fit
-        self.split_file = _split_file(str(provenance.get("split_file", "")), self.folder)
-
-
-def _split_file(named: str, folder: Path) -> Path:
-    """The split a member names (relative to the repository root of the run), or the copy its run wrote beside it."""
-    path = Path(named)
-    if path.is_absolute():
-        return path
-    here = REPO_ROOT / path
-    return here if here.is_file() else folder / path.name
+        self.split_file = model_split_file(self.card, model_path, REPO_ROOT)
 
 
 def _digest(path: Path) -> str:

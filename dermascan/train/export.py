@@ -91,21 +91,16 @@ def build_card(
     """
     info = BACKBONES[backbone]
     side = f"{input_size[0]}x{input_size[1]}"
+    what = info.description
     if member_backbones:
         backbone_card, what = _ensemble_backbone(member_backbones, side)
     elif backbone == DEFAULT_BACKBONE:
         backbone_card = {"name": f"MobileNetV2 (alpha 0.35, {side})",
                          "weights": f"ImageNet, {info.weights_source} ({backbone_weights_name})",
                          "license": info.license}
-        what = info.description
     else:
-        backbone_card = {
-            "name": f"{info.description} ({side})",
-            "weights": (f"ImageNet, {info.weights_source} ({backbone_weights_name}), "
-                        "ported by dermascan/train/backbones"),
-            "license": info.license,
-        }
-        what = info.description
+        backbone_card = {"name": f"{info.description} ({side})",
+                         "weights": _ported_weights(info, backbone_weights_name), "license": info.license}
     card = ModelCard(
         labels=list(labels),
         display_names={k: HAM10000_DISPLAY_NAMES[k] for k in labels if k in HAM10000_DISPLAY_NAMES},
@@ -155,15 +150,19 @@ def _ensemble_backbone(member_backbones: tuple[str, ...], side: str) -> tuple[di
         name = f"{len(infos)} x {kinds[0]} ({side})"
         what = f"An ensemble of {len(infos)} networks, each a {kinds[0]},"
     else:
-        name = " + ".join(f"{info.description}" for info in infos) + f" ({side})"
+        name = " + ".join(info.description for info in infos) + f" ({side})"
         what = f"An ensemble of {len(infos)} networks ({'; '.join(kinds)}),"
     entry = {
         "name": f"{name}, the mean of their logits (one model)",
-        "weights": "; ".join(dict.fromkeys(f"ImageNet, {i.weights_source} ({i.weights_file}), ported by "
-                                           "dermascan/train/backbones" for i in infos)),
+        "weights": "; ".join(dict.fromkeys(_ported_weights(info, info.weights_file) for info in infos)),
         "license": "; ".join(dict.fromkeys(info.license for info in infos)),
     }
     return entry, what
+
+
+def _ported_weights(info, weights_name: str) -> str:
+    """The card's weights credit of a backbone ported by ``train/backbones``."""
+    return f"ImageNet, {info.weights_source} ({weights_name}), ported by dermascan/train/backbones"
 
 
 def thresholds_in_words(thresholds: dict[str, float], validation: dict, malignant: list[str]) -> str:

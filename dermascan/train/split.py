@@ -30,11 +30,15 @@ def image_paths(rows: pd.DataFrame, data_dir: Path) -> list[Path]:
 
 def model_split_file(card, model_path: Path, repo_root: Path) -> Path:
     """The split file a model was trained and evaluated on: the card's ``provenance.split_file`` (relative to
-    the repository), else ``split.csv`` beside the model."""
+    the repository; when that file is not there, e.g. the run was made in another checkout, the copy of the same
+    name its run wrote beside the model), else ``split.csv`` beside the model."""
     named = (getattr(card, "provenance", None) or {}).get("split_file")
     if isinstance(named, str) and named:
         path = Path(named)
-        return path if path.is_absolute() else Path(repo_root) / path
+        if path.is_absolute():
+            return path
+        here, beside = Path(repo_root) / path, Path(model_path).parent / path.name
+        return beside if not here.is_file() and beside.is_file() else here
     return Path(model_path).parent / "split.csv"
 
 

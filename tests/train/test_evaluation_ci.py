@@ -167,3 +167,11 @@ def test_the_split_a_model_names_is_found_and_read_by_source_folder(tmp_path):
     assert paths == [data / "set_224" / "images" / "A.jpg", data / "set_200" / "images" / "C.jpg"]
     no_provenance = SimpleNamespace(provenance={})
     assert model_split_file(no_provenance, tmp_path / "model" / "m.keras", tmp_path) == tmp_path / "model" / "split.csv"
+    # A run made in another checkout names its split relative to that checkout: the copy beside the model is used.
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "split_v2.csv").write_text(rows, encoding="utf-8")
+    moved = SimpleNamespace(provenance={"split_file": "model/run7/split_v2.csv"})
+    assert (model_split_file(moved, tmp_path / "elsewhere" / "m.keras", tmp_path)
+            == tmp_path / "elsewhere" / "split_v2.csv")
+    assert (model_split_file(moved, tmp_path / "nowhere" / "m.keras", tmp_path)
+            == tmp_path / "model" / "run7" / "split_v2.csv")  # neither there: the named path, for its error
