@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--head-lr", type=float, default=1e-3)
     p.add_argument("--finetune-lr", type=float, default=3e-4)
     p.add_argument("--finetune-from", default=None, help="first backbone layer to unfreeze (default: all)")
+    p.add_argument("--train-bn", action="store_true",
+                   help="fine-tune BatchNorm layers too (default: frozen, in inference mode)")
     p.add_argument("--class-weight-power", type=float, default=0.5, help="0 none, 1 inverse frequency")
     p.add_argument("--sampling-power", type=float, default=0.0, help="0 natural, 1 class-balanced sampling")
     p.add_argument("--dropout", type=float, default=0.3)
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         head_lr=args.head_lr,
         finetune_lr=args.finetune_lr,
         finetune_from=args.finetune_from,
+        train_bn=args.train_bn,
         class_weight_power=args.class_weight_power,
         sampling_power=args.sampling_power,
         backbone=args.backbone,

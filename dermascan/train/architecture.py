@@ -48,11 +48,14 @@ def head_layer_names() -> set[str]:
     return {"avg_pool", "head_dropout", "probabilities"}
 
 
-def set_trainable(model: keras.Model, *, backbone: bool, from_layer: str | None = None) -> None:
-    """Freeze or unfreeze the backbone; BatchNorm layers always stay frozen.
+def set_trainable(model: keras.Model, *, backbone: bool, from_layer: str | None = None,
+                  batch_norm: bool = False) -> None:
+    """Freeze or unfreeze the backbone; BatchNorm layers stay frozen unless ``batch_norm`` (and ``backbone``).
 
-    Frozen BatchNorm in Keras 3 also runs in inference mode, so fine-tuning does not
-    wreck the ImageNet statistics with small, augmented batches.
+    Frozen BatchNorm in Keras 3 also runs in inference mode, so fine-tuning does not wreck the
+    ImageNet statistics with small, augmented batches. ``batch_norm`` trains them like the rest of
+    the unfrozen backbone (batch statistics in training, moving averages updated): PyTorch's usual
+    fine-tuning, which lets the normalisation adapt from ImageNet photos to dermoscopy.
     """
     head = head_layer_names()
     unfrozen = from_layer is None
@@ -62,6 +65,6 @@ def set_trainable(model: keras.Model, *, backbone: bool, from_layer: str | None 
         if layer.name in head:
             layer.trainable = True
         elif isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+            layer.trainable = backbone and unfrozen and batch_norm
         else:
             layer.trainable = backbone and unfrozen

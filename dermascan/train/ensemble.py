@@ -112,7 +112,7 @@ def combine(members: list[keras.Model]) -> keras.Model:
 # a member handles class imbalance (logit adjustment, class weights, sampling) may not: averaging the logits of a
 # balanced-posterior model and a prevalence model mixes two priors.
 MAY_DIFFER = ("backbone", "sog_prob", "rrc_min_area", "ema", "epochs_finetune", "finetune_lr", "head_lr",
-              "weight_decay", "epochs_head", "finetune_from", "batch_size")
+              "weight_decay", "epochs_head", "finetune_from", "batch_size", "train_bn")
 _TOTAL_LINE = re.compile(r"total wall time ([0-9.]+) min")
 
 

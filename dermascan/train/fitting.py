@@ -135,6 +135,7 @@ class FitConfig:
     head_lr: float = 1e-3
     finetune_lr: float = 3e-4
     finetune_from: str | None = None  # first backbone layer to unfreeze; None = the whole backbone
+    train_bn: bool = False  # fine-tune the unfrozen backbone's BatchNorm layers too (batch statistics)
     class_weight_power: float = 0.5
     sampling_power: float = 0.0
     weight_decay: float = 1e-4
@@ -208,7 +209,9 @@ def train_two_phases(
     loss: keras.losses.Loss | str = "sparse_categorical_crossentropy",
     scaling: str = "tf",
 ) -> list[PhaseResult]:
-    """Warm up the head on a frozen backbone, then fine-tune the backbone (BatchNorm frozen) until ``deadline``.
+    """Warm up the head on a frozen backbone, then fine-tune the backbone until ``deadline``.
+
+    BatchNorm stays frozen unless ``config.train_bn``.
 
     EMA (``config.ema``) applies to fine-tuning only: the head phase is too short for an average to help.
     """
@@ -217,7 +220,7 @@ def train_two_phases(
         model, "head", train_ds, steps, config.epochs_head,
         keras.optimizers.Adam(config.head_lr), class_weight, val, log, loss=loss, scaling=scaling,
     )
-    set_trainable(model, backbone=True, from_layer=config.finetune_from)
+    set_trainable(model, backbone=True, from_layer=config.finetune_from, batch_norm=config.train_bn)
     schedule = BudgetedCosine(config.finetune_lr, config.epochs_finetune, deadline, log)
     ema = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
     finetune = run_phase(

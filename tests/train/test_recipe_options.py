@@ -54,6 +54,26 @@ def test_augmentation_options_are_seeded_and_scaled():
     assert tf_scaled.shape == (224, 224, 3) and tf_scaled.min() >= -1.0 and tf_scaled.max() <= 1.0
 
 
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_batch_norm_is_fine_tuned_only_when_asked(batch_norm):
+    import keras
+
+    from dermascan.train.architecture import build_model, set_trainable
+
+    model = build_model(7, None, backbone_name="mnv2-1.0-torch", input_size=(64, 64))
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    set_trainable(model, backbone=False, batch_norm=batch_norm)
+    assert not any(layer.trainable for layer in norms)  # the head phase never moves the backbone
+    set_trainable(model, backbone=True, batch_norm=batch_norm)
+    assert all(layer.trainable == batch_norm for layer in norms)
+    before = [layer.moving_mean.numpy().copy() for layer in norms]
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(2).uniform(0, 255, (8, 64, 64, 3)).astype("float32")
+    model.train_on_batch(x, np.arange(8) % 7)
+    moved = [not np.array_equal(b, layer.moving_mean.numpy()) for b, layer in zip(before, norms)]
+    assert all(moved) if batch_norm else not any(moved)
+
+
 @pytest.mark.skipif(not (SHARED / "ham10000_full_200x150" / "labels.csv").is_file(),
                     reason="needs ../shared/data (both HAM10000 folders)")
 def test_v2_run_on_the_ported_backbone_end_to_end(tmp_path):
@@ -67,7 +87,7 @@ def test_v2_run_on_the_ported_backbone_end_to_end(tmp_path):
     code = main(["--data", str(SHARED / "ham10000_224"), "--out", str(out), "--data-v2", "--limit", "48",
                  "--backbone", "mnv2-1.0-torch", "--weights", "none", "--input-size", "160",
                  "--logit-adjust", "1.0", "--class-weight-power", "0", "--ema", "0.9", "--rrc-min-area", "0.3",
-                 "--sog-prob", "0.5", "--epochs-head", "1", "--epochs-finetune", "1", "--seed", "5",
+                 "--sog-prob", "0.5", "--train-bn", "--epochs-head", "1", "--epochs-finetune", "1", "--seed", "5",
                  "--time-budget-min", "5"])
     assert code == 0
     card = read_card(out / "dermascan-mnv2-ham10000.card.json")
@@ -76,6 +96,7 @@ def test_v2_run_on_the_ported_backbone_end_to_end(tmp_path):
     assert card.version == "2.0.0"  # a new recipe is a new version: earlier reviews never attach to it
     assert "Medium starts at a score of" in card.thresholds_note and "validation" in card.thresholds_note
     assert card.provenance["recipe"]["ema"] == 0.9 and card.provenance["recipe"]["logit_adjust"] == 1.0
+    assert card.provenance["recipe"]["train_bn"] is True
     log = (out / "train_log.txt").read_text()
     assert "v2 lesion-grouped split" in log and "logit-adjusted loss, tau 1.0" in log
     evaluation = json.loads((out / "evaluation.json").read_text())
