@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import re
 import shlex
 import sys
 import time
@@ -35,12 +34,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from ..config import REPO_ROOT, TRAINING_DATA
+from ..config import TRAINING_DATA
 from ..errors import DermascanError
-from ..model.card import ModelCard, read_card
+from ..model.card import ModelCard
 from .architecture import CAM_LAYER, MODEL_GRAPH_NAME
 from .backbones import BACKBONES
-from .export import MODEL_NAME, build_card, release_version, thresholds_in_words
+from .export import build_card, release_version, thresholds_in_words
 from .fitting import FitConfig
 from .pipeline import (
     PROBE_SUFFIX,
@@ -54,7 +53,7 @@ from .pipeline import (
     load_run_data,
 )
 from .runlog import RunLog
-from .split import model_split_file
+from .trained_run import TrainedRun
 
 
 def member_prefix(index: int) -> str:
@@ -113,38 +112,13 @@ def combine(members: list[keras.Model]) -> keras.Model:
 # balanced-posterior model and a prevalence model mixes two priors.
 MAY_DIFFER = ("backbone", "sog_prob", "rrc_min_area", "ema", "epochs_finetune", "finetune_lr", "head_lr",
               "weight_decay", "epochs_head", "finetune_from", "batch_size", "train_bn")
-_TOTAL_LINE = re.compile(r"total wall time ([0-9.]+) min")
-
-
-class Member:
-    """One trained run: its Keras model, card and minutes (from its log's last line when there, else its card)."""
-
-    def __init__(self, folder: Path):
-        from ..model.loading import load_keras_file
-
-        self.folder = Path(folder)
-        model_path = self.folder / f"{MODEL_NAME}.keras"
-        self.card: ModelCard = read_card(model_path.with_name(f"{MODEL_NAME}.card.json"))
-        self.model, _ = load_keras_file(model_path)
-        provenance = self.card.provenance or {}
-        if not isinstance(provenance.get("recipe"), dict):
-            raise DermascanError(f"{self.folder.name}: the card has no training recipe; train it with dermascan.train.")
-        self.recipe: dict = provenance["recipe"]
-        self.command = str(provenance.get("command", ""))
-        self.training_minutes = float(provenance.get("training_minutes") or 0.0)
-        self.total_minutes = float(provenance.get("total_minutes_incl_evaluation") or self.training_minutes)
-        logs = [self.folder / name for name in ("train_log.txt", "probe_log.txt") if (self.folder / name).is_file()]
-        totals = _TOTAL_LINE.findall(logs[0].read_text(encoding="utf-8")) if logs else []
-        if totals:
-            self.total_minutes = float(totals[-1])  # the card's figure stops before the member's own gate fit
-        self.split_file = model_split_file(self.card, model_path, REPO_ROOT)
 
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def check_compatible(members: list[Member]) -> dict:
+def check_compatible(members: list[TrainedRun]) -> dict:
     """The recipe fields the members share (a ``DermascanError`` when the input, labels or split differ)."""
     if len(members) < 2:
         raise DermascanError("An ensemble needs at least two members.")
@@ -176,7 +150,7 @@ def run_ensemble(member_folders: list[Path], out: Path, model_version: str, *, d
     """
     if len(member_folders) < 2:
         raise DermascanError("An ensemble needs at least two members.")
-    members = [Member(folder) for folder in member_folders]
+    members = [TrainedRun(folder) for folder in member_folders]
     shared = check_compatible(members)
     taken = {m.card.version.removesuffix(PROBE_SUFFIX) for m in members}
     if model_version in taken:
