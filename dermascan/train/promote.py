@@ -52,8 +52,13 @@ def check_promotable(run: TrainedRun, model_version: str) -> None:
     if not run.card.version.endswith(PROBE_SUFFIX):
         raise DermascanError(f"{run.folder.name} is not a recipe probe (version {run.card.version}); "
                              "only a probe made with --probe is promoted.")
-    if "split_v2" not in run.split_file.name or not run.split_file.is_file():
-        raise DermascanError(f"{run.folder.name}: its lesion-grouped split file {run.split_file.name} is missing.")
+    if "members" in (run.card.provenance or {}):
+        raise DermascanError(f"{run.folder.name} is an ensemble probe; build the release with "
+                             "python -m dermascan.train.ensemble (without --probe): combining does not train.")
+    if "split_v2" not in run.split_file.name:
+        raise DermascanError(f"{run.folder.name} was not trained on the lesion-grouped split (--data-v2).")
+    if not run.split_file.is_file():
+        raise DermascanError(f"{run.folder.name}: its split file {run.split_file} is missing.")
     if model_version == _bundled_version():
         raise DermascanError(f"Version {model_version} is the bundled model's; a promoted model needs a new one "
                              "(the review log keys reviews by model version).")

@@ -60,6 +60,27 @@ def test_a_probe_is_promoted_with_its_own_weights_and_a_test_report(tmp_path, ca
     assert "not a recipe probe" in err and "\n" not in err
 
 
+@pytest.mark.parametrize("version,provenance,split,message", [
+    ("2.0.0", {}, "split_v2.csv", "not a recipe probe"),
+    ("2.0.0-probe", {"members": [{}, {}]}, "split_v2.csv", "ensemble probe"),
+    ("2.0.0-probe", {}, "split.csv", "lesion-grouped"),
+    ("2.0.0-probe", {}, "absent/split_v2.csv", "missing"),
+])
+def test_only_a_single_network_probe_on_the_lesion_grouped_split_is_promoted(tmp_path, version, provenance, split,
+                                                                           message):
+    from types import SimpleNamespace
+
+    from dermascan.errors import DermascanError
+    from dermascan.train.promote import check_promotable
+
+    (tmp_path / "split_v2.csv").write_text("image_id,split\n")
+    (tmp_path / "split.csv").write_text("image_id,split\n")
+    run = SimpleNamespace(folder=tmp_path / "run", split_file=tmp_path / split,
+                          card=SimpleNamespace(version=version, provenance=provenance))
+    with pytest.raises(DermascanError, match=message):
+        check_promotable(run, "9.9.9")
+
+
 def test_a_missing_run_is_one_line(tmp_path, capsys):
     from dermascan.train.promote import main as promote
 
