@@ -6,9 +6,10 @@ layout: ``_conv_stem``, ``_blocks.N._expand_conv`` ...). The topology is the Ten
 mirrors: TensorFlow "same" padding (Keras ``same``, so no explicit padding layers), BatchNorm epsilon 1e-3,
 ReLU6, no squeeze-and-excitation, stem (32) and head (1280) not scaled. The larger variants widen the blocks
 (``round_filters``) and repeat them more (``round_repeats``), except the first and last stage, which Lite keeps
-as they are (``fix_head_stem``). The TensorFlow checkpoints take
-``(x - 127) / 128``, and so does this conversion: on scikit-learn's sample ``flower.jpg`` it says "daisy" with
-that scaling and "honeycomb" with torchvision's mean/std (tests/train/test_backbone_port_lite.py). The scaling
+as they are (``fix_head_stem``). The TensorFlow checkpoints take ``(x - 127) / 128``, and so do these
+conversions: on scikit-learn's sample ``flower.jpg`` Lite0 says "daisy" with that scaling and "honeycomb" with
+torchvision's mean/std, and every variant names matplotlib's Grace Hopper portrait "military uniform" more surely
+with it (tests/train/test_backbone_port_lite.py). The scaling
 is a ``Rescaling`` layer, so the model takes 0-255 RGB (card scaling ``raw``) and the saved file stays data.
 Keras layer names are the torch module paths without the leading ``_`` and with ``blocks_N_`` for
 ``_blocks.N._``; the last activation is ``out_relu``, the CAM layer.
