@@ -27,8 +27,6 @@ import argparse
 import hashlib
 import shlex
 import sys
-import time
-from dataclasses import fields
 from pathlib import Path
 
 import keras
@@ -40,18 +38,7 @@ from ..model.card import ModelCard
 from .architecture import CAM_LAYER, MODEL_GRAPH_NAME
 from .backbones import BACKBONES
 from .export import build_card, release_version, thresholds_in_words
-from .fitting import FitConfig
-from .pipeline import (
-    PROBE_SUFFIX,
-    V2_DATA_NAME,
-    RunOptions,
-    base_provenance,
-    calibrate_on_validation,
-    deterministic_ops,
-    evaluate_and_export,
-    export_probe,
-    load_run_data,
-)
+from .pipeline import PROBE_SUFFIX, V2_DATA_NAME, RunOptions, base_provenance, finish_trained
 from .runlog import RunLog
 from .trained_run import TrainedRun
 
@@ -157,48 +144,37 @@ def run_ensemble(member_folders: list[Path], out: Path, model_version: str, *, d
         raise DermascanError(f"Version {model_version} is a member's; the ensemble needs a version of its own.")
     log = RunLog(Path(out) / ("probe_log.txt" if probe else "train_log.txt"))
     keras.utils.set_random_seed(seed)
-    config = FitConfig(**{f.name: members[0].recipe[f.name] for f in fields(FitConfig) if f.name in members[0].recipe})
+    config = members[0].fit_config()
     options = RunOptions(data=Path(data), out=Path(out), weights=None, seed=seed, data_v2=True, probe=probe,
                          split_v2=members[0].split_file, model_version=model_version, command=command)
     log(f"command: {command}")
     for member in members:
         log(f"member {member.folder.name}: {member.card.name} {member.card.version}, "
             f"{member.total_minutes:.1f} min, `{member.command}`")
-    with deterministic_ops():
-        labels = list(members[0].card.labels)
-        loaded = load_run_data(options, config, labels, log)
-        model = combine([m.model for m in members])
-        log(f"combined {len(members)} members: {model.count_params():,} parameters, CAM layer {CAM_LAYER} "
-            f"({model.get_layer(CAM_LAYER).output.shape[-1]} channels)")
-        t0 = time.perf_counter()
-        scaling = members[0].card.preprocessing
-        calibration = calibrate_on_validation(model, loaded, labels, log, scaling)
+    labels = list(members[0].card.labels)
+    model = combine([m.model for m in members])
+    log(f"combined {len(members)} members: {model.count_params():,} parameters, CAM layer {CAM_LAYER} "
+        f"({model.get_layer(CAM_LAYER).output.shape[-1]} channels)")
 
-        def make_card(metrics: dict) -> ModelCard:
-            provenance = base_provenance(options, loaded, log, sum(m.training_minutes for m in members))
-            provenance.update({
-                "code": "dermascan/train (python -m dermascan.train per member, then dermascan.train.ensemble)",
-                # The whole recipe: every member's run, then this one (up to export).
-                "total_minutes_incl_evaluation": round(sum(m.total_minutes for m in members) + log.elapsed_min, 2),
-                "recipe": {**shared, "ensemble": f"softmax of the mean of {len(members)} members' logits"},
-                "members": [{"command": m.command, "minutes": round(m.total_minutes, 2),
-                             "recipe": {k: v for k, v in m.recipe.items() if k not in shared}} for m in members],
-            })
-            return build_card(labels, calibration.temperature, calibration.thresholds, metrics, provenance,
-                              BACKBONES[config.backbone].weights_file, config.backbone,
-                              tuple(members[0].card.input_size), V2_DATA_NAME,
-                              version=model_version,
-                              thresholds_note=thresholds_in_words(calibration.thresholds, calibration.val_after,
-                                                                  calibration.malignant),
-                              member_backbones=tuple(m.recipe["backbone"] for m in members))
+    def card_for(calibration, loaded, metrics: dict) -> ModelCard:
+        provenance = base_provenance(options, loaded, log, sum(m.training_minutes for m in members))
+        provenance.update({
+            "code": "dermascan/train (python -m dermascan.train per member, then dermascan.train.ensemble)",
+            # The whole recipe: every member's run, then this one (up to export).
+            "total_minutes_incl_evaluation": round(sum(m.total_minutes for m in members) + log.elapsed_min, 2),
+            "recipe": {**shared, "ensemble": f"softmax of the mean of {len(members)} members' logits"},
+            "members": [{"command": m.command, "minutes": round(m.total_minutes, 2),
+                         "recipe": {k: v for k, v in m.recipe.items() if k not in shared}} for m in members],
+        })
+        return build_card(labels, calibration.temperature, calibration.thresholds, metrics, provenance,
+                          BACKBONES[config.backbone].weights_file, config.backbone,
+                          tuple(members[0].card.input_size), V2_DATA_NAME,
+                          version=model_version,
+                          thresholds_note=thresholds_in_words(calibration.thresholds, calibration.val_after,
+                                                              calibration.malignant),
+                          member_backbones=tuple(m.recipe["backbone"] for m in members))
 
-        if probe:
-            summary = export_probe(options.out, model, make_card, loaded, calibration, log)
-        else:
-            summary = evaluate_and_export(options, model, model, make_card, loaded, labels, calibration, log,
-                                          scaling, t0)
-    return {"val_balanced_accuracy": calibration.val_after["balanced_accuracy"],
-            "temperature": calibration.temperature, **summary}
+    return finish_trained(model, options, config, labels, members[0].card.preprocessing, log, card_for)
 
 
 def main(argv: list[str] | None = None) -> int:

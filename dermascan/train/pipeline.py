@@ -189,6 +189,33 @@ def evaluate_and_export(options: RunOptions, model, clean, make_card, data: _Dat
     return {"test": after, "model": str(model_path), "card": str(card_path)}
 
 
+def finish_trained(model, options: RunOptions, config: FitConfig, labels_list: list[str], scaling: str, log: RunLog,
+                   card_for, after_calibration=None) -> dict:
+    """What a run does after fitting, for a network that exists already (an ensemble, a promoted probe).
+
+    Loads the split's images, fits temperature and thresholds on validation, then exports a probe
+    (``options.probe``) or a release (test report, card, report, gate). ``card_for(calibration, data, metrics)``
+    builds the card; ``after_calibration(calibration)`` may log what the calibration found.
+    """
+    with deterministic_ops():
+        data = load_run_data(options, config, labels_list, log)
+        t0 = time.perf_counter()
+        calibration = calibrate_on_validation(model, data, labels_list, log, scaling)
+        if after_calibration is not None:
+            after_calibration(calibration)
+
+        def make_card(metrics: dict):
+            return card_for(calibration, data, metrics)
+
+        if options.probe:
+            summary = export_probe(options.out, model, make_card, data, calibration, log)
+        else:
+            summary = evaluate_and_export(options, model, model, make_card, data, labels_list, calibration, log,
+                                          scaling, t0)
+    return {"val_balanced_accuracy": calibration.val_after["balanced_accuracy"],
+            "temperature": calibration.temperature, **summary}
+
+
 def _log_setup(log: RunLog, options: RunOptions, config: FitConfig) -> None:
     log(f"command: {options.command}")
     log(f"python {platform.python_version()}, tensorflow {tf.__version__}, keras {keras.__version__}, "

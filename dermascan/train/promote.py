@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
-from dataclasses import fields
 from pathlib import Path
 
 from ..config import DEFAULT_MODELS_DIR, TRAINING_DATA
@@ -24,15 +22,11 @@ from ..errors import DermascanError
 from ..model.card import ModelCard, read_card
 from .backbones import BACKBONES
 from .export import MODEL_NAME, build_card, release_version, thresholds_in_words, today
-from .fitting import FitConfig
 from .pipeline import (
     PROBE_SUFFIX,
     V2_DATA_NAME,
     RunOptions,
-    calibrate_on_validation,
-    deterministic_ops,
-    evaluate_and_export,
-    load_run_data,
+    finish_trained,
 )
 from .runlog import RunLog
 from .trained_run import TrainedRun
@@ -43,7 +37,7 @@ BUNDLED_CARD = DEFAULT_MODELS_DIR / f"{MODEL_NAME}.card.json"
 def _bundled_version() -> str | None:
     try:
         return read_card(BUNDLED_CARD).version
-    except Exception:  # noqa: BLE001 - no bundled model (or an unreadable card) leaves nothing to collide with
+    except DermascanError:  # no bundled card (or an unreadable one) leaves nothing to collide with
         return None
 
 
@@ -70,7 +64,7 @@ def promote(run_folder: Path, out: Path, model_version: str, *, data: Path = TRA
     run = TrainedRun(run_folder)
     check_promotable(run, model_version)
     provenance = dict(run.card.provenance)
-    config = FitConfig(**{f.name: run.recipe[f.name] for f in fields(FitConfig) if f.name in run.recipe})
+    config = run.fit_config()
     options = RunOptions(data=Path(data), out=Path(out), weights=None, seed=int(provenance.get("seed", 42)),
                          data_v2=True, split_v2=run.split_file, model_version=model_version, command=command)
     log = RunLog(Path(out) / "train_log.txt")
@@ -78,27 +72,23 @@ def promote(run_folder: Path, out: Path, model_version: str, *, data: Path = TRA
     log(f"promoting {run.folder.name}: {run.card.name} {run.card.version}, {run.total_minutes:.1f} min, "
         f"`{run.command}`")
     labels = list(run.card.labels)
-    with deterministic_ops():
-        loaded = load_run_data(options, config, labels, log)
-        t0 = time.perf_counter()
-        calibration = calibrate_on_validation(run.model, loaded, labels, log, run.card.preprocessing)
+
+    def card_for(calibration, _data, metrics: dict) -> ModelCard:
+        promoted = {**provenance,
+                    "promoted": {"from": run.folder.name, "probe_version": run.card.version,
+                                 "command": command, "date": today(), "minutes": round(log.elapsed_min, 2)},
+                    "total_minutes_incl_evaluation": round(run.total_minutes + log.elapsed_min, 2)}
+        return build_card(labels, calibration.temperature, calibration.thresholds, metrics, promoted,
+                          BACKBONES[config.backbone].weights_file, config.backbone, tuple(run.card.input_size),
+                          V2_DATA_NAME, version=model_version,
+                          thresholds_note=thresholds_in_words(calibration.thresholds, calibration.val_after,
+                                                              calibration.malignant))
+
+    def compare_temperature(calibration) -> None:
         log(f"temperature {calibration.temperature:.4f} (the probe's card: {run.card.temperature:.4f})")
 
-        def make_card(metrics: dict) -> ModelCard:
-            promoted = {**provenance,
-                        "promoted": {"from": run.folder.name, "probe_version": run.card.version,
-                                     "command": command, "date": today(), "minutes": round(log.elapsed_min, 2)},
-                        "total_minutes_incl_evaluation": round(run.total_minutes + log.elapsed_min, 2)}
-            return build_card(labels, calibration.temperature, calibration.thresholds, metrics, promoted,
-                              BACKBONES[config.backbone].weights_file, config.backbone, tuple(run.card.input_size),
-                              V2_DATA_NAME, version=model_version,
-                              thresholds_note=thresholds_in_words(calibration.thresholds, calibration.val_after,
-                                                                  calibration.malignant))
-
-        summary = evaluate_and_export(options, run.model, run.model, make_card, loaded, labels, calibration, log,
-                                      run.card.preprocessing, t0)
-    return {"val_balanced_accuracy": calibration.val_after["balanced_accuracy"],
-            "temperature": calibration.temperature, **summary}
+    return finish_trained(run.model, options, config, labels, run.card.preprocessing, log, card_for,
+                          compare_temperature)
 
 
 def main(argv: list[str] | None = None) -> int:

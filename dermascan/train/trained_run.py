@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from pathlib import Path
 
 from ..config import REPO_ROOT
 from ..errors import DermascanError
 from ..model.card import ModelCard, read_card
 from .export import MODEL_NAME
+from .fitting import FitConfig
 from .split import model_split_file
 
 _TOTAL_LINE = re.compile(r"total wall time ([0-9.]+) min")
@@ -36,3 +38,7 @@ class TrainedRun:
         if totals:
             self.total_minutes = float(totals[-1])  # the card's figure stops before the member's own gate fit
         self.split_file = model_split_file(self.card, model_path, REPO_ROOT)
+
+    def fit_config(self) -> FitConfig:
+        """The run's recipe as a ``FitConfig`` (fields the card does not name keep their defaults)."""
+        return FitConfig(**{f.name: self.recipe[f.name] for f in fields(FitConfig) if f.name in self.recipe})
