@@ -32,7 +32,6 @@ import shutil
 import sqlite3
 import stat
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -749,12 +748,11 @@ def test_concurrent_writers_on_one_database_lose_nothing(new_db, backend):
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(2)]
-    start = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
-        t.join(120)
-    assert not errors and time.perf_counter() - start < 120
+        t.join(120)  # a deadlock guard, not a speed bound
+    assert not errors and not any(t.is_alive() for t in threads)
     with ReviewStore(path) as check:
         cases = check.list_cases()
         assert len(cases) == 50 and all(c.decision is not None for c in cases)
