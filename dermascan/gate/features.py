@@ -17,10 +17,10 @@ from dataclasses import dataclass
 NO_FEATURES = ("the model does not end in a Dense layer, so its penultimate features could not be found")
 PENULTIMATE = "penultimate"
 # Layers whose output is a trivial copy of their input's (padding, dropout, a normalisation before the
-# activation): never chosen as a tap.
+# activation, a resampling such as ``train.ensemble``'s): never chosen as a tap.
 _NOT_TAPS = ("ZeroPadding2D", "Cropping2D", "Dropout", "SpatialDropout2D", "GaussianDropout", "GaussianNoise",
              "AlphaDropout", "BatchNormalization", "LayerNormalization", "GroupNormalization", "Normalization",
-             "Rescaling", "Resizing", "InputLayer")
+             "Rescaling", "Resizing", "UpSampling2D", "InputLayer")
 
 
 def _is_dense(layer) -> bool:

@@ -4,6 +4,9 @@ Modules, one job each: ``split`` (the fixed 70/15/15 v1 split and the lesion-gro
 ``data`` (decoding, augmentation and tf.data), ``backbones`` (ImageNet backbones, the torchvision ports),
 ``architecture`` (the flat backbone + softmax head), ``fitting`` (the two phases under a time budget,
 logit-adjusted loss, EMA), ``calibration`` (temperature and triage thresholds), ``export`` (model file
-and card), ``report`` / ``report_render`` (EVALUATION.md with intervals and subgroups), ``pipeline``
-(the whole run), ``linear_probe`` (frozen-feature head-to-head of backbones).
+and card), ``weight_storage`` (half-precision kernels in the file), ``report`` / ``report_render``
+(EVALUATION.md with intervals and subgroups), ``pipeline`` (the whole run), ``trained_run`` (a run's folder
+read back), ``ensemble`` (several runs as one model), ``promote`` (a probe finished into a release),
+``compare_models`` (a candidate against the shipped model), ``linear_probe`` / ``posthoc`` (validation-only
+probes).
 """

@@ -1,10 +1,10 @@
 """Several trained networks as one Keras model: the mean of their logits, one compiled pass, one heatmap.
 
-``combine`` joins members built by ``architecture.build_model`` (same input, same scaling, same labels) into
-one flat functional model: each member's backbone is cloned onto the shared input under its own name prefix,
-their last feature maps are concatenated into one map that keeps the name ``out_relu`` (the card's CAM layer),
-then global average pooling and one ``Dense`` softmax whose kernel stacks the members' kernels, each divided
-by the number of members (and whose bias is their mean). So:
+``combine`` joins members built by ``architecture.build_model`` (same scaling, same labels) into one flat
+functional model: each member's backbone is cloned onto the shared input under its own name prefix, their last
+feature maps are concatenated into one map that keeps the name ``out_relu`` (the card's CAM layer), then global
+average pooling and one ``Dense`` softmax whose kernel stacks the members' kernels, each divided by the number of
+members (and whose bias is their mean). So:
 
 * the probabilities are the softmax of the mean of the members' logits (a geometric mean of their
   probabilities, renormalised): the ensemble is exact, not distilled;
@@ -14,17 +14,27 @@ by the number of members (and whose bias is their mean). So:
   per-channel means of the gradient, and each channel belongs to one member), so the heatmap explains the
   ensemble's score rather than one member's.
 
+Members may take different input sizes (a 224 px MobileNetV2 beside a 260 px EfficientNet-Lite2). The model
+takes the first member's input; each other member gets a ``Resizing`` layer in front of its first layer, which
+resizes as the engine's preprocessing does (bilinear), so a member sees about what it was trained on. Their last
+maps then differ too (7x7 and 9x9): each is resampled to the finest grid by area averaging, which keeps every
+channel's spatial mean exactly, so the pooled features, and with them the probabilities, are still each
+member's own; the heatmap of a resampled member is its own heatmap, resampled.
+
 ``python -m dermascan.train.ensemble --members RUN_A RUN_B --out DIR`` takes training runs' output folders
-(their model, card and train log), checks that they were trained on one split with one input, combines them
+(their model, card and train log), checks that they were trained on one split with one scaling, combines them
 and then does what a training run does after fitting: temperature and triage thresholds on validation, the
 test report, the card (its provenance lists every member's command and minutes), the evaluation report and
-the input gate (which reads each member's own earlier layer, ``gate.features.default_taps``).
+the input gate (which reads each member's own earlier layer, ``gate.features.default_taps``). With
+``--float16-kernels`` the kernels are rounded to float16 first and stored so (``weight_storage``): a file about
+half the size, calibrated and evaluated as stored.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -41,6 +51,7 @@ from .export import build_card, release_version, thresholds_in_words
 from .pipeline import PROBE_SUFFIX, V2_DATA_NAME, RunOptions, base_provenance, finish_trained
 from .runlog import RunLog
 from .trained_run import TrainedRun
+from .weight_storage import round_kernels_to_float16
 
 
 def member_prefix(index: int) -> str:
@@ -60,9 +71,9 @@ def _renamed_clone(prefix: str):
 def _check_members(members: list) -> None:
     if len(members) < 2:
         raise ValueError("an ensemble needs at least two members")
-    shapes = {tuple(m.input_shape[1:]) for m in members}
-    if len(shapes) != 1:
-        raise ValueError(f"the members take different input shapes: {sorted(shapes)}")
+    channels = {m.input_shape[-1] for m in members}
+    if len(channels) != 1 or any(len(m.input_shape) != 4 for m in members):
+        raise ValueError(f"the members take different kinds of input: {sorted({m.input_shape for m in members})}")
     classes = {m.layers[-1].units for m in members}
     if len(classes) != 1:
         raise ValueError(f"the members have different numbers of classes: {sorted(classes)}")
@@ -71,17 +82,59 @@ def _check_members(members: list) -> None:
             raise ValueError(f"{m.name} is not a model of architecture.build_model (no {CAM_LAYER} before a Dense)")
 
 
+def _resized_input(inputs, side: tuple[int, int], prefix: str):
+    """A ``call_function`` for ``clone_model`` that puts one ``Resizing`` layer between ``inputs`` and every
+    layer of the member that reads it (Keras's documented way to insert a layer while cloning)."""
+    resized = []
+    # Bilinear as the engine enlarges; antialiased when shrinking, near the engine's area averaging (TensorFlow's
+    # area resize has no gradient, and the heatmap's tape needs one for every op it recorded).
+    shrinking = side[0] * side[1] < inputs.shape[1] * inputs.shape[2]
+
+    def call(layer, *args, **kwargs):
+        if args and args[0] is inputs:
+            if not resized:
+                resized.append(keras.layers.Resizing(*side, interpolation="bilinear", antialias=shrinking,
+                                                     name=prefix + "input_resize")(inputs))
+            args = (resized[0], *args[1:])
+        return layer(*args, **kwargs)
+
+    return call
+
+
+def _area_resampled(fmap, grid: tuple[int, int], prefix: str):
+    """``fmap`` resampled to ``grid`` by area averaging, one axis at a time: nearest-neighbour upsampling to the
+    sides' least common multiple, then average pooling down to the grid. Each output cell is the exact mean of
+    the input area it covers, so every channel's spatial mean is kept (and with it the pooled features), and,
+    unlike TensorFlow's area resize, both layers have gradients."""
+    for axis, name in ((0, "rows"), (1, "cols")):
+        source, target = fmap.shape[1 + axis], grid[axis]
+        if source == target:
+            continue
+        common = math.lcm(source, target)
+        up, pool = [1, 1], [1, 1]
+        up[axis], pool[axis] = common // source, common // target
+        fmap = keras.layers.UpSampling2D(tuple(up), interpolation="nearest", name=f"{prefix}map_{name}_up")(fmap)
+        fmap = keras.layers.AveragePooling2D(tuple(pool), name=f"{prefix}map_{name}_mean")(fmap)
+    return fmap
+
+
 def combine(members: list[keras.Model]) -> keras.Model:
-    """One model whose output is the softmax of the mean of the members' logits (see the module doc)."""
+    """One model whose output is the softmax of the mean of the members' logits (see the module doc); it takes
+    the first member's input size."""
     _check_members(members)
     inputs = keras.Input(shape=members[0].input_shape[1:], name="image")
+    grids = [tuple(m.get_layer(CAM_LAYER).output.shape[1:3]) for m in members]
+    grid = max(grids, key=lambda hw: hw[0] * hw[1])
     maps, kernels, biases = [], [], []
     for index, member in enumerate(members):
+        prefix = member_prefix(index)
         trunk = keras.Model(member.input, member.get_layer(CAM_LAYER).output)
-        clone = keras.models.clone_model(trunk, input_tensors=inputs, clone_function=_renamed_clone(
-            member_prefix(index)))
+        side = tuple(member.input_shape[1:3])
+        call = None if side == tuple(inputs.shape[1:3]) else _resized_input(inputs, side, prefix)
+        clone = keras.models.clone_model(trunk, input_tensors=inputs, clone_function=_renamed_clone(prefix),
+                                         call_function=call)
         clone.set_weights(trunk.get_weights())
-        maps.append(clone.output)
+        maps.append(_area_resampled(clone.output, grid, prefix))
         kernel, bias = member.layers[-1].get_weights()
         kernels.append(kernel)
         biases.append(bias)
@@ -94,11 +147,11 @@ def combine(members: list[keras.Model]) -> keras.Model:
 
 
 # Recipe fields that may differ between members (what makes them diverse); every other field must agree. The
-# backbone may differ (different networks make different mistakes) because the cards' input is checked apart; how
-# a member handles class imbalance (logit adjustment, class weights, sampling) may not: averaging the logits of a
-# balanced-posterior model and a prevalence model mixes two priors.
-MAY_DIFFER = ("backbone", "sog_prob", "rrc_min_area", "ema", "epochs_finetune", "finetune_lr", "head_lr",
-              "weight_decay", "epochs_head", "finetune_from", "batch_size", "train_bn")
+# backbone and its input size may differ (different networks make different mistakes; ``combine`` resizes the
+# input for each member); how a member handles class imbalance (logit adjustment, class weights, sampling) may
+# not: averaging the logits of a balanced-posterior model and a prevalence model mixes two priors.
+MAY_DIFFER = ("backbone", "input_size", "sog_prob", "rrc_min_area", "ema", "epochs_finetune", "finetune_lr",
+              "head_lr", "weight_decay", "epochs_head", "finetune_from", "batch_size", "train_bn")
 
 
 def _digest(path: Path) -> str:
@@ -106,12 +159,12 @@ def _digest(path: Path) -> str:
 
 
 def check_compatible(members: list[TrainedRun]) -> dict:
-    """The recipe fields the members share (a ``DermascanError`` when the input, labels or split differ)."""
+    """The recipe fields the members share (a ``DermascanError`` when the scaling, labels or split differ)."""
     if len(members) < 2:
         raise DermascanError("An ensemble needs at least two members.")
     first = members[0]
     for member in members[1:]:
-        for what in ("labels", "preprocessing", "resize", "input_size", "malignant_labels"):
+        for what in ("labels", "preprocessing", "resize", "malignant_labels"):
             if getattr(member.card, what) != getattr(first.card, what):
                 raise DermascanError(f"{member.folder.name} and {first.folder.name} differ in their card's {what}.")
         fixed = [k for k in set(first.recipe) | set(member.recipe)
@@ -129,9 +182,10 @@ def check_compatible(members: list[TrainedRun]) -> dict:
 
 
 def run_ensemble(member_folders: list[Path], out: Path, model_version: str, *, data: Path = TRAINING_DATA,
-                 seed: int = 42, command: str = "", probe: bool = False) -> dict:
+                 seed: int = 42, command: str = "", probe: bool = False, float16_kernels: bool = False) -> dict:
     """Combine the runs in ``member_folders`` and calibrate, evaluate and export the result into ``out``
-    (``probe``: validation only, as ``dermascan.train --probe``: the test split is never read).
+    (``probe``: validation only, as ``dermascan.train --probe``: the test split is never read;
+    ``float16_kernels``: kernels rounded to float16 before calibration, and so stored: ``weight_storage``).
 
     ``model_version`` must differ from every member's: the review log keys earlier reviews by model version.
     """
@@ -154,7 +208,10 @@ def run_ensemble(member_folders: list[Path], out: Path, model_version: str, *, d
     labels = list(members[0].card.labels)
     model = combine([m.model for m in members])
     log(f"combined {len(members)} members: {model.count_params():,} parameters, CAM layer {CAM_LAYER} "
-        f"({model.get_layer(CAM_LAYER).output.shape[-1]} channels)")
+        f"({model.get_layer(CAM_LAYER).output.shape[-1]} channels), input {model.input_shape[1:3]}")
+    if float16_kernels:
+        log(f"kernels rounded to float16 ({round_kernels_to_float16(model):,} values), before calibration: "
+            "every number below is the stored network's")
 
     def card_for(calibration, loaded, metrics: dict) -> ModelCard:
         provenance = base_provenance(options, loaded, log, sum(m.training_minutes for m in members))
@@ -162,7 +219,8 @@ def run_ensemble(member_folders: list[Path], out: Path, model_version: str, *, d
             "code": "dermascan/train (python -m dermascan.train per member, then dermascan.train.ensemble)",
             # The whole recipe: every member's run, then this one (up to export).
             "total_minutes_incl_evaluation": round(sum(m.total_minutes for m in members) + log.elapsed_min, 2),
-            "recipe": {**shared, "ensemble": f"softmax of the mean of {len(members)} members' logits"},
+            "recipe": {**shared, "ensemble": f"softmax of the mean of {len(members)} members' logits",
+                       **({"float16_kernels": True} if float16_kernels else {})},
             "members": [{"command": m.command, "minutes": round(m.total_minutes, 2),
                          "recipe": {k: v for k, v in m.recipe.items() if k not in shared}} for m in members],
         })
@@ -172,7 +230,8 @@ def run_ensemble(member_folders: list[Path], out: Path, model_version: str, *, d
                           version=model_version,
                           thresholds_note=thresholds_in_words(calibration.thresholds, calibration.val_after,
                                                               calibration.malignant),
-                          member_backbones=tuple(m.recipe["backbone"] for m in members))
+                          member_backbones=tuple(m.recipe["backbone"] for m in members),
+                          member_sides=tuple(tuple(m.card.input_size) for m in members))
 
     return finish_trained(model, options, config, labels, members[0].card.preprocessing, log, card_for)
 
@@ -190,11 +249,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="the card's version, not a member's (the review log keys earlier reviews by version)")
     p.add_argument("--probe", action="store_true",
                    help="validation only: the test split is never read; no test report, no gate")
+    p.add_argument("--float16-kernels", action="store_true",
+                   help="round kernels to float16 before calibration and store them so: about half the file; "
+                        "the network still computes in float32")
     args = p.parse_args(argv)
     command = "python -m dermascan.train.ensemble " + shlex.join(argv if argv is not None else sys.argv[1:])
     try:
         run_ensemble(args.members, args.out, args.model_version, data=args.data, seed=args.seed, command=command,
-                     probe=args.probe)
+                     probe=args.probe, float16_kernels=args.float16_kernels)
     except (DermascanError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

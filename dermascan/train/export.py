@@ -13,6 +13,7 @@ import keras
 from ..model.card import HAM10000_DISPLAY_NAMES, ModelCard, default_malignant, write_card
 from .architecture import CAM_LAYER, DEFAULT_BACKBONE, INPUT_SIZE, build_model
 from .backbones import BACKBONES
+from .weight_storage import store_exact_float16
 
 MODEL_NAME = "dermascan-mnv2-ham10000"
 MODEL_VERSION = "1.0.0"  # the v1 recipe (MobileNetV2-0.35, the 5,984-image set)
@@ -84,8 +85,10 @@ def build_card(
     version: str = MODEL_VERSION,
     thresholds_note: str = "",
     member_backbones: tuple[str, ...] = (),
+    member_sides: tuple[tuple[int, int], ...] = (),
 ) -> ModelCard:
-    """The model card of the shipped model (``member_backbones``: an ensemble, one backbone name per member).
+    """The model card of the shipped model (``member_backbones``: an ensemble, one backbone name per member;
+    ``member_sides``: each member's own input size, when they differ from ``input_size``).
 
     ``version`` must change with the recipe: the review log keys earlier reviews of an image by model version.
     """
@@ -93,7 +96,7 @@ def build_card(
     side = f"{input_size[0]}x{input_size[1]}"
     what = info.description
     if member_backbones:
-        backbone_card, what = _ensemble_backbone(member_backbones, side)
+        backbone_card, what = _ensemble_backbone(member_backbones, side, member_sides)
     elif backbone == DEFAULT_BACKBONE:
         backbone_card = {"name": f"MobileNetV2 (alpha 0.35, {side})",
                          "weights": f"ImageNet, {info.weights_source} ({backbone_weights_name})",
@@ -142,11 +145,17 @@ def build_card(
     return card
 
 
-def _ensemble_backbone(member_backbones: tuple[str, ...], side: str) -> tuple[dict, str]:
+def _ensemble_backbone(member_backbones: tuple[str, ...], side: str,
+                       member_sides: tuple[tuple[int, int], ...] = ()) -> tuple[dict, str]:
     """The card's backbone entry and the description's subject for an ensemble of these backbones."""
     infos = [BACKBONES[name] for name in member_backbones]
     kinds = list(dict.fromkeys(info.description for info in infos))  # in order, each once
-    if len(kinds) == 1:
+    sides = [f"{h}x{w}" for h, w in member_sides]
+    if any(own != side for own in sides):
+        name = (" + ".join(f"{info.description} ({own})" for info, own in zip(infos, sides, strict=True))
+                + f"; input {side}, resized inside the model to each network's size")
+        what = f"An ensemble of {len(infos)} networks ({'; '.join(kinds)}),"
+    elif len(kinds) == 1:
         name = f"{len(infos)} x {kinds[0]} ({side})"
         what = f"An ensemble of {len(infos)} networks, each a {kinds[0]},"
     else:
@@ -186,11 +195,13 @@ def thresholds_in_words(thresholds: dict[str, float], validation: dict, malignan
 
 
 def save_model_and_card(model: keras.Model, card: ModelCard, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``<name>.keras`` and ``<name>.card.json`` into ``out_dir``."""
+    """Write ``<name>.keras`` and ``<name>.card.json`` into ``out_dir`` (kernels already rounded to float16 are
+    stored as float16: ``weight_storage``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / f"{MODEL_NAME}.keras"
     card_path = out_dir / f"{MODEL_NAME}.card.json"
     model.save(model_path)
+    store_exact_float16(model_path)
     write_card(card, card_path)
     return model_path, card_path
 

@@ -4,10 +4,13 @@ and two tiny real runs combined end to end."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import h5py
 import numpy as np
 import pytest
 from shared_data import HAM_LABELS
@@ -23,11 +26,11 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
 
 
-def _member(seed: int, *, deeper: bool = False) -> keras.Model:
+def _member(seed: int, *, deeper: bool = False, side: int = 32) -> keras.Model:
     """A tiny network with the shipped layout: ... -> ``out_relu`` (a smaller map) -> avg_pool -> Dense softmax
-    (``deeper``: another architecture, as a second backbone would be)."""
+    (``deeper``: another architecture, as a second backbone would be; ``side``: its input size)."""
     keras.utils.set_random_seed(seed)
-    inp = keras.Input((32, 32, 3), name="image")
+    inp = keras.Input((side, side, 3), name="image")
     x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="early")(inp)
     if deeper:
         x = keras.layers.Add(name="residual")([x, keras.layers.Conv2D(6, 1, name="extra")(x)])
@@ -60,9 +63,49 @@ def test_the_combined_model_is_the_softmax_of_the_members_mean_logits(ensemble):
 def test_members_of_different_architectures_combine_too():
     members = [_member(3), _member(4, deeper=True)]
     x = np.random.default_rng(5).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
-    logits = np.mean([np.log(np.asarray(m(x), np.float64)) for m in members], axis=0)
-    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(np.asarray(combine(members)(x)), expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(combine(members)(x)), _mean_logit_softmax([m(x) for m in members]),
+                               rtol=1e-4, atol=1e-6)
+
+
+def _mean_logit_softmax(probabilities: list) -> np.ndarray:
+    logits = np.mean([np.log(np.asarray(p, np.float64)) for p in probabilities], axis=0)
+    return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("sides", [(32, 40), (40, 32), (32, 44)])
+def test_members_of_different_input_sizes_each_see_the_image_at_their_own_size(sides):
+    """The model takes the first member's input; the other is resized in front of it (bilinear, antialiased when
+    shrinking); the coarser last map is area-resampled to the finer grid, which keeps each channel's mean, so the
+    pooled features and the probabilities are each member's own."""
+    members = [_member(6, side=sides[0]), _member(7, side=sides[1], deeper=True)]
+    model = combine(members)
+    x = np.random.default_rng(8).uniform(0, 1, (3, sides[0], sides[0], 3)).astype("float32")
+    shrinking = sides[1] < sides[0]
+    seen = [x, np.asarray(keras.layers.Resizing(sides[1], sides[1], antialias=shrinking)(x))]
+    assert model.input_shape[1:3] == (sides[0], sides[0])
+    assert type(model.get_layer("m1_input_resize")).__name__ == "Resizing"
+    np.testing.assert_allclose(np.asarray(model(x)), _mean_logit_softmax([m(v) for m, v in zip(members, seen)]),
+                               rtol=1e-4, atol=1e-6)
+    finest = max(sides) // 2
+    assert model.get_layer("out_relu").output.shape[1:3] == (finest, finest)
+    pooled = np.asarray(keras.Model(model.input, model.get_layer("avg_pool").output)(x))
+    own = [np.asarray(keras.Model(m.input, m.get_layer("out_relu").output)(v)).mean(axis=(1, 2))
+           for m, v in zip(members, seen)]
+    np.testing.assert_allclose(pooled, np.concatenate(own, axis=1), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(np.asarray(members[0](seen[0])), np.asarray(members[1](seen[1])), atol=1e-3)
+
+
+@pytest.mark.parametrize("sides", [(32, 40), (40, 32)])
+def test_a_resized_members_heatmap_and_gate_come_from_the_same_pass(tmp_path, sides):
+    """Every layer ``combine`` adds has a gradient (the heatmap's tape needs one for each op it recorded), and the
+    gate reads each member's own earlier layer, never a resampled copy."""
+    path = save_model(combine([_member(9, side=sides[0]), _member(10, side=sides[1])]), tmp_path / "e.keras")
+    loaded = dermascan.load_model(path, labels=HAM_LABELS, preprocessing="unit")
+    assert loaded.feature_layout.segments == ((PENULTIMATE, 16), ("m0_early", 6), ("m1_early", 6))
+    x = loaded.preprocess([np.random.default_rng(11).integers(0, 256, (50, 60, 3), dtype=np.uint8)])
+    probs, heat = loaded.explain_prepared(x, calibrated=False)[:2]
+    assert heat.shape == (1, 20, 20) and np.isfinite(heat).all() and heat.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(probs, loaded.predict_prepared(x, calibrated=False), atol=1e-6)
 
 
 def test_the_gate_reads_each_members_features_and_earlier_layer_from_the_same_pass(ensemble):
@@ -112,9 +155,9 @@ def _stub(tmp_path: Path, name: str, *, split: str = "a,b\n", recipe: dict | Non
 def test_members_that_belong_together_share_their_common_recipe(tmp_path):
     shared = check_compatible([_stub(tmp_path, "a"), _stub(tmp_path, "b", recipe={"sog_prob": 0.5})])
     assert shared == {"backbone": "mnv2-1.0-torch", "input_size": 224}  # sog_prob differs: listed per member
-    # Two backbones with one input (the cards agree): the backbone becomes a per-member field.
-    mixed = check_compatible([_stub(tmp_path, "a"), _stub(tmp_path, "b", recipe={"backbone": "effnet-lite0-torch"})])
-    assert mixed == {"input_size": 224, "sog_prob": 0.0}
+    # Two backbones, each at its own size: both become per-member fields (``combine`` resizes the input).
+    lite2 = _stub(tmp_path, "b", input_size=[260, 260], recipe={"backbone": "effnet-lite2-torch", "input_size": 260})
+    assert check_compatible([_stub(tmp_path, "a"), lite2]) == {"sog_prob": 0.0}
 
 
 def test_an_ensembles_card_names_every_members_backbone_and_license():
@@ -133,13 +176,18 @@ def test_an_ensembles_card_names_every_members_backbone_and_license():
     assert mixed.backbone["name"].startswith(f"{mnv2.description} + {lite.description}")
     assert mixed.backbone["license"] == f"{mnv2.license}; {lite.license}"
     assert mnv2.weights_file in mixed.backbone["weights"] and lite.weights_file in mixed.backbone["weights"]
+    sized = build_card(HAM_LABELS, 1.2, {"medium": 0.1, "high": 0.3}, {}, {}, "", "mnv2-1.0-torch", (224, 224),
+                       version="9.0.0", member_backbones=("mnv2-1.0-torch", "effnet-lite2-torch"),
+                       member_sides=((224, 224), (260, 260)))
+    lite2 = BACKBONES["effnet-lite2-torch"]
+    assert sized.backbone["name"].startswith(f"{mnv2.description} (224x224) + {lite2.description} (260x260); "
+                                             "input 224x224, resized inside the model")
 
 
 @pytest.mark.parametrize("second,message", [
-    ({"input_size": [160, 160]}, "input_size"),
     ({"preprocessing": "tf"}, "preprocessing"),
+    ({"resize": "pad"}, "resize"),
     ({"labels": HAM_LABELS[::-1]}, "labels"),
-    ({"recipe": {"input_size": 160}}, "input_size"),
     ({"recipe": {"logit_adjust": 1.0}}, "logit_adjust"),  # a balanced posterior and a prevalence one: two priors
     ({"split": "a,b\nc,d\n"}, "different splits"),
 ])
@@ -170,7 +218,7 @@ def test_two_tiny_runs_combined_end_to_end(tmp_path):
               "--epochs-head", "1", "--epochs-finetune", "1", "--seed", "5", "--time-budget-min", "5"]
     # The members are recipe probes: saved for comparison with validation metrics only, the test split never read.
     assert train([*common, "--out", str(tmp_path / "a"), "--probe"]) == 0
-    assert train([*common, "--out", str(tmp_path / "b"), "--sog-prob", "0.5", "--probe"]) == 0
+    assert train([*common, "--out", str(tmp_path / "b"), "--sog-prob", "0.5", "--input-size", "192", "--probe"]) == 0
     probe = read_card(tmp_path / "a" / "dermascan-mnv2-ham10000.card.json")
     assert probe.version == "2.0.0-probe" and probe.metrics["split"] == "validation" and "test" not in probe.metrics
     assert not probe.gate and not (tmp_path / "a" / "evaluation.json").exists()
@@ -189,16 +237,26 @@ def test_two_tiny_runs_combined_end_to_end(tmp_path):
 
     out = tmp_path / "ens"
     assert combine_runs(["--members", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out),
-                         "--data", str(SHARED / "ham10000_224"), "--model-version", "9.1.0"]) == 0
+                         "--data", str(SHARED / "ham10000_224"), "--model-version", "9.1.0",
+                         "--float16-kernels"]) == 0
 
     card = read_card(out / "dermascan-mnv2-ham10000.card.json")
     assert card.version == "9.1.0" and card.input_size == [160, 160] and card.cam_layer == "out_relu"
-    assert card.backbone["name"].startswith("2 x ") and card.description.startswith("An ensemble of 2 networks")
+    assert "(160x160) + " in card.backbone["name"] and "(192x192); input 160x160" in card.backbone["name"]
+    assert card.description.startswith("An ensemble of 2 networks")
     members = card.provenance["members"]
-    assert [m["recipe"] for m in members] == [{"sog_prob": 0.0}, {"sog_prob": 0.5}]
+    assert [m["recipe"] for m in members] == [{"sog_prob": 0.0, "input_size": 160},
+                                              {"sog_prob": 0.5, "input_size": 192}]
     assert all(m["command"].startswith("python -m dermascan.train ") for m in members)
     assert card.provenance["total_minutes_incl_evaluation"] > sum(m["minutes"] for m in members) > 0
     assert card.provenance["recipe"]["logit_adjust"] == 1.0 and "sog_prob" not in card.provenance["recipe"]
+    assert card.provenance["recipe"]["float16_kernels"] is True
+    with zipfile.ZipFile(out / "dermascan-mnv2-ham10000.keras") as archive, \
+            h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as weights:
+        dtypes = set()
+        weights.visititems(lambda _, item: dtypes.add((item.ndim >= 2, item.dtype.name))
+                           if isinstance(item, h5py.Dataset) else None)
+    assert dtypes == {(True, "float16"), (False, "float32")}  # kernels in half precision, vectors in full
     assert card.gate["layers"] == [PENULTIMATE, "m0_features_14_conv_0_2", "m1_features_14_conv_0_2"]
     assert "An ensemble of 2 networks, trained one by one" in (out / "EVALUATION.md").read_text()
     evaluation = json.loads((out / "evaluation.json").read_text())
