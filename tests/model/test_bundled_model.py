@@ -23,10 +23,11 @@ def test_loads_with_its_card_and_no_assumptions(bundled):
     assert bundled.path == BUNDLED_MODEL
     assert bundled.labels == HAM_LABELS
     assert bundled.card.preprocessing == "raw" and bundled.card.resize == "squash"  # it normalises inside
-    assert bundled.rescaling_layers == ["imagenet_normalization"] and bundled.version == "2.1.0"
-    assert bundled.cam_layer == "out_relu" and bundled.input_size == (224, 224)
-    # The input gate reads the penultimate features and the 14x14 stage before out_relu (TRAINING_LOG run 7).
-    assert bundled.describe()["ood_layers"] == ["penultimate", "features_14_conv_0_2"]
+    # Two networks as one model (TRAINING_LOG runs 19-21), each normalising its own input.
+    assert sorted(bundled.rescaling_layers) == ["m0_imagenet_normalization", "m1_lite_input_scaling"]
+    assert bundled.version == "2.2.0" and bundled.cam_layer == "out_relu" and bundled.input_size == (224, 224)
+    # The input gate reads the penultimate features and each network's stage before its last one.
+    assert bundled.describe()["ood_layers"] == ["penultimate", "m0_features_14_conv_0_2", "m1_blocks_15_bn0_relu"]
     assert bundled.warnings == []  # nothing assumed, nothing double-scaled
     assert 0 < bundled.card.thresholds["medium"] <= bundled.card.thresholds["high"] < 1
     for key in ("intended_use", "limitations", "training_data", "backbone", "provenance"):
