@@ -66,11 +66,12 @@ def test_the_features_come_from_the_same_compiled_call_as_probabilities_and_maps
     x = bundled.preprocess([np.asarray(Image.open(split_images()[0]))])
     probs, maps, _, features = bundled.explain_prepared(x, with_features=True)
     assert features.shape == (1, bundled.feature_layout.width) and np.isfinite(features).all()
-    assert bundled.feature_layout.segments[0] == ("penultimate", 1280)
-    np.testing.assert_allclose(bundled.predict_prepared(x, with_features=True)[1], features, rtol=1e-4, atol=1e-5)
-    # The penultimate features are what the final Dense reads: applying it gives the probabilities.
+    # The penultimate features come first and are what the final Dense reads: applying it gives the probabilities.
     dense = bundled.keras_model.layers[-1]
-    logits = features[:, :1280] @ dense.kernel.numpy() + dense.bias.numpy()
+    width = dense.kernel.shape[0]  # 2,560 for 2.2.0: its two networks' features side by side
+    assert bundled.feature_layout.segments[0] == ("penultimate", width)
+    np.testing.assert_allclose(bundled.predict_prepared(x, with_features=True)[1], features, rtol=1e-4, atol=1e-5)
+    logits = features[:, :width] @ dense.kernel.numpy() + dense.bias.numpy()
     expected = np.exp(logits / bundled.card.temperature)
     np.testing.assert_allclose(probs, expected / expected.sum(), atol=1e-4)
     assert bundled._cam._explain.experimental_get_tracing_count() == 1
