@@ -55,6 +55,8 @@ def _target_rows(after: dict, card: dict) -> list[list[Any]]:
             verdict = "**no** (floor met)"
         sign = ">=" if higher else "<="
         goal = f"{sign} {target}" + (f" (floor {floor})" if floor is not None else "")
+        if met is False and round(value, 3) == round(target, 3):
+            value = f"{value:.4f}"  # three places would print the target itself beside "no"
         rows.append([text, goal, value, verdict])
     provenance = card.get("provenance") or {}
     minutes = provenance.get("total_minutes_incl_evaluation", provenance.get("training_minutes"))

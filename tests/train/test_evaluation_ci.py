@@ -135,6 +135,18 @@ def test_targets_table_reads_nested_keys_and_names_a_met_floor():
     assert ba[1] == ">= 0.8 (floor 0.75)" and ba[3] == "**no** (floor met)"
 
 
+def test_a_miss_that_rounds_to_the_target_shows_a_fourth_digit():
+    from dermascan.train.report_render import _target_rows
+
+    def sensitivity_row(value: float) -> list:
+        report = {"malignant": {"at_thresholds": {"high": {"sensitivity": value}}}}
+        return {row[0]: row for row in _target_rows(report, {})}["Malignant sensitivity at the high triage threshold"]
+
+    assert sensitivity_row(283 / 298)[2:] == ["0.9497", "**no**"]  # 2.2.0's test split: one image short
+    assert sensitivity_row(0.95)[2:] == [0.95, "yes"]
+    assert sensitivity_row(0.93)[2:] == [0.93, "**no**"]  # plainly under: three places say so
+
+
 def test_comparison_with_the_previous_model_shows_both_and_the_change():
     from dermascan.train.report_render import comparison_markdown
 
