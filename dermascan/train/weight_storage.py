@@ -31,8 +31,13 @@ def _is_kernel(array) -> bool:
     return array.dtype == np.float32 and array.ndim >= 2
 
 
+def _float16_values(array: np.ndarray) -> np.ndarray:
+    """``array``'s values rounded to the nearest float16, kept as float32 (what the network computes with)."""
+    return array.astype(np.float16).astype(np.float32)
+
+
 def _exact_in_float16(array: np.ndarray) -> bool:
-    return bool(np.array_equal(array.astype(np.float16).astype(np.float32), array))
+    return bool(np.array_equal(_float16_values(array), array))
 
 
 def round_kernels_to_float16(model) -> int:
@@ -44,7 +49,7 @@ def round_kernels_to_float16(model) -> int:
         if _is_kernel(array):
             if not np.all(np.abs(array) <= np.finfo(np.float16).max):
                 raise ValueError("a kernel holds a value beyond float16's range; it cannot be stored in half precision")
-            array = array.astype(np.float16).astype(np.float32)
+            array = _float16_values(array)
             count += array.size
         rounded.append(array)
     model.set_weights(rounded)
